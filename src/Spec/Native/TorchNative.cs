@@ -1,0 +1,161 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+
+namespace RapidFire.Spec.Native;
+
+/// <summary>
+/// Makes TorchSharp's native library loadable on systems whose libstdc++ predates GCC 13.
+/// </summary>
+/// <remarks>
+/// TorchSharp 0.107's <c>libLibTorchSharp.so</c> asks for the symbol version <c>GLIBCXX_3.4.32</c>, which
+/// Debian 12's libstdc++ (up to 3.4.30) lacks, so the first <c>torch</c> call throws. Only one symbol
+/// carries that version and nothing relocates against it, so marking the requirement weak is safe. When the
+/// system libstdc++ lacks the version, a copy of the library with the <c>VER_FLG_WEAK</c> bit set on that
+/// requirement is written to a cache folder and loaded by absolute path, after libtorch itself; TorchSharp
+/// then binds to the already-loaded copy. On newer systems nothing is touched.
+/// </remarks>
+public static class TorchNative
+{
+    private const string TorchSharpLibrary = "libLibTorchSharp.so";
+    private const string MissingVersion = "GLIBCXX_3.4.32";
+    private const string VersionedSymbol = "_ZSt21ios_base_library_initv";
+    private static readonly string[] LibTorchLibraries = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
+
+    private static readonly Lazy<string> Outcome = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>
+    /// Prepares the native libraries, once per process. Call it before anything touches <c>torch</c>; every
+    /// entry point of RapidFire does. Returns a one-line description of what was done.
+    /// </summary>
+    public static string EnsureLoaded() => Outcome.Value;
+
+    private static string Load()
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+            return "native fix not needed on this platform";
+        if (SystemLibStdCxxHas(MissingVersion))
+            return $"system libstdc++ has {MissingVersion}; TorchSharp loads unpatched";
+
+        var nativeDir = FindNativeDirectory()
+            ?? throw new DllNotFoundException(
+                $"Cannot find {TorchSharpLibrary} next to the application (looked in {AppContext.BaseDirectory} " +
+                "and its runtimes/linux-x64/native folder). Is the TorchSharp-cpu package referenced?");
+        foreach (var lib in LibTorchLibraries)
+        {
+            var path = Path.Combine(nativeDir, lib);
+            if (File.Exists(path)) NativeLibrary.Load(path);
+        }
+        var patched = PatchedCopy(Path.Combine(nativeDir, TorchSharpLibrary));
+        NativeLibrary.Load(patched);
+        return $"system libstdc++ lacks {MissingVersion}; loaded patched copy {patched}";
+    }
+
+    private static string? FindNativeDirectory()
+    {
+        var candidates = new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native"),
+            AppContext.BaseDirectory,
+            Path.Combine(Path.GetDirectoryName(typeof(TorchSharp.torch).Assembly.Location) ?? "", "runtimes", "linux-x64", "native"),
+        };
+        return candidates.FirstOrDefault(dir => File.Exists(Path.Combine(dir, TorchSharpLibrary)));
+    }
+
+    private static bool SystemLibStdCxxHas(string version)
+    {
+        if (!NativeLibrary.TryLoad("libstdc++.so.6", out var handle)) return false;
+        return dlvsym(handle, VersionedSymbol, version) != IntPtr.Zero;
+    }
+
+    [DllImport("libc", EntryPoint = "dlvsym")]
+    private static extern IntPtr dlvsym(IntPtr handle, string symbol, string version);
+
+    /// <summary>Writes (once per content hash) the patched copy into the cache folder and returns its path.</summary>
+    private static string PatchedCopy(string original)
+    {
+        var bytes = File.ReadAllBytes(original);
+        var hash = Convert.ToHexString(SHA256.HashData(bytes))[..16].ToLowerInvariant();
+        var dir = Path.Combine(CacheRoot(), "torchsharp-native", hash);
+        var target = Path.Combine(dir, TorchSharpLibrary);
+        if (File.Exists(target)) return target;
+
+        if (!ElfVersionPatcher.MarkVersionWeak(bytes, MissingVersion))
+            throw new InvalidOperationException(
+                $"{original} does not require {MissingVersion}, yet the system libstdc++ lacks it: " +
+                "this TorchSharp build is not the one the native fix was written for.");
+        Directory.CreateDirectory(dir);
+        // Several processes may start at once (test hosts): write to a unique temporary name, then rename.
+        var temp = Path.Combine(dir, $"{TorchSharpLibrary}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        File.WriteAllBytes(temp, bytes);
+        File.Move(temp, target, overwrite: true);
+        return target;
+    }
+
+    private static string CacheRoot()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var root = !string.IsNullOrEmpty(xdg) ? xdg
+            : !string.IsNullOrEmpty(home) ? Path.Combine(home, ".cache")
+            : Path.GetTempPath();
+        return Path.Combine(root, "rapidfire");
+    }
+}
+
+/// <summary>Edits the symbol-version requirements (<c>.gnu.version_r</c>) of an ELF64 little-endian image.</summary>
+public static class ElfVersionPatcher
+{
+    private const uint ShtGnuVerneed = 0x6ffffffe;
+    private const ushort VerFlgWeak = 0x2;
+
+    /// <summary>
+    /// Sets <c>VER_FLG_WEAK</c> on every requirement named <paramref name="version"/>. Returns whether one was found.
+    /// </summary>
+    public static bool MarkVersionWeak(byte[] image, string version)
+    {
+        var span = image.AsSpan();
+        if (span.Length < 64 || !span[..4].SequenceEqual("\u007fELF"u8) || span[4] != 2 || span[5] != 1)
+            throw new InvalidDataException("not a little-endian ELF64 image");
+
+        var shoff = (long)BinaryPrimitives.ReadUInt64LittleEndian(span[0x28..]);
+        var shentsize = BinaryPrimitives.ReadUInt16LittleEndian(span[0x3A..]);
+        var shnum = BinaryPrimitives.ReadUInt16LittleEndian(span[0x3C..]);
+        var found = false;
+        for (var i = 0; i < shnum; i++)
+        {
+            var sh = span[(int)(shoff + (long)i * shentsize)..];
+            if (BinaryPrimitives.ReadUInt32LittleEndian(sh[4..]) != ShtGnuVerneed) continue;
+            var offset = (int)BinaryPrimitives.ReadUInt64LittleEndian(sh[0x18..]);
+            var link = (int)BinaryPrimitives.ReadUInt32LittleEndian(sh[0x28..]);
+            var count = (int)BinaryPrimitives.ReadUInt32LittleEndian(sh[0x2C..]);
+            var strtab = (int)BinaryPrimitives.ReadUInt64LittleEndian(span[(int)(shoff + (long)link * shentsize + 0x18)..]);
+
+            var verneed = offset;
+            for (var n = 0; n < count; n++)
+            {
+                var auxCount = BinaryPrimitives.ReadUInt16LittleEndian(span[(verneed + 2)..]);
+                var aux = verneed + (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(verneed + 8)..]);
+                for (var a = 0; a < auxCount; a++)
+                {
+                    var nameOffset = (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(aux + 8)..]);
+                    if (ReadCString(span, strtab + nameOffset) == version)
+                    {
+                        var flags = BinaryPrimitives.ReadUInt16LittleEndian(span[(aux + 4)..]);
+                        BinaryPrimitives.WriteUInt16LittleEndian(span[(aux + 4)..], (ushort)(flags | VerFlgWeak));
+                        found = true;
+                    }
+                    aux += (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(aux + 12)..]);
+                }
+                verneed += (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(verneed + 12)..]);
+            }
+        }
+        return found;
+    }
+
+    private static string ReadCString(ReadOnlySpan<byte> span, int start)
+    {
+        var end = span[start..].IndexOf((byte)0);
+        return System.Text.Encoding.ASCII.GetString(span.Slice(start, end));
+    }
+}
