@@ -176,7 +176,7 @@ public static class ConfigValue
     {
         var result = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (k, v) in map) result[k] = Normalize(v, path.Length == 0 ? k : $"{path}.{k}");
-        return result.AsReadOnly();
+        return new System.Collections.ObjectModel.ReadOnlyDictionary<string, object?>(result);
     }
 
     /// <summary>Converts a normalized value to <typeparamref name="T"/>; the message names the knob.</summary>
