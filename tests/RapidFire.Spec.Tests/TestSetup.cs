@@ -1,0 +1,11 @@
+using System.Runtime.CompilerServices;
+using RapidFire.Spec.Native;
+
+namespace RapidFire.Spec.Tests;
+
+internal static class TestSetup
+{
+    /// <summary>The test host is an entry point too: prepare TorchSharp's native libraries before any test runs.</summary>
+    [ModuleInitializer]
+    internal static void LoadTorch() => TorchNative.EnsureLoaded();
+}
