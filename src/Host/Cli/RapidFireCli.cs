@@ -1,0 +1,22 @@
+using System.CommandLine;
+
+namespace RapidFire.Host.Cli;
+
+/// <summary>The verbs of the <c>rapidfire</c> program.</summary>
+public static class RapidFireCli
+{
+    /// <summary>Exit code of a command that ran.</summary>
+    public const int Ok = 0;
+    /// <summary>Exit code when the input was rejected (bad spec, data handle or config).</summary>
+    public const int InvalidInput = 1;
+
+    /// <summary>Parses <paramref name="args"/> and runs the verb, writing to the given streams; returns the exit code.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand("RapidFire.NET: train many configs of one MLSpec concurrently and compare them early.")
+        {
+            ValidateCommand.Create(stdout, stderr),
+        };
+        return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+}

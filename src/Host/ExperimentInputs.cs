@@ -1,0 +1,91 @@
+using RapidFire.Spec;
+using RapidFire.Spec.Compilation;
+using RapidFire.Spec.Configs;
+using RapidFire.Spec.Data;
+
+namespace RapidFire.Host;
+
+/// <summary>
+/// The three inputs of an experiment (spec file, data handle, config group), checked together before anything
+/// runs. Every fault of every input is collected; nothing stops at the first.
+/// </summary>
+public sealed class ExperimentInputs
+{
+    private ExperimentInputs(CompiledSpec? spec, DataHandle? data, IReadOnlyList<Config> runs,
+        IReadOnlyList<string> problems, IReadOnlyList<string> summary)
+    {
+        Spec = spec;
+        Data = data;
+        Runs = runs;
+        Problems = problems;
+        Summary = summary;
+    }
+
+    /// <summary>The compiled spec, when it compiled.</summary>
+    public CompiledSpec? Spec { get; }
+
+    /// <summary>The data handle, when it could be read.</summary>
+    public DataHandle? Data { get; }
+
+    /// <summary>The leaf configs, in run order (run 1 first), when the group expanded.</summary>
+    public IReadOnlyList<Config> Runs { get; }
+
+    /// <summary>Every fault found, one line each; empty when all three inputs are valid.</summary>
+    public IReadOnlyList<string> Problems { get; }
+
+    /// <summary>What was checked, one line each (spec class, rows per partition, run count).</summary>
+    public IReadOnlyList<string> Summary { get; }
+
+    /// <summary>Compiles the spec, reads every partition's ESF header and ids, and expands the config group.</summary>
+    public static ExperimentInputs Check(string specPath, string dataPath, string configPath)
+    {
+        var problems = new List<string>();
+        var summary = new List<string>();
+
+        CompiledSpec? spec = null;
+        try
+        {
+            spec = SpecCompiler.CompileFile(specPath);
+            summary.Add($"spec: {spec.SpecType.Name} from {Path.GetFileName(specPath)}");
+        }
+        catch (RapidFireException e)
+        {
+            problems.AddRange(e.Problems);
+        }
+
+        DataHandle? data = null;
+        try
+        {
+            data = DataHandle.Load(dataPath);
+            var errors = data.Validate();
+            problems.AddRange(errors.Select(e => e.ToString()));
+            if (!data.HasPartition(Mode.Train))
+                problems.Add($"{Path.GetFileName(dataPath)}: the data handle has no 'train' locator, which run_fit needs");
+            if (errors.Count == 0)
+                summary.Add("data: " + string.Join(", ", data.Partitions.Keys.Select(mode => $"{mode.ToName()} {data.Open(mode).RowCount} rows")));
+        }
+        catch (RapidFireException e)
+        {
+            problems.AddRange(e.Problems);
+        }
+
+        IReadOnlyList<Config> runs = [];
+        try
+        {
+            var group = ConfigGroup.Load(configPath);
+            var errors = group.Validate();
+            if (errors.Count > 0) problems.AddRange(errors.Select(e => $"{Path.GetFileName(configPath)}: {e}"));
+            else
+            {
+                runs = group.Expand();
+                summary.Add($"configs: {runs.Count} run{(runs.Count == 1 ? "" : "s")}");
+            }
+        }
+        catch (RapidFireException e)
+        {
+            problems.AddRange(e.Problems);
+        }
+
+        return new ExperimentInputs(spec, data, runs, problems, summary);
+    }
+}
