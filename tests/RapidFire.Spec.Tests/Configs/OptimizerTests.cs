@@ -143,4 +143,18 @@ public class OptimizerTests
 
         Assert.Equal("train.optimizer.args.learning", Assert.Single(e.Errors).Path);
     }
+
+    [Fact]
+    public void Every_leaf_of_the_issue_example_creates_its_optimizer_and_scheduler()
+    {
+        TorchNative.EnsureLoaded();
+        using var model = nn.Linear(4, 2);
+
+        foreach (var leaf in ConfigGroup.FromJson(Samples.IssueJson, "issue.json").Expand())
+        {
+            using var optimizer = Optimizers.Create(leaf.Optimizer, model.parameters());
+            LrSchedulers.Create(leaf.LrScheduler!, optimizer);
+            Assert.Equal(leaf.Optimizer.Args["lr"], optimizer.ParamGroups.First().LearningRate);
+        }
+    }
 }
