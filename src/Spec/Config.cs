@@ -210,7 +210,7 @@ public static class ConfigValue
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => e.GetString(),
-        JsonValueKind.Number => e.TryGetInt64(out var l) && !e.GetRawText().AsSpan().ContainsAny(".eE") ? l : e.GetDouble(),
+        JsonValueKind.Number => e.TryGetInt64(out var l) && !e.GetRawText().AsSpan().ContainsAny(".eE") ? (object)l : e.GetDouble(),
         JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList().AsReadOnly(),
         JsonValueKind.Object => NormalizeMap(e.EnumerateObject()
             .Select(p => new KeyValuePair<string, object?>(p.Name, FromJson(p.Value))), ""),
