@@ -1,9 +1,9 @@
 using System.Runtime.CompilerServices;
 using RapidFire.Spec.Native;
 
-namespace RapidFire.Spec.Tests;
+namespace RapidFire.Tests;
 
-internal static class TestSetup
+internal static class TorchModuleInitializer
 {
     /// <summary>The test host is an entry point too: prepare TorchSharp's native libraries before any test runs.</summary>
     [ModuleInitializer]
