@@ -57,12 +57,24 @@ public sealed class ExperimentInputs
         try
         {
             data = DataHandle.Load(dataPath);
-            var errors = data.Validate();
-            problems.AddRange(errors.Select(e => e.ToString()));
             if (!data.HasPartition(Mode.Train))
-                problems.Add($"{Path.GetFileName(dataPath)}: the data handle has no 'train' locator, which run_fit needs");
-            if (errors.Count == 0)
-                summary.Add("data: " + string.Join(", ", data.Partitions.Keys.Select(mode => $"{mode.ToName()} {data.Open(mode).RowCount} rows")));
+                problems.Add($"{dataPath}: the data handle has no 'train' locator, which run_fit needs");
+            var counts = new List<string>();
+            var errors = new List<string>();
+            foreach (var mode in data.Partitions.Keys)
+            {
+                try
+                {
+                    counts.Add($"{mode.ToName()} {data.Open(mode).RowCount} rows");
+                }
+                catch (DataException e)
+                {
+                    errors.AddRange(e.Problems);
+                }
+            }
+            // An unusable objects locator is reported by every partition: list it once.
+            problems.AddRange(errors.Distinct());
+            if (errors.Count == 0) summary.Add("data: " + string.Join(", ", counts));
         }
         catch (RapidFireException e)
         {
@@ -72,14 +84,8 @@ public sealed class ExperimentInputs
         IReadOnlyList<Config> runs = [];
         try
         {
-            var group = ConfigGroup.Load(configPath);
-            var errors = group.Validate();
-            if (errors.Count > 0) problems.AddRange(errors.Select(e => $"{Path.GetFileName(configPath)}: {e}"));
-            else
-            {
-                runs = group.Expand();
-                summary.Add($"configs: {runs.Count} run{(runs.Count == 1 ? "" : "s")}");
-            }
+            runs = ConfigGroup.Load(configPath).Expand();
+            summary.Add($"configs: {runs.Count} run{(runs.Count == 1 ? "" : "s")}");
         }
         catch (RapidFireException e)
         {
