@@ -114,6 +114,26 @@ public static class ElfVersionPatcher
     /// </summary>
     public static bool MarkVersionWeak(byte[] image, string version)
     {
+        var offsets = RequirementOffsets(image, version);
+        foreach (var aux in offsets)
+        {
+            var flags = BinaryPrimitives.ReadUInt16LittleEndian(image.AsSpan(aux + 4));
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(aux + 4), (ushort)(flags | VerFlgWeak));
+        }
+        return offsets.Count > 0;
+    }
+
+    /// <summary>Whether the image requires <paramref name="version"/>, and only weakly.</summary>
+    public static bool IsWeak(byte[] image, string version)
+    {
+        var offsets = RequirementOffsets(image, version);
+        return offsets.Count > 0 &&
+               offsets.All(aux => (BinaryPrimitives.ReadUInt16LittleEndian(image.AsSpan(aux + 4)) & VerFlgWeak) != 0);
+    }
+
+    /// <summary>The file offsets of the <c>Vernaux</c> entries named <paramref name="version"/>.</summary>
+    private static List<int> RequirementOffsets(byte[] image, string version)
+    {
         var span = image.AsSpan();
         if (span.Length < 64 || !span[..4].SequenceEqual("\u007fELF"u8) || span[4] != 2 || span[5] != 1)
             throw new InvalidDataException("not a little-endian ELF64 image");
@@ -121,7 +141,7 @@ public static class ElfVersionPatcher
         var shoff = (long)BinaryPrimitives.ReadUInt64LittleEndian(span[0x28..]);
         var shentsize = BinaryPrimitives.ReadUInt16LittleEndian(span[0x3A..]);
         var shnum = BinaryPrimitives.ReadUInt16LittleEndian(span[0x3C..]);
-        var found = false;
+        var found = new List<int>();
         for (var i = 0; i < shnum; i++)
         {
             var sh = span[(int)(shoff + (long)i * shentsize)..];
@@ -139,12 +159,7 @@ public static class ElfVersionPatcher
                 for (var a = 0; a < auxCount; a++)
                 {
                     var nameOffset = (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(aux + 8)..]);
-                    if (ReadCString(span, strtab + nameOffset) == version)
-                    {
-                        var flags = BinaryPrimitives.ReadUInt16LittleEndian(span[(aux + 4)..]);
-                        BinaryPrimitives.WriteUInt16LittleEndian(span[(aux + 4)..], (ushort)(flags | VerFlgWeak));
-                        found = true;
-                    }
+                    if (ReadCString(span, strtab + nameOffset) == version) found.Add(aux);
                     aux += (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(aux + 12)..]);
                 }
                 verneed += (int)BinaryPrimitives.ReadUInt32LittleEndian(span[(verneed + 12)..]);
