@@ -4,54 +4,85 @@ using static TorchSharp.torch;
 namespace RapidFire.Spec.Metrics;
 
 /// <summary>
-/// Collects what <c>ComputeMetrics</c> returns, one row per minibatch, into the table
-/// <c>AggregateMetrics</c> receives.
+/// The <c>ComputeMetrics</c> values of one minibatch, with the tensors already read: each tensor metric as a number,
+/// each other value as the list of what the minibatch's parts returned. Tensor-free, so it can travel in messages.
 /// </summary>
-/// <remarks>
-/// A tensor metric (one value: shape (1,) or a scalar) becomes a double column; such metrics must be additive,
-/// and the parts of one minibatch computed on several devices are summed. Any other value becomes an object
-/// column holding, per minibatch, the list of the values its parts returned.
-/// </remarks>
-public sealed class MinibatchMetrics
+/// <param name="Numbers">Tensor metrics (one value each), summed over the minibatch's parts.</param>
+/// <param name="Objects">Non-tensor metrics, one list per key holding each part's value.</param>
+public sealed record MetricValues(IReadOnlyDictionary<string, double> Numbers, IReadOnlyDictionary<string, IReadOnlyList<object>> Objects)
 {
-    private readonly List<string> order = [];
-    private readonly Dictionary<string, List<double?>> numeric = [];
-    private readonly Dictionary<string, List<List<object>?>> objects = [];
-
-    /// <summary>The number of minibatches added.</summary>
-    public int Count { get; private set; }
-
-    /// <summary>Adds the metrics of one minibatch computed in one piece.</summary>
-    public void Add(IReadOnlyDictionary<string, object>? metrics) => AddParts(metrics is null ? [] : [metrics]);
+    /// <summary>No metrics.</summary>
+    public static MetricValues Empty { get; } = new(new Dictionary<string, double>(), new Dictionary<string, IReadOnlyList<object>>());
 
     /// <summary>
-    /// Adds the metrics of one minibatch computed as several parts (one per device shard): tensor values are
-    /// summed, other values appended into one list. A key that is a tensor in one minibatch and not in another,
-    /// a null value or a multi-element tensor is a <see cref="SpecException"/> of <c>ComputeMetrics</c>.
+    /// Reads the metrics of one minibatch computed as one or several parts (one per device shard): tensor values
+    /// (shape (1,) or scalar) are summed, other values appended into one list. A null value or a multi-element tensor
+    /// is a <see cref="SpecException"/> of <c>ComputeMetrics</c> naming the key.
     /// </summary>
-    public void AddParts(IReadOnlyList<IReadOnlyDictionary<string, object>> parts)
+    public static MetricValues FromParts(IEnumerable<IReadOnlyDictionary<string, object>?> parts)
     {
-        var row = Count;
+        var numbers = new Dictionary<string, double>();
+        var objects = new Dictionary<string, IReadOnlyList<object>>();
         foreach (var part in parts)
+        {
+            if (part is null) continue;
             foreach (var (key, value) in part)
             {
                 switch (value)
                 {
                     case null:
                         throw new SpecException("ComputeMetrics", $"metric '{key}' is null");
-                    case Tensor tensor:
-                        var list = Column(numeric, key, "a tensor", objects);
-                        list[row] = (list[row] ?? 0) + ScalarOf(tensor, key);
+                    case Tensor tensor when !objects.ContainsKey(key):
+                        numbers[key] = numbers.GetValueOrDefault(key) + ScalarOf(tensor, key);
+                        break;
+                    case not Tensor when !numbers.ContainsKey(key):
+                        objects[key] = [.. objects.GetValueOrDefault(key) ?? [], value];
                         break;
                     default:
-                        var cells = Column(objects, key, "not a tensor", numeric);
-                        (cells[row] ??= []).Add(value);
-                        break;
+                        throw new SpecException("ComputeMetrics", $"metric '{key}' is a tensor in one part of the minibatch but not in another");
                 }
             }
+        }
+        return numbers.Count == 0 && objects.Count == 0 ? Empty : new MetricValues(numbers, objects);
+    }
+
+    private static double ScalarOf(Tensor tensor, string key) => tensor.numel() == 1
+        ? tensor.to_type(ScalarType.Float64).item<double>()
+        : throw new SpecException("ComputeMetrics",
+            $"metric '{key}' is a tensor of shape [{string.Join(", ", tensor.shape)}]; a tensor metric must hold one value");
+}
+
+/// <summary>
+/// Collects what <c>ComputeMetrics</c> returns, one row per minibatch, into the table <c>AggregateMetrics</c>
+/// receives: a double column per tensor metric (such metrics must be additive), an object column per other metric
+/// holding, per minibatch, the list of the values its parts returned.
+/// </summary>
+public sealed class MinibatchMetrics
+{
+    private readonly List<string> order = [];
+    private readonly Dictionary<string, List<double?>> numeric = [];
+    private readonly Dictionary<string, List<IReadOnlyList<object>?>> objects = [];
+
+    /// <summary>The number of minibatches added.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Adds the metrics of one minibatch computed in one piece.</summary>
+    public void Add(IReadOnlyDictionary<string, object>? metrics) => Add(MetricValues.FromParts([metrics]));
+
+    /// <summary>Adds the metrics of one minibatch computed as several parts (one per device shard).</summary>
+    public void AddParts(IReadOnlyList<IReadOnlyDictionary<string, object>> parts) => Add(MetricValues.FromParts(parts));
+
+    /// <summary>
+    /// Adds the metrics of one minibatch. A key that is a tensor metric in one minibatch and not in another is a
+    /// <see cref="SpecException"/> of <c>ComputeMetrics</c>.
+    /// </summary>
+    public void Add(MetricValues values)
+    {
+        foreach (var (key, value) in values.Numbers) Column(numeric, key, "a tensor", objects)[Count] = value;
+        foreach (var (key, value) in values.Objects) Column(objects, key, "not a tensor", numeric)[Count] = value;
         Count++;
-        foreach (var list in numeric.Values) Pad(list);
-        foreach (var list in objects.Values) Pad(list);
+        foreach (var list in numeric.Values) Pad(list, Count);
+        foreach (var list in objects.Values) Pad(list, Count);
     }
 
     /// <summary>The table: one column per metric key, in first-seen order; one row per minibatch.</summary>
@@ -77,17 +108,10 @@ public sealed class MinibatchMetrics
         return list;
     }
 
-    private void Pad<T>(List<T?> list) => Pad(list, Count);
-
     private static void Pad<T>(List<T?> list, int length)
     {
         while (list.Count < length) list.Add(default);
     }
-
-    internal static double ScalarOf(Tensor tensor, string key) => tensor.numel() == 1
-        ? tensor.to_type(ScalarType.Float64).item<double>()
-        : throw new SpecException("ComputeMetrics",
-            $"metric '{key}' is a tensor of shape [{string.Join(", ", tensor.shape)}]; a tensor metric must hold one value");
 }
 
 /// <summary>Builders of the epoch-level metric tables.</summary>

@@ -31,8 +31,8 @@ public class MetricTableTests
         table.Add(new Dictionary<string, object> { ["boxes"] = "next", ["n"] = torch.tensor(1.0) });
         var frame = table.ToDataFrame();
         var boxes = Assert.IsType<ObjectDataFrameColumn>(frame.Columns["boxes"]);
-        Assert.Equal(new object[] { "shard0", "shard1" }, Assert.IsType<List<object>>(boxes[0]));
-        Assert.Equal(new object[] { "next" }, Assert.IsType<List<object>>(boxes[1]));
+        Assert.Equal(new object[] { "shard0", "shard1" }, Assert.IsAssignableFrom<IReadOnlyList<object>>(boxes[0]));
+        Assert.Equal(new object[] { "next" }, Assert.IsAssignableFrom<IReadOnlyList<object>>(boxes[1]));
         Assert.Equal(new double?[] { 5, 1 }, ((DoubleDataFrameColumn)frame.Columns["n"]).ToArray());
         Assert.False(table.Sums().ContainsKey("boxes"));
     }

@@ -1,0 +1,17 @@
+using RapidFire.Actors.Runs;
+using RapidFire.Spec;
+
+namespace RapidFire.Actors.Data;
+
+/// <summary>Messages of the DataLoaderActors.</summary>
+public static class DataLoaderProtocol
+{
+    /// <summary>Prepare one minibatch: <c>RowPrep</c> for each row (positions in the partition), then <c>CollateFn</c>.</summary>
+    public sealed record PrepareMinibatch(MinibatchKey Key, int RunId, Config Config, Mode Mode, int[] Rows);
+
+    /// <summary>The minibatch waits in the <see cref="MinibatchExchange"/> under <paramref name="Key"/>.</summary>
+    public sealed record MinibatchReady(MinibatchKey Key);
+
+    /// <summary>The minibatch could not be prepared.</summary>
+    public sealed record MinibatchFailed(MinibatchKey Key, RunFailure Failure);
+}

@@ -1,0 +1,53 @@
+using System.Collections.Concurrent;
+using RapidFire.Spec;
+
+namespace RapidFire.Actors.Data;
+
+/// <summary>Names one prepared minibatch: the device that asked for it, its task's serial number, its index in the task.</summary>
+public sealed record MinibatchKey(string DeviceId, long TaskSerial, int Index);
+
+/// <summary>A collated minibatch with the ids of its rows; its tensors belong to whoever takes it.</summary>
+public sealed record PreparedMinibatch(Minibatch Batch, long[] Ids);
+
+/// <summary>
+/// Where DataLoaderActors leave prepared minibatches for their device: messages carry only the
+/// <see cref="MinibatchKey"/>, never tensors. The device takes each minibatch exactly once; what nobody takes
+/// (a cancelled task) is discarded, and its tensors are disposed.
+/// </summary>
+public sealed class MinibatchExchange : IDisposable
+{
+    private readonly ConcurrentDictionary<MinibatchKey, PreparedMinibatch> waiting = new();
+    private readonly ConcurrentDictionary<string, int> peakByDevice = new();
+
+    /// <summary>Leaves a prepared minibatch for its device.</summary>
+    public void Put(MinibatchKey key, PreparedMinibatch minibatch)
+    {
+        if (!waiting.TryAdd(key, minibatch))
+            throw new InvalidOperationException($"minibatch {key} was prepared twice");
+        var count = waiting.Keys.Count(k => k.DeviceId == key.DeviceId);
+        peakByDevice.AddOrUpdate(key.DeviceId, count, (_, peak) => Math.Max(peak, count));
+    }
+
+    /// <summary>Takes a prepared minibatch; the caller owns (and disposes) its tensors.</summary>
+    public PreparedMinibatch Take(MinibatchKey key) => waiting.TryRemove(key, out var minibatch)
+        ? minibatch
+        : throw new InvalidOperationException($"minibatch {key} is not ready");
+
+    /// <summary>Drops a prepared minibatch nobody will take, disposing its tensors.</summary>
+    public void Discard(MinibatchKey key)
+    {
+        if (waiting.TryRemove(key, out var minibatch)) TensorTree.Dispose(minibatch.Batch.Value);
+    }
+
+    /// <summary>The most minibatches that waited at once for <paramref name="deviceId"/>: the prefetch bound at work.</summary>
+    public int PeakWaiting(string deviceId) => peakByDevice.GetValueOrDefault(deviceId);
+
+    /// <summary>How many minibatches wait now.</summary>
+    public int Count => waiting.Count;
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var key in waiting.Keys) Discard(key);
+    }
+}

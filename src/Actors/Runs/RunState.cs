@@ -1,0 +1,190 @@
+using RapidFire.Actors.Scheduling;
+using RapidFire.Spec;
+
+namespace RapidFire.Actors.Runs;
+
+/// <summary>The life of a run.</summary>
+public enum RunStatus
+{
+    /// <summary>Created, not started.</summary>
+    New,
+    /// <summary>Training (or waiting for a device).</summary>
+    Ongoing,
+    /// <summary>Ended normally: its epochs were reached or it converged (see <see cref="RunState.EndedBy"/>).</summary>
+    Completed,
+    /// <summary>Ended by an error in its MLSpec code or its data (see <see cref="RunState.Failure"/>).</summary>
+    Failed,
+    /// <summary>Stopped before completing (a cancelled fit, or a user's stop).</summary>
+    Stopped,
+    /// <summary>Deleted by the user.</summary>
+    Deleted,
+}
+
+/// <summary>Why a run ended, as <c>ended_by</c> reports it.</summary>
+public static class EndReason
+{
+    /// <summary>It trained its <c>epochs</c>.</summary>
+    public const string Epochs = "epochs";
+    /// <summary><c>HasConverged</c> returned true.</summary>
+    public const string Converged = "converged";
+    /// <summary>An error failed it.</summary>
+    public const string Failure = "failure";
+    /// <summary>The fit was cancelled.</summary>
+    public const string Cancelled = "cancelled";
+}
+
+/// <summary>
+/// The state of one run: a pure, immutable value. <see cref="Decide"/> turns a command into events;
+/// <see cref="Apply"/> folds an event in. The RunActor only applies, publishes and replies.
+/// </summary>
+/// <remarks>
+/// An epoch is a series of chunks, then (with a validation partition) a validation task. It completes when all
+/// its chunks are trained and the metrics of its train pass, and of its validation when there is one, are closed;
+/// then the run completes if it converged or reached <c>epochs</c>, else its next epoch starts.
+/// <code>
+/// New --RunStarted--> Ongoing --RunEnded(epochs|converged)--> Completed
+///                        |------RunEnded(failure)-----------> Failed
+///                        '------RunEnded(cancelled)---------> Stopped
+/// </code>
+/// </remarks>
+public sealed record RunState
+{
+    /// <summary>A new run of <paramref name="config"/>.</summary>
+    public RunState(int runId, Config config)
+    {
+        RunId = runId;
+        Config = config;
+    }
+
+    /// <summary>The run's id, 1-based, in config-group order.</summary>
+    public int RunId { get; }
+
+    /// <summary>The run's knobs.</summary>
+    public Config Config { get; }
+
+    /// <summary>Where the run is in its life.</summary>
+    public RunStatus Status { get; init; } = RunStatus.New;
+
+    /// <summary>Why it ended (<see cref="EndReason"/>), once it has.</summary>
+    public string? EndedBy { get; init; }
+
+    /// <summary>What failed it, for <see cref="RunStatus.Failed"/>.</summary>
+    public RunFailure? Failure { get; init; }
+
+    /// <summary>Chunks per epoch (from the train partition, the batch size and the chunk setting).</summary>
+    public int ChunksPerEpoch { get; init; }
+
+    /// <summary>Whether each epoch ends with a validation pass.</summary>
+    public bool HasValidation { get; init; }
+
+    /// <summary>The epochs bound: the config's <c>epochs</c>.</summary>
+    public int MaxEpochs => Config.Epochs;
+
+    /// <summary>Epochs completed.</summary>
+    public int EpochsDone { get; init; }
+
+    /// <summary>Chunks trained in the current epoch.</summary>
+    public int ChunksDone { get; init; }
+
+    /// <summary>Whether the current epoch's validation pass has run.</summary>
+    public bool ValidationDone { get; init; }
+
+    /// <summary>Whether the current epoch's train metrics are closed.</summary>
+    public bool TrainClosed { get; init; }
+
+    /// <summary>Whether the current epoch's validation metrics are closed.</summary>
+    public bool ValidationClosed { get; init; }
+
+    /// <summary>Whether <c>HasConverged</c> said so after the current epoch's validation.</summary>
+    public bool Converged { get; init; }
+
+    /// <summary>The mean train loss of the last chunk trained.</summary>
+    public double? LastTrainLoss { get; init; }
+
+    /// <summary>The epoch-level train metrics, one dictionary per completed epoch.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>> TrainHistory { get; init; } = [];
+
+    /// <summary>The epoch-level validation metrics, one dictionary per completed epoch.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>> ValidationHistory { get; init; } = [];
+
+    /// <summary>Whether the run has ended (completed, failed, stopped or deleted).</summary>
+    public bool IsEnded => Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Stopped or RunStatus.Deleted;
+
+    /// <summary>The run's next task; null when it waits for an epoch's metrics or has ended.</summary>
+    public RunTask? NextTask =>
+        Status != RunStatus.Ongoing ? null
+        : ChunksDone < ChunksPerEpoch ? RunTask.Train(RunId, EpochsDone, ChunksDone)
+        : HasValidation && !ValidationDone ? RunTask.Validate(RunId, EpochsDone)
+        : null;
+
+    /// <summary>What the scheduling policy sees of the run.</summary>
+    public RunProgress Progress => new(RunId, EpochsDone, ChunksDone, NextTask);
+
+    /// <summary>The events a command leads to (none when it does not apply in this state).</summary>
+    public IReadOnlyList<IRunEvent> Decide(IRunCommand command)
+    {
+        switch (command)
+        {
+            case StartRun start when Status == RunStatus.New:
+                return [new RunStarted(start.ChunksPerEpoch, start.HasValidation)];
+            case ChunkTrained trained when NextTask == trained.Task:
+                return [new ChunkCompleted(trained.Task.Epoch, trained.Task.Chunk, trained.MeanLoss)];
+            case ValidationFinished finished when NextTask == finished.Task:
+                return [new ValidationCompleted(finished.Task.Epoch)];
+            case CloseEpochMetrics closed when Status == RunStatus.Ongoing && closed.Epoch == EpochsDone:
+                var recorded = new EpochMetricsRecorded(closed.Mode, closed.Epoch, closed.Metrics, closed.Converged);
+                return [recorded, .. AfterEpochMetrics(Apply(recorded))];
+            case FailRun fail when !IsEnded:
+                return [new RunEnded(RunStatus.Failed, EndReason.Failure, fail.Failure)];
+            case StopRun stop when !IsEnded:
+                return [new RunEnded(RunStatus.Stopped, stop.Reason, null)];
+            default:
+                return [];
+        }
+    }
+
+    private static IEnumerable<IRunEvent> AfterEpochMetrics(RunState next)
+    {
+        var epochReady = next.ChunksDone == next.ChunksPerEpoch && next.TrainClosed &&
+                         (!next.HasValidation || (next.ValidationDone && next.ValidationClosed));
+        if (!epochReady) yield break;
+        yield return new EpochCompleted(next.EpochsDone);
+        if (next.Converged) yield return new RunEnded(RunStatus.Completed, EndReason.Converged, null);
+        else if (next.EpochsDone + 1 >= next.MaxEpochs) yield return new RunEnded(RunStatus.Completed, EndReason.Epochs, null);
+    }
+
+    /// <summary>The state after <paramref name="e"/>.</summary>
+    public RunState Apply(IRunEvent e) => e switch
+    {
+        RunStarted s => this with { Status = RunStatus.Ongoing, ChunksPerEpoch = s.ChunksPerEpoch, HasValidation = s.HasValidation },
+        ChunkCompleted c => this with { ChunksDone = ChunksDone + 1, LastTrainLoss = c.MeanLoss },
+        ValidationCompleted => this with { ValidationDone = true },
+        EpochMetricsRecorded { Mode: Mode.Train } m => this with { TrainClosed = true, TrainHistory = [.. TrainHistory, m.Metrics] },
+        EpochMetricsRecorded m => this with
+        {
+            ValidationClosed = true,
+            Converged = m.Converged,
+            ValidationHistory = [.. ValidationHistory, m.Metrics],
+        },
+        EpochCompleted => this with
+        {
+            EpochsDone = EpochsDone + 1,
+            ChunksDone = 0,
+            ValidationDone = false,
+            TrainClosed = false,
+            ValidationClosed = false,
+        },
+        RunEnded end => this with { Status = end.Status, EndedBy = end.EndedBy, Failure = end.Failure },
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown run event"),
+    };
+
+    /// <summary>A one-line progress description: <c>epoch 2/3 chunk 1/4</c>, <c>epoch 2/3 validating</c>...</summary>
+    public string Where => Status switch
+    {
+        RunStatus.New => "-",
+        _ when IsEnded => $"{EpochsDone}/{MaxEpochs} epochs",
+        _ when ChunksDone < ChunksPerEpoch => $"epoch {EpochsDone + 1}/{MaxEpochs} chunk {ChunksDone + 1}/{ChunksPerEpoch}",
+        _ when HasValidation && !ValidationClosed => $"epoch {EpochsDone + 1}/{MaxEpochs} validating",
+        _ => $"epoch {EpochsDone + 1}/{MaxEpochs} closing",
+    };
+}

@@ -1,0 +1,46 @@
+using Akka.Configuration;
+
+namespace RapidFire.Actors;
+
+/// <summary>
+/// The runtime's settings, read from the <c>rapidfire</c> section of the actor system's HOCON (defaults in the
+/// embedded <c>reference.conf</c>); the CLI and the Experiment API override them per fit.
+/// </summary>
+/// <param name="Chunks">Chunks per epoch: how often a run may hop between devices and be compared (fewer when an epoch has fewer minibatches).</param>
+/// <param name="Devices">The <c>--devices</c> setting: <c>cpu</c>, <c>cpu:N</c>, <c>cuda</c> or <c>cuda:I,J</c>.</param>
+/// <param name="Seed">The seed of every run without its own <c>seed</c> knob: weight init, data order, dropout.</param>
+/// <param name="Prefetch">Minibatches each device has prepared or in preparation ahead of its trainer.</param>
+/// <param name="Loaders">DataLoaderActors preparing minibatches (0: one per core, at least one).</param>
+/// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores shared among the CPU devices).</param>
+public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
+    int Loaders = 0, int TorchThreads = 0)
+{
+    /// <summary>The HOCON section the settings live in.</summary>
+    public const string Section = "rapidfire";
+
+    /// <summary>The embedded defaults (<c>reference.conf</c> of RapidFire.Actors).</summary>
+    public static Config Reference { get; } = ConfigurationFactory.FromResource<RuntimeSettings>("RapidFire.Actors.reference.conf");
+
+    /// <summary>Reads the <c>rapidfire</c> section, falling back to <see cref="Reference"/>.</summary>
+    public static RuntimeSettings From(Config config)
+    {
+        var section = config.WithFallback(Reference).GetConfig(Section);
+        return new RuntimeSettings(
+            section.GetInt("chunks"), section.GetString("devices"), section.GetLong("seed"), section.GetInt("prefetch"),
+            section.GetInt("loaders"), section.GetInt("torch-threads")).Validated();
+    }
+
+    /// <summary>The number of DataLoaderActors to start.</summary>
+    public int LoaderCount => Loaders > 0 ? Loaders : Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>Checks the values; a bad one is a <see cref="Spec.ConfigException"/> naming the setting.</summary>
+    public RuntimeSettings Validated()
+    {
+        var errors = new List<Spec.ConfigError>();
+        if (Chunks < 1) errors.Add(new("chunks", $"must be a whole number >= 1, got {Chunks}"));
+        if (Prefetch < 1) errors.Add(new("prefetch", $"must be a whole number >= 1, got {Prefetch}"));
+        if (Loaders < 0) errors.Add(new("loaders", $"must be >= 0 (0: one per core), got {Loaders}"));
+        if (TorchThreads < 0) errors.Add(new("torch-threads", $"must be >= 0 (0: automatic), got {TorchThreads}"));
+        return errors.Count == 0 ? this : throw new Spec.ConfigException(errors);
+    }
+}

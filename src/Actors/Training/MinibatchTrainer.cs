@@ -1,0 +1,75 @@
+using RapidFire.Actors.Data;
+using RapidFire.Actors.Runs;
+using RapidFire.Spec;
+using RapidFire.Spec.Metrics;
+using TorchSharp;
+using static RapidFire.Actors.Metrics.MetricsProtocol;
+using static TorchSharp.torch;
+
+namespace RapidFire.Actors.Training;
+
+/// <summary>What one minibatch step produced: its loss and metrics, as numbers (no tensor outlives the step).</summary>
+public sealed record StepResult(double? Loss, IReadOnlyDictionary<string, NamedCount> Named, MetricValues Values);
+
+/// <summary>
+/// The body of the training loop for one run: one minibatch forward (and, in training, backward and optimizer step),
+/// with the named metrics and <c>ComputeMetrics</c>. A plain class: the GpuActor drives it minibatch by minibatch
+/// on its own thread. Every tensor a step creates, the minibatch's included, is disposed when the step ends.
+/// </summary>
+public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
+{
+    private readonly IReadOnlyList<NamedMetric> named = cfg.NamedMetrics.Select(NamedMetric.Parse).ToList();
+
+    /// <summary>Trains on one minibatch: forward, loss check, backward, optimizer step.</summary>
+    public StepResult Train(RunModel state, Minibatch minibatch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var batch = OnDevice(scope, minibatch, state.Device);
+        state.Model.train();
+        state.Optimizer.zero_grad();
+        var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, Mode.Train).Checked(Mode.Train));
+        var loss = FiniteLoss(result.Loss!);
+        SpecCall.Run("loss.backward", () => result.Loss!.backward());
+        SpecCall.Run("optimizer", () => state.Optimizer.step());
+        using var _ = torch.no_grad();
+        return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, Mode.Train));
+    }
+
+    /// <summary>Evaluates one minibatch (validation or test): forward only, no gradients.</summary>
+    public StepResult Evaluate(RunModel state, Minibatch minibatch, Mode mode)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var batch = OnDevice(scope, minibatch, state.Device);
+        state.Model.eval();
+        var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, mode).Checked(mode));
+        var loss = result.Loss is null ? (double?)null : FiniteLoss(result.Loss);
+        return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, mode));
+    }
+
+    private static Minibatch OnDevice(DisposeScope scope, Minibatch minibatch, string device)
+    {
+        foreach (var tensor in TensorTree.Tensors(minibatch.Value)) scope.Attach(tensor);
+        return device == "cpu"
+            ? minibatch
+            : new Minibatch(TensorTree.Map(minibatch.Value, t => t.to(torch.device(device))), minibatch.Size);
+    }
+
+    private static double FiniteLoss(Tensor loss)
+    {
+        var value = loss.detach().to_type(ScalarType.Float64).item<double>();
+        return double.IsFinite(value)
+            ? value
+            : throw new RunFailureException(new RunFailure("loss", $"the loss is {value}"));
+    }
+
+    private Dictionary<string, NamedCount> Count(IReadOnlyDictionary<string, object> outputs) =>
+        named.ToDictionary(m => m.Name, m =>
+        {
+            var (correct, count) = SpecCall.Run("ComputeForward", () => m.Count(outputs!));
+            return new NamedCount(correct, count);
+        });
+
+    private MetricValues Metrics(ForwardResult result, Minibatch batch, Mode mode) =>
+        SpecCall.Run("ComputeMetrics", () => MetricValues.FromParts([spec.ComputeMetrics(result.Loss, result.Outputs, batch, cfg, mode)]));
+}

@@ -1,0 +1,91 @@
+using System.Collections.Concurrent;
+using RapidFire.Actors.Runs;
+using RapidFire.Spec;
+
+namespace RapidFire.Actors.Training;
+
+/// <summary>
+/// One instance of the user's MLSpec per (run, mode), on which <c>InitializeRun(miscPath, cfg, mode)</c> was called
+/// exactly once. What <c>InitializeRun</c> builds must be read-only afterwards (the seed's rule): the instance is
+/// used from several threads (data loaders, devices, metrics).
+/// </summary>
+public sealed class SpecInstances(Func<MLSpec> create, Func<string> miscPath)
+{
+    private readonly ConcurrentDictionary<(int RunId, Mode Mode), Lazy<MLSpec>> instances = new();
+
+    /// <summary>
+    /// The instance for the run and mode. A failing constructor or <c>InitializeRun</c> is a
+    /// <see cref="RunFailureException"/> naming the method; the next call tries again.
+    /// </summary>
+    public MLSpec Get(int runId, Config cfg, Mode mode)
+    {
+        var lazy = instances.GetOrAdd((runId, mode), _ => new Lazy<MLSpec>(() =>
+        {
+            var spec = SpecCall.Run("constructor", create);
+            SpecCall.Run("InitializeRun", () => spec.InitializeRun(miscPath(), cfg, mode));
+            return spec;
+        }));
+        try
+        {
+            return lazy.Value;
+        }
+        catch
+        {
+            instances.TryRemove(new KeyValuePair<(int, Mode), Lazy<MLSpec>>((runId, mode), lazy));
+            throw;
+        }
+    }
+
+    /// <summary>Forgets a run's instances (it ended).</summary>
+    public void Remove(int runId)
+    {
+        foreach (var mode in ModeNames.All) instances.TryRemove((runId, mode), out _);
+    }
+}
+
+/// <summary>A run's failure, thrown inside a device or loader and turned into a message by the actor.</summary>
+public sealed class RunFailureException(RunFailure failure, Exception? inner = null) : Exception(failure.ToString(), inner)
+{
+    /// <summary>What failed.</summary>
+    public RunFailure Failure { get; } = failure;
+}
+
+/// <summary>Calls into user code, turning any exception into a <see cref="RunFailureException"/> that names the method.</summary>
+public static class SpecCall
+{
+    /// <summary>Runs <paramref name="call"/>, attributing a failure to <paramref name="method"/> (or to the method a
+    /// <see cref="SpecException"/> names).</summary>
+    public static T Run<T>(string method, Func<T> call)
+    {
+        try
+        {
+            return call();
+        }
+        catch (RunFailureException)
+        {
+            throw;
+        }
+        catch (SpecException e)
+        {
+            throw new RunFailureException(new RunFailure(e.Method, Unprefixed(e)), e);
+        }
+        catch (Exception e)
+        {
+            var inner = e is System.Reflection.TargetInvocationException { InnerException: { } ie } ? ie : e;
+            throw new RunFailureException(new RunFailure(method, $"{inner.GetType().Name}: {inner.Message}"), inner);
+        }
+    }
+
+    /// <summary>Runs <paramref name="call"/>, attributing a failure to <paramref name="method"/>.</summary>
+    public static void Run(string method, Action call) => Run(method, () =>
+    {
+        call();
+        return 0;
+    });
+
+    private static string Unprefixed(SpecException e)
+    {
+        var prefix = $"MLSpec.{e.Method}: ";
+        return e.Message.StartsWith(prefix, StringComparison.Ordinal) ? e.Message[prefix.Length..] : e.Message;
+    }
+}

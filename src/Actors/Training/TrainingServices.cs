@@ -1,0 +1,64 @@
+using System.Collections.Concurrent;
+using RapidFire.Actors.Data;
+using RapidFire.Spec;
+using RapidFire.Spec.Data;
+
+namespace RapidFire.Actors.Training;
+
+/// <summary>
+/// What the actors of one node share for a fit, none of it mutable through messages: the user's spec, the data
+/// handle's partitions (opened once, read-only), one MLSpec instance per (run, mode), the runs' model states in host
+/// memory (checked out by one device at a time), and the hand-off of prepared minibatches.
+/// </summary>
+public sealed class TrainingServices : IDisposable
+{
+    private readonly ConcurrentDictionary<Mode, Lazy<EsfTable>> partitions = new();
+    private readonly Lazy<string> miscPath;
+
+    /// <summary>Services for a fit of the spec made by <paramref name="specFactory"/> over <paramref name="data"/>.</summary>
+    public TrainingServices(Func<MLSpec> specFactory, DataHandle data, RuntimeSettings settings)
+    {
+        Data = data;
+        Settings = settings;
+        miscPath = new Lazy<string>(() => data.GetMiscPath() ?? "");
+        var context = new SpecContext((data.Models as LocalLocator)?.FullPath);
+        Specs = new SpecInstances(() =>
+        {
+            var spec = specFactory();
+            spec.Context = context;
+            return spec;
+        }, () => miscPath.Value);
+    }
+
+    /// <summary>The data handle.</summary>
+    public DataHandle Data { get; }
+
+    /// <summary>The runtime settings of this fit.</summary>
+    public RuntimeSettings Settings { get; }
+
+    /// <summary>One MLSpec instance per (run, mode), each initialized once.</summary>
+    public SpecInstances Specs { get; }
+
+    /// <summary>The runs' models, optimizers and schedulers, in host memory between chunks.</summary>
+    public RunModelCache Models { get; } = new();
+
+    /// <summary>Prepared minibatches waiting for their device.</summary>
+    public MinibatchExchange Exchange { get; } = new();
+
+    /// <summary>Whether the data handle has <paramref name="mode"/>'s partition.</summary>
+    public bool HasPartition(Mode mode) => Data.HasPartition(mode);
+
+    /// <summary>The partition's rows, opened and checked once per fit.</summary>
+    public EsfTable Partition(Mode mode) =>
+        partitions.GetOrAdd(mode, m => new Lazy<EsfTable>(() => Data.Open(m))).Value;
+
+    /// <summary>The seed of a run: its <c>seed</c> knob, else the fit's seed.</summary>
+    public long SeedOf(Config cfg) => cfg.Get("seed", Settings.Seed);
+
+    /// <summary>Releases every model state and prepared minibatch.</summary>
+    public void Dispose()
+    {
+        Models.Dispose();
+        Exchange.Dispose();
+    }
+}

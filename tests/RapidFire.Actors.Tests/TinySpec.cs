@@ -1,0 +1,89 @@
+using Microsoft.Data.Analysis;
+using RapidFire.Spec;
+using RapidFire.Spec.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace RapidFire.Actors.Tests;
+
+/// <summary>
+/// A small real spec for runtime tests: a 2-class MLP over 4 in-situ features. Knobs steer it into the situations
+/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>nan</c>), <c>sleep_ms</c> per minibatch,
+/// <c>converge_after</c> epochs, <c>dropout</c>.
+/// </summary>
+public sealed class TinySpec : MLSpec
+{
+    public override object RowPrep(Row row, Spec.Config cfg, Mode mode)
+    {
+        if (cfg.Get("fail", "") == $"rowprep:{row.Id}") throw new InvalidOperationException($"cannot prepare row {row.Id}");
+        var x = new[] { row.GetSingle("x0"), row.GetSingle("x1"), row.GetSingle("x2"), row.GetSingle("x3") };
+        return new Dictionary<string, object> { ["x"] = torch.tensor(x), ["y"] = torch.tensor(row.GetInt64("label")) };
+    }
+
+    public override nn.Module CreateModel(Spec.Config cfg)
+    {
+        var hidden = cfg.Get("hidden", 8);
+        return nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Dropout(cfg.Get("dropout", 0.0)), nn.Linear(hidden, 2));
+    }
+
+    public override ForwardResult ComputeForward(nn.Module model, Minibatch minibatch, Spec.Config cfg, Mode mode)
+    {
+        if (cfg.Get("sleep_ms", 0) is var sleep and > 0) Thread.Sleep(sleep);
+        var logits = ((nn.Module<Tensor, Tensor>)model).forward(minibatch["x"]);
+        var loss = nn.functional.cross_entropy(logits, minibatch["y"]);
+        if (cfg.Get("fail", "") == "nan") loss = loss * double.NaN;
+        return (loss, new Dictionary<string, object> { ["logits"] = logits, ["predictions"] = logits.argmax(1), ["targets"] = minibatch["y"] });
+    }
+
+    public override IReadOnlyDictionary<string, object>? ComputeMetrics(Tensor? loss, IReadOnlyDictionary<string, object> outputs,
+        Minibatch minibatch, Spec.Config cfg, Mode mode) => new Dictionary<string, object>
+    {
+        ["correct"] = ((Tensor)outputs["predictions"]).eq((Tensor)outputs["targets"]).sum(),
+        ["total"] = torch.tensor(minibatch.Size),
+    };
+
+    public override IReadOnlyDictionary<string, double> AggregateMetrics(DataFrame metrics, Spec.Config cfg, Mode mode) =>
+        new Dictionary<string, double>
+        {
+            ["accuracy"] = metrics.Columns["correct"].Cast<double?>().Sum()!.Value / metrics.Columns["total"].Cast<double?>().Sum()!.Value,
+        };
+
+    public override bool HasConverged(DataFrame valMetrics, int epoch, Spec.Config cfg) =>
+        cfg.Get("converge_after", int.MaxValue) <= epoch;
+}
+
+/// <summary>A linearly separable 4-feature dataset written as CSV ESFs in a temporary folder.</summary>
+public sealed class TinyData : IDisposable
+{
+    public TinyData(int train = 96, int validation = 32, bool withValidation = true)
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory("rf-tiny-").FullName;
+        var random = new Random(5);
+        var id = 0;
+        void Write(string file, int rows)
+        {
+            using var writer = new StreamWriter(Path.Combine(Directory, file));
+            writer.WriteLine("id,x0,x1,x2,x3,label");
+            for (var i = 0; i < rows; i++)
+            {
+                var x = Enumerable.Range(0, 4).Select(_ => Math.Round(random.NextDouble() * 2 - 1, 3)).ToArray();
+                var label = x[0] + x[1] > 0 ? 1 : 0;
+                writer.WriteLine(FormattableString.Invariant($"{id++},{x[0]},{x[1]},{x[2]},{x[3]},{label}"));
+            }
+        }
+        Write("train.csv", train);
+        var builder = DataHandle.Builder(Directory).Train("train.csv");
+        if (withValidation)
+        {
+            Write("validation.csv", validation);
+            builder.Validation("validation.csv");
+        }
+        Handle = builder.Build();
+    }
+
+    public string Directory { get; }
+
+    public DataHandle Handle { get; }
+
+    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
+}
