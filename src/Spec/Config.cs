@@ -66,6 +66,23 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
     /// <summary>The user knobs: every key that is not reserved, in order.</summary>
     public IEnumerable<KeyValuePair<string, object?>> UserKnobs => values.Where(kv => !ReservedKeys.Contains(kv.Key));
 
+    /// <summary>
+    /// Every leaf knob with its dotted path (<c>optimizer.args.lr</c>), in order: nested maps are walked, lists are
+    /// leaves. For tables that give each knob a column.
+    /// </summary>
+    public IEnumerable<KeyValuePair<string, object?>> Leaves() => LeavesOf("", values);
+
+    private static IEnumerable<KeyValuePair<string, object?>> LeavesOf(string prefix, IEnumerable<KeyValuePair<string, object?>> map)
+    {
+        foreach (var (key, value) in map)
+        {
+            var path = prefix.Length == 0 ? key : $"{prefix}.{key}";
+            if (value is IReadOnlyDictionary<string, object?> nested)
+                foreach (var leaf in LeavesOf(path, nested)) yield return leaf;
+            else yield return new(path, value);
+        }
+    }
+
     /// <summary>The value of a knob; an unknown knob is an error that lists the knobs there are.</summary>
     public object? this[string key] => values.TryGetValue(key, out var v)
         ? v

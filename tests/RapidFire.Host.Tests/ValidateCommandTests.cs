@@ -32,7 +32,7 @@ public sealed class ValidateCommandTests : IDisposable
         Assert.True(code == 0, errors);
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(4, lines.Length);
-        Assert.StartsWith("run 1: {\"model_type\":\"mlp\",\"hidden\":128,\"dropout\":0.1,\"epochs\":2,\"batch_size\":64,\"optimizer\":{\"name\":\"Adam\",\"args\":{\"lr\":0.001}}", lines[0]);
+        Assert.StartsWith("run 1: {\"model_type\":\"mlp\",\"hidden\":128,\"dropout\":0.1,\"epochs\":3,\"batch_size\":64,\"optimizer\":{\"name\":\"Adam\",\"args\":{\"lr\":0.001}}", lines[0]);
         Assert.Contains("\"lr\":0.003", lines[1]);
         Assert.StartsWith("run 3: {\"model_type\":\"cnn\"", lines[2]);
         Assert.Contains("\"named_metrics\":[\"top1_accuracy\",\"top3_accuracy\"]", lines[3]);

@@ -27,9 +27,9 @@ public sealed class DataLoaderActor : ReceiveActor
                 services.Exchange.Put(request.Key, Prepare(services, request));
                 Sender.Tell(new MinibatchReady(request.Key));
             }
-            catch (RunFailureException e)
+            catch (Exception e)
             {
-                Sender.Tell(new MinibatchFailed(request.Key, e.Failure with { Mode = request.Mode.ToName() }));
+                Sender.Tell(new MinibatchFailed(request.Key, RunFailureException.Of(e) with { Mode = request.Mode.ToName() }));
             }
         });
     }

@@ -42,9 +42,9 @@ public sealed class MetricsActor : ReceiveActor
                 Context.System.EventStream.Publish(new EpochRecorded(close.RunId, close.Mode, close.Epoch, metrics));
                 Sender.Tell(new CloseEpochMetrics(close.Mode, close.Epoch, metrics, converged));
             }
-            catch (RunFailureException e)
+            catch (Exception e)
             {
-                Sender.Tell(new FailRun(e.Failure with { Mode = close.Mode.ToName(), Epoch = close.Epoch + 1 }));
+                Sender.Tell(new FailRun(RunFailureException.Of(e) with { Mode = close.Mode.ToName(), Epoch = close.Epoch + 1 }));
             }
         });
 

@@ -20,7 +20,7 @@ public sealed record RunFailure(string Method, string Message, string? Mode = nu
         if (Epoch is not null) where.Add($"epoch {Epoch}");
         if (Chunk is not null) where.Add($"chunk {Chunk}");
         if (RowId is not null) where.Add($"row id {RowId}");
-        var method = Method.Contains('.') || Method is "loss" or "optimizer" or "lr_scheduler" or "data" ? Method : $"MLSpec.{Method}";
+        var method = Method.Contains('.') || Method is "loss" or "optimizer" or "lr_scheduler" or "data" or "device" or "runtime" ? Method : $"MLSpec.{Method}";
         return where.Count == 0 ? $"{method}: {Message}" : $"{method} ({string.Join(", ", where)}): {Message}";
     }
 }

@@ -109,10 +109,10 @@ public sealed class GpuActor : ReceiveActor
                 lock (TorchRandom.Lock) torch.manual_seed(SplitMix64.Mix(seed, task.Epoch, task.Chunk));
             active = new ActiveTask(order, mode, state, new MinibatchTrainer(spec, cfg), plan.Chunk(task.Chunk), plan.FirstMinibatch(task.Chunk));
         }
-        catch (RunFailureException e)
+        catch (Exception e)
         {
             if (state is not null) services.Models.Release(task.RunId, state);
-            Context.Parent.Tell(new TaskFinished(device.Id, task, new Failed(Where(e.Failure, task))));
+            Context.Parent.Tell(new TaskFinished(device.Id, task, new Failed(Where(RunFailureException.Of(e), task))));
             return;
         }
         Become(Working);
@@ -181,9 +181,9 @@ public sealed class GpuActor : ReceiveActor
         {
             action();
         }
-        catch (RunFailureException e)
+        catch (Exception e)
         {
-            End(new Failed(Where(e.Failure)));
+            End(new Failed(Where(RunFailureException.Of(e))));
         }
     }
 

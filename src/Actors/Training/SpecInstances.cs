@@ -48,6 +48,13 @@ public sealed class RunFailureException(RunFailure failure, Exception? inner = n
 {
     /// <summary>What failed.</summary>
     public RunFailure Failure { get; } = failure;
+
+    /// <summary>
+    /// The failure an exception stands for: its own for a <see cref="RunFailureException"/>, else a runtime fault (a bug
+    /// of ours, or of the machine) that still fails only the run it happened in.
+    /// </summary>
+    public static RunFailure Of(Exception e) =>
+        e is RunFailureException failure ? failure.Failure : new RunFailure("runtime", $"{e.GetType().Name}: {e.Message}");
 }
 
 /// <summary>Calls into user code, turning any exception into a <see cref="RunFailureException"/> that names the method.</summary>

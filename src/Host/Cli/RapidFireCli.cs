@@ -16,6 +16,7 @@ public static class RapidFireCli
         var root = new RootCommand("RapidFire.NET: train many configs of one MLSpec concurrently and compare them early.")
         {
             ValidateCommand.Create(stdout, stderr),
+            FitCommand.Create(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

@@ -23,7 +23,8 @@ public static class ValidateCommand
         return command;
     }
 
-    private static int Report(ExperimentInputs inputs, TextWriter stdout, TextWriter stderr)
+    /// <summary>Prints the runs of valid inputs (exit 0), or every problem (exit 1).</summary>
+    public static int Report(ExperimentInputs inputs, TextWriter stdout, TextWriter stderr)
     {
         if (inputs.Problems.Count > 0)
         {

@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using System.CommandLine;
+using System.Globalization;
+using RapidFire.Actors.Runs;
+using RapidFire.Spec;
+using RapidFire.Spec.Configs;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace RapidFire.Host.Cli;
+
+/// <summary>
+/// <c>rapidfire fit --spec S.cs --data handle.json --config configs.json --experiment NAME --dir DIR [--chunks N]
+/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S]</c>: trains every config concurrently, with a live table.
+/// </summary>
+public static class FitCommand
+{
+    /// <summary>Exit code when the fit could not start (the inputs were valid).</summary>
+    public const int CouldNotStart = 2;
+
+    /// <summary>The command.</summary>
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var spec = new Option<FileInfo>("--spec") { Description = "The MLSpec source file (.cs).", Required = true };
+        var data = new Option<FileInfo>("--data") { Description = "The data handle (JSON).", Required = true };
+        var config = new Option<FileInfo>("--config") { Description = "The config group (JSON).", Required = true };
+        var name = new Option<string>("--experiment") { Description = "The experiment's name (unique in --dir: a suffix is added when taken).", Required = true };
+        var dir = new Option<DirectoryInfo>("--dir") { Description = "The experiments directory.", DefaultValueFactory = _ => new DirectoryInfo("rapidfire-experiments") };
+        var chunks = new Option<int?>("--chunks") { Description = "Chunks per epoch (default 4): how often runs hop between devices." };
+        var devices = new Option<string?>("--devices") { Description = "cpu, cpu:N, cuda or cuda:I,J (default cpu)." };
+        var seed = new Option<long?>("--seed") { Description = "Seed of runs without a `seed` knob (default 42)." };
+        var command = new Command("fit", "Train every config of the group concurrently, chunk by chunk, with validation every epoch.")
+        {
+            spec, data, config, name, dir, chunks, devices, seed,
+        };
+        command.SetAction((parse, cancellation) => Run(
+            parse.GetValue(spec)!.FullName, parse.GetValue(data)!.FullName, parse.GetValue(config)!.FullName,
+            parse.GetValue(name)!, parse.GetValue(dir)!.FullName,
+            new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed)),
+            stdout, stderr, cancellation));
+        return command;
+    }
+
+    private static async Task<int> Run(string specPath, string dataPath, string configPath, string name, string dir,
+        FitOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        var inputs = ExperimentInputs.Check(specPath, dataPath, configPath);
+        if (inputs.Problems.Count > 0)
+        {
+            ValidateCommand.Report(inputs, stdout, stderr);
+            return RapidFireCli.InvalidInput;
+        }
+
+        var console = ConsoleFor(stdout);
+        Experiment experiment;
+        try
+        {
+            experiment = new Experiment(name, dir);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return CouldNotStart;
+        }
+
+        using (experiment)
+        {
+            var board = new RunBoard(inputs.Runs);
+            experiment.Progress += board.Take;
+            if (!console.Profile.Capabilities.Interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
+            console.WriteLine($"experiment {experiment.Name}: {inputs.Runs.Count} runs of {inputs.Spec!.SpecType.Name} ({experiment.Path})");
+
+            FitResult result;
+            try
+            {
+                var fit = experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation);
+                if (console.Profile.Capabilities.Interactive)
+                    await console.Live(board.Table()).StartAsync(async live =>
+                    {
+                        while (!fit.IsCompleted)
+                        {
+                            live.UpdateTarget(board.Table());
+                            await Task.WhenAny(fit, Task.Delay(250, CancellationToken.None));
+                        }
+                    });
+                result = await fit;
+            }
+            catch (RapidFireException e)
+            {
+                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                return CouldNotStart;
+            }
+
+            console.Write(board.Table(result.Runs));
+            console.WriteLine(result.Cancelled ? "fit cancelled" : "fit done");
+            console.WriteLine($"runs:    {Path.Combine(experiment.Path, "runs.csv")}");
+            console.WriteLine($"metrics: {Path.Combine(experiment.Path, "metrics")}");
+            return RapidFireCli.Ok;
+        }
+    }
+
+    private static IAnsiConsole ConsoleFor(TextWriter writer)
+    {
+        var isTerminal = writer == Console.Out && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(writer),
+            Ansi = isTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            Interactive = isTerminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!isTerminal) console.Profile.Width = 160;
+        return console;
+    }
+
+    /// <summary>The live state of every run, fed by the experiment's events (on runtime threads).</summary>
+    private sealed class RunBoard(IReadOnlyList<Config> configs)
+    {
+        private readonly ConcurrentDictionary<int, RunState> runs = new();
+        private readonly ConcurrentDictionary<int, double> lastTrainLoss = new();
+        private readonly IReadOnlyList<string> varying = VaryingKnobs(configs);
+
+        public void Take(ExperimentEvent e)
+        {
+            switch (e)
+            {
+                case RunChanged changed:
+                    runs[changed.Run.RunId] = changed.Run;
+                    break;
+                case MinibatchDone { Minibatch: { Mode: Mode.Train, Loss: { } loss } m }:
+                    lastTrainLoss[m.RunId] = loss;
+                    break;
+            }
+        }
+
+        /// <summary>Without a terminal: one line per closed epoch and per ended run.</summary>
+        public static void Log(ExperimentEvent e, TextWriter output)
+        {
+            switch (e)
+            {
+                case EpochDone { Epoch: var epoch }:
+                    output.WriteLine($"run {epoch.RunId} epoch {epoch.Epoch + 1} {epoch.Mode.ToName()}: " +
+                                     string.Join(", ", epoch.Metrics.Select(kv => $"{kv.Key} {Number(kv.Value)}")));
+                    break;
+                case RunChanged { Run: { IsEnded: true } run }:
+                    output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +
+                                     (run.Failure is null ? "" : $": {run.Failure}"));
+                    break;
+            }
+        }
+
+        public Table Table(IReadOnlyList<RunState>? final = null)
+        {
+            var table = new Table().Border(TableBorder.Rounded);
+            table.AddColumn("run");
+            table.AddColumn("status");
+            table.AddColumn("progress");
+            foreach (var knob in varying) table.AddColumn(knob);
+            table.AddColumn(new TableColumn("train loss").RightAligned());
+            var states = (final ?? runs.Values.OrderBy(r => r.RunId).ToList());
+            var metricNames = states.SelectMany(r => r.ValidationHistory.Count > 0 ? r.ValidationHistory[^1].Keys : []).Distinct().ToList();
+            foreach (var metric in metricNames) table.AddColumn(new TableColumn($"val {metric}").RightAligned());
+            foreach (var run in states)
+            {
+                var cells = new List<IRenderable>
+                {
+                    new Text(run.RunId.ToString(CultureInfo.InvariantCulture)),
+                    new Markup(Status(run)),
+                    new Text(run.Where),
+                };
+                cells.AddRange(varying.Select(k => new Text(Knob(run.Config, k))));
+                cells.Add(new Text(Number(lastTrainLoss.TryGetValue(run.RunId, out var loss) ? loss : run.LastTrainLoss)));
+                var last = run.ValidationHistory.Count > 0 ? run.ValidationHistory[^1] : null;
+                cells.AddRange(metricNames.Select(m => new Text(Number(last is not null && last.TryGetValue(m, out var v) ? v : null))));
+                table.AddRow(cells);
+            }
+            return table;
+        }
+
+        private static string Status(RunState run) => run.Status switch
+        {
+            RunStatus.Completed => $"[green]Completed[/] ({run.EndedBy})",
+            RunStatus.Failed => $"[red]Failed[/]",
+            RunStatus.Stopped => $"[yellow]Stopped[/] ({run.EndedBy})",
+            var s => s.ToString(),
+        };
+
+        private static string Number(double? value) => value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : "-";
+
+        /// <summary>The knobs whose values differ between runs: the ones worth a column.</summary>
+        private static IReadOnlyList<string> VaryingKnobs(IReadOnlyList<Config> configs) =>
+            configs.SelectMany(Leaves).GroupBy(kv => kv.Key)
+                .Where(g => g.Select(kv => kv.Value).Distinct().Count() > 1 || g.Count() < configs.Count)
+                .Select(g => g.Key).ToList();
+
+        private static string Knob(Config cfg, string path) =>
+            Leaves(cfg).FirstOrDefault(kv => kv.Key == path).Value ?? "";
+
+        /// <summary>A run's knobs for display: <c>optimizer.lr</c> rather than <c>optimizer.args.lr</c>.</summary>
+        private static IEnumerable<KeyValuePair<string, string>> Leaves(Config cfg) =>
+            cfg.Leaves().Select(kv => KeyValuePair.Create(kv.Key.Replace(".args.", "."), ConfigValue.ToJson(kv.Value).Trim('"')));
+    }
+}

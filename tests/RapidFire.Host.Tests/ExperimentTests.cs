@@ -1,0 +1,131 @@
+using System.Collections.Concurrent;
+using RapidFire.Actors.Runs;
+using RapidFire.Host.Cli;
+using RapidFire.Spec.Configs;
+using RapidFire.Spec.Data;
+
+namespace RapidFire.Host.Tests;
+
+/// <summary>One experiment is active per process: the tests that open one run one after another.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ExperimentCollection
+{
+    public const string Name = "experiments";
+}
+
+/// <summary>A small slice of the example's real digits: 15% of each partition, through a handle of its own.</summary>
+public sealed class SmallMnist : IDisposable
+{
+    public SmallMnist()
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory("rf-mnist-").FullName;
+        var data = RepoPaths.MnistExample("data");
+        HandlePath = Path.Combine(Directory, "handle.json");
+        File.WriteAllText(HandlePath, $$"""
+            { "locators": { "train": "{{data}}/train.csv", "validation": "{{data}}/validation.csv", "objects": "{{data}}" },
+              "download_columns": ["filepath"], "fraction": 0.15, "seed": 1 }
+            """);
+        ConfigPath = Path.Combine(Directory, "configs.json");
+        File.WriteAllText(ConfigPath, """
+            { "user_knobs": { "model_type": "mlp", "hidden": [16, 32] },
+              "train": { "epochs": 1, "batch_size": 32, "optimizer": { "name": "Adam", "args": { "lr": 0.003 } } },
+              "named_metrics": ["top1_accuracy"] }
+            """);
+    }
+
+    public string Directory { get; }
+    public string HandlePath { get; }
+    public string ConfigPath { get; }
+
+    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
+}
+
+[Collection(ExperimentCollection.Name)]
+public sealed class ExperimentTests : IDisposable
+{
+    private readonly SmallMnist mnist = new();
+
+    public void Dispose() => mnist.Dispose();
+
+    [Fact]
+    public async Task RunFit_trains_every_config_reports_progress_and_writes_the_experiment_files()
+    {
+        using var experiment = new Experiment("api", Path.Combine(mnist.Directory, "experiments"));
+        var seen = new ConcurrentBag<ExperimentEvent>();
+        experiment.Progress += seen.Add;
+
+        var result = await experiment.RunFitAsync(SpecSource.FromFile(RepoPaths.MnistExample("MnistSpec.cs")),
+            ConfigGroup.Load(mnist.ConfigPath), DataHandle.Load(mnist.HandlePath), new FitOptions(Chunks: 2));
+
+        Assert.False(result.Cancelled);
+        Assert.Equal([1, 2], result.Runs.Select(r => r.RunId));
+        Assert.All(result.Runs, r => Assert.Equal((RunStatus.Completed, EndReason.Epochs), (r.Status, r.EndedBy)));
+        Assert.Equal(6, seen.OfType<TaskDone>().Count());                 // 2 runs x (2 chunks + 1 validation)
+        Assert.Equal(4, seen.OfType<EpochDone>().Count());                // train and validation, per run
+        Assert.Equal(2 * 10 + 2 * 3, seen.OfType<MinibatchDone>().Count()); // 300 train rows / 32, 75 validation rows / 32
+        Assert.Contains(seen.OfType<RunChanged>(), e => e.Run.IsEnded);
+
+        var runs = File.ReadAllLines(Path.Combine(experiment.Path, "runs.csv"));
+        Assert.StartsWith("run_id,status,ended_by,epochs_done,model_type,hidden,epochs,batch_size,optimizer.name,optimizer.args.lr,named_metrics,val_loss,val_top1_accuracy", runs[0]);
+        Assert.Equal(3, runs.Length);
+        Assert.True(File.Exists(Path.Combine(experiment.Path, "metrics", "run-2.minibatches.csv")));
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(experiment.Path, "metrics", "run-2.epochs.csv")).Length);
+    }
+
+    [Fact]
+    public async Task A_cancelled_fit_returns_with_its_runs_stopped()
+    {
+        using var experiment = new Experiment("cancel", Path.Combine(mnist.Directory, "experiments"));
+        using var cancel = new CancellationTokenSource();
+        experiment.Progress += e => { if (e is TaskDone) cancel.Cancel(); };
+        var result = await experiment.RunFitAsync(SpecSource.FromFile(RepoPaths.MnistExample("MnistSpec.cs")),
+            ConfigGroup.Load(mnist.ConfigPath), DataHandle.Load(mnist.HandlePath), new FitOptions(Chunks: 4), cancel.Token);
+        Assert.True(result.Cancelled);
+        Assert.All(result.Runs, r => Assert.Equal(RunStatus.Stopped, r.Status));
+    }
+
+    [Fact]
+    public void One_experiment_is_active_per_process_and_names_stay_unique_in_their_directory()
+    {
+        var dir = Path.Combine(mnist.Directory, "experiments");
+        using (var first = new Experiment("same", dir))
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => new Experiment("other", dir));
+            Assert.Contains("experiment 'same' is active in this process", e.Message);
+        }
+        using var second = new Experiment("same", dir);
+        Assert.Equal("same_2", second.Name);
+        Assert.Throws<ArgumentException>(() => new Experiment("bad/name", dir));
+    }
+
+    [Fact]
+    public void The_fit_command_prints_the_final_table_and_writes_runs_csv()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var dir = Path.Combine(mnist.Directory, "cli");
+        var code = RapidFireCli.Run(["fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", mnist.HandlePath,
+            "--config", mnist.ConfigPath, "--experiment", "cli", "--dir", dir, "--chunks", "2", "--devices", "cpu:2"], stdout, stderr);
+
+        var output = stdout.ToString();
+        Assert.True(code == 0, stderr.ToString() + output);
+        Assert.Contains("run 1 epoch 1 validation: loss", output);
+        Assert.Contains("run 2: Completed (epochs) after 1 epoch(s)", output);
+        Assert.Matches(@"│ 2\s+│ Completed \(epochs\) │ 1/1 epochs │ 32\s+│", output);
+        Assert.Contains("fit done", output);
+        Assert.True(File.Exists(Path.Combine(dir, "cli", "runs.csv")));
+    }
+
+    [Fact]
+    public void The_fit_command_rejects_bad_inputs_before_anything_runs()
+    {
+        File.WriteAllText(mnist.ConfigPath, """{ "train": { "epochs": 1, "batch_size": 0, "optimizer": { "name": "Adam" } } }""");
+        var stderr = new StringWriter();
+        var dir = Path.Combine(mnist.Directory, "never");
+        var code = RapidFireCli.Run(["fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", mnist.HandlePath,
+            "--config", mnist.ConfigPath, "--experiment", "x", "--dir", dir], new StringWriter(), stderr);
+        Assert.Equal(RapidFireCli.InvalidInput, code);
+        Assert.Contains("train.batch_size", stderr.ToString());
+        Assert.False(Directory.Exists(dir));
+    }
+}
