@@ -10,8 +10,8 @@ namespace RapidFire.Actors;
 /// <param name="Devices">The <c>--devices</c> setting: <c>cpu</c>, <c>cpu:N</c>, <c>cuda</c> or <c>cuda:I,J</c>.</param>
 /// <param name="Seed">The seed of every run without its own <c>seed</c> knob: weight init, data order, dropout.</param>
 /// <param name="Prefetch">Minibatches each device has prepared or in preparation ahead of its trainer.</param>
-/// <param name="Loaders">DataLoaderActors preparing minibatches (0: one per core, at least one).</param>
-/// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores shared among the CPU devices).</param>
+/// <param name="Loaders">DataLoaderActors preparing minibatches (0: half the cores, at least one).</param>
+/// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores the loaders leave, shared among the CPU devices).</param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
     int Loaders = 0, int TorchThreads = 0)
 {
@@ -30,8 +30,13 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
             section.GetInt("loaders"), section.GetInt("torch-threads")).Validated();
     }
 
-    /// <summary>The number of DataLoaderActors to start.</summary>
-    public int LoaderCount => Loaders > 0 ? Loaders : Math.Max(1, Environment.ProcessorCount);
+    /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
+    public int LoaderCount => Loaders > 0 ? Loaders : Math.Max(1, Environment.ProcessorCount / 2);
+
+    /// <summary>libtorch's intra-op threads for <paramref name="cpuDevices"/> CPU devices (all cores when every device is CUDA).</summary>
+    public int TorchThreadsFor(int cpuDevices) => TorchThreads > 0 ? TorchThreads
+        : cpuDevices == 0 ? Environment.ProcessorCount
+        : Math.Max(1, (Environment.ProcessorCount - LoaderCount) / cpuDevices);
 
     /// <summary>Checks the values; a bad one is a <see cref="Spec.ConfigException"/> naming the setting.</summary>
     public RuntimeSettings Validated()

@@ -21,7 +21,9 @@ namespace RapidFire.Host;
 /// <param name="Seed">The seed of runs without a <c>seed</c> knob.</param>
 /// <param name="Prefetch">Minibatches prepared ahead of each device.</param>
 /// <param name="Loaders">DataLoaderActors (0: one per core).</param>
-public sealed record FitOptions(int? Chunks = null, string? Devices = null, long? Seed = null, int? Prefetch = null, int? Loaders = null)
+/// <param name="TorchThreads">libtorch intra-op threads (0: the cores shared among the CPU devices).</param>
+public sealed record FitOptions(int? Chunks = null, string? Devices = null, long? Seed = null, int? Prefetch = null, int? Loaders = null,
+    int? TorchThreads = null)
 {
     internal RuntimeSettings Over(RuntimeSettings defaults) => (defaults with
     {
@@ -30,6 +32,7 @@ public sealed record FitOptions(int? Chunks = null, string? Devices = null, long
         Seed = Seed ?? defaults.Seed,
         Prefetch = Prefetch ?? defaults.Prefetch,
         Loaders = Loaders ?? defaults.Loaders,
+        TorchThreads = TorchThreads ?? defaults.TorchThreads,
     }).Validated();
 }
 
@@ -139,11 +142,8 @@ public sealed class Experiment : IDisposable
             throw new InvalidOperationException($"experiment '{Name}' is already running an operation; cancel it or wait");
         try
         {
-            // libtorch's intra-op threads are process-wide: the CPU workers share the cores.
-            var cpuWorkers = devices.Count(d => !d.IsCuda);
-            torch.set_num_threads(settings.TorchThreads > 0 ? settings.TorchThreads
-                : cpuWorkers == 0 ? Environment.ProcessorCount
-                : Math.Max(1, Environment.ProcessorCount / cpuWorkers));
+            // libtorch's intra-op threads are process-wide: the loaders and the CPU workers share the cores.
+            torch.set_num_threads(settings.TorchThreadsFor(devices.Count(d => !d.IsCuda)));
             using var services = new TrainingServices(factory, data, settings);
             var definitions = runs.Select((cfg, i) => new RunDefinition(nextRunId + i, cfg)).ToList();
             nextRunId += definitions.Count;

@@ -1,0 +1,225 @@
+using System.Diagnostics;
+using RapidFire.Actors.Scheduling;
+using RapidFire.Host;
+using RapidFire.Spec;
+using RapidFire.Spec.Compilation;
+using RapidFire.Spec.Configs;
+using RapidFire.Spec.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace RapidFire.Bench;
+
+/// <summary>The issue-3 benchmarks on the MNIST example spec and the full shared MNIST data.</summary>
+public sealed class Bench
+{
+    private const int BatchSize = 64;
+    private const int Chunks = 4;
+    private readonly string repo;
+    private readonly DataHandle handle;
+    private readonly int epochs;
+    private readonly string specPath;
+    private readonly FitOptions options;
+
+    public Bench(string repo, string data, int epochs, FitOptions? options = null)
+    {
+        this.options = options ?? new FitOptions();
+        this.repo = repo;
+        this.epochs = epochs;
+        specPath = Path.Combine(repo, "examples", "mnist", "MnistSpec.cs");
+        SpecCompiler.CompileFile(specPath); // compile once, outside every timing
+        handle = DataHandle.Builder(data).Train("train.csv").Validation("validation.csv").Objects(".").DownloadColumns("filepath").Build();
+        TrainRows = handle.Open(Mode.Train).RowCount;
+        ValidationRows = handle.Open(Mode.Validation).RowCount;
+    }
+
+    public int TrainRows { get; }
+
+    public int ValidationRows { get; }
+
+    public static string FindRepo()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "RapidFire.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException("run the benchmarks from inside the repository");
+    }
+
+    private ConfigTemplate Template(string modelType, params double[] lrs) => new()
+    {
+        UserKnobs = new Dictionary<string, object?> { ["model_type"] = modelType, ["hidden"] = 128 },
+        Train = new TrainTemplate
+        {
+            Epochs = epochs,
+            BatchSize = BatchSize,
+            Optimizer = new ComponentTemplate("Adam", new Dictionary<string, object?> { ["lr"] = lrs.Length == 1 ? lrs[0] : Knob.List(lrs.Cast<object?>().ToArray()) }),
+        },
+        NamedMetrics = ["top1_accuracy"],
+    };
+
+    /// <summary>A fit, timed; with each finished device task and when it was seen (seconds after the start).</summary>
+    private async Task<(double Seconds, FitResult Result, List<(double At, TaskDone Done)> Tasks)> Fit(Experiment experiment, ConfigGroup group)
+    {
+        var tasks = new List<(double, TaskDone)>();
+        var clock = Stopwatch.StartNew();
+        void Collect(ExperimentEvent e)
+        {
+            if (e is TaskDone done) lock (tasks) tasks.Add((clock.Elapsed.TotalSeconds, done));
+        }
+        experiment.Progress += Collect;
+        var result = await experiment.RunFitAsync(SpecSource.FromFile(specPath), group, handle, options with { Chunks = Chunks, Devices = "cpu" });
+        var seconds = clock.Elapsed.TotalSeconds;
+        experiment.Progress -= Collect;
+        if (result.Runs.Any(r => r.Status != RapidFire.Actors.Runs.RunStatus.Completed))
+            throw new InvalidOperationException("a benchmark run did not complete: " + string.Join("; ", result.Runs.Select(r => r.Failure)));
+        return (seconds, result, tasks);
+    }
+
+    private static Experiment Open(string name) => new(name, Path.Combine(Path.GetTempPath(), "rapidfire-bench"));
+
+    /// <summary>(a) One config through RapidFire vs the same work in a hand-written TorchSharp loop.</summary>
+    public async Task Overhead(int reps)
+    {
+        var rapid = new List<double>();
+        var hand = new List<double>();
+        double rapidAccuracy = 0, handAccuracy = 0;
+        for (var rep = -1; rep < reps; rep++) // repetition -1 warms up (JIT, libtorch, page cache) and is not counted
+        {
+            using (var experiment = Open("overhead"))
+            {
+                var (seconds, result, _) = await Fit(experiment, new GridSearch(Template("cnn", 0.001)));
+                if (rep >= 0) rapid.Add(seconds);
+                rapidAccuracy = result.Runs[0].ValidationHistory[^1]["top1_accuracy"];
+            }
+            var clock = Stopwatch.StartNew();
+            handAccuracy = HandWrittenLoop(new GridSearch(Template("cnn", 0.001)).Expand()[0]);
+            if (rep >= 0) hand.Add(clock.Elapsed.TotalSeconds);
+        }
+        Report("(a) runtime overhead: 1 CNN config, RapidFire (4 chunks, prefetching loaders) vs a hand-written loop",
+            ("hand-written loop", hand), ("rapidfire fit", rapid));
+        Console.WriteLine($"final validation accuracy: hand-written {handAccuracy:0.000}, rapidfire {rapidAccuracy:0.000}");
+        Console.WriteLine();
+    }
+
+    /// <summary>The baseline: what a user writes without RapidFire, calling the same spec code in one thread.</summary>
+    private double HandWrittenLoop(Config cfg)
+    {
+        torch.set_num_threads(Environment.ProcessorCount); // what a hand-written program runs with
+        var spec = SpecCompiler.CompileFile(specPath).CreateInstance();
+        var train = handle.Open(Mode.Train);
+        var validation = handle.Open(Mode.Validation);
+        torch.manual_seed(42);
+        var model = spec.CreateModel(cfg);
+        var optimizer = torch.optim.Adam(model.parameters(), lr: 0.001);
+        double accuracy = 0;
+        for (var epoch = 0; epoch < cfg.Epochs; epoch++)
+        {
+            var plan = EpochPlan.ForTraining(train.RowCount, cfg.BatchSize, 1, 42, epoch);
+            model.train();
+            foreach (var rows in plan.Chunk(0))
+            {
+                using var scope = torch.NewDisposeScope();
+                var batch = new Minibatch(spec.CollateFn(rows.Select(r => spec.RowPrep(train[r], cfg, Mode.Train)).ToList(), cfg, Mode.Train), rows.Length);
+                optimizer.zero_grad();
+                var result = spec.ComputeForward(model, batch, cfg, Mode.Train);
+                result.Loss!.backward();
+                optimizer.step();
+            }
+            model.eval();
+            long correct = 0;
+            using (torch.no_grad())
+                foreach (var rows in EpochPlan.ForEvaluation(validation.RowCount, cfg.BatchSize).Chunk(0))
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var batch = new Minibatch(spec.CollateFn(rows.Select(r => spec.RowPrep(validation[r], cfg, Mode.Validation)).ToList(), cfg, Mode.Validation), rows.Length);
+                    var outputs = spec.ComputeForward(model, batch, cfg, Mode.Validation).Outputs;
+                    correct += ((Tensor)outputs["predictions"]).eq((Tensor)outputs["targets"]).sum().item<long>();
+                }
+            accuracy = (double)correct / validation.RowCount;
+        }
+        return accuracy;
+    }
+
+    /// <summary>(b) 4 configs hyperparallel vs one after another; (c) the time until all 4 trained a first chunk.</summary>
+    public async Task SwapAndFirstComparison(int reps)
+    {
+        var parallel = new List<double>();
+        var sequential = new List<double>();
+        var parallelFirst = new List<double>();
+        var sequentialFirst = new List<double>();
+        ConfigTemplate[] configs = [Template("cnn", 0.0005), Template("cnn", 0.001), Template("mlp", 0.001), Template("mlp", 0.003)];
+        for (var rep = 0; rep < reps; rep++)
+        {
+            using (var experiment = Open("hyperparallel"))
+            {
+                var (seconds, _, tasks) = await Fit(experiment, new ConfigList(configs.Select(c => (ConfigGroup)new GridSearch(c)).ToArray()));
+                parallel.Add(seconds);
+                parallelFirst.Add(UntilEveryRunTrainedAChunk(tasks));
+            }
+            using (var experiment = Open("sequential"))
+            {
+                double total = 0, lastFirst = 0;
+                foreach (var config in configs)
+                {
+                    var (seconds, _, tasks) = await Fit(experiment, new GridSearch(config));
+                    lastFirst = total + UntilEveryRunTrainedAChunk(tasks);
+                    total += seconds;
+                }
+                sequential.Add(total);
+                sequentialFirst.Add(lastFirst);
+            }
+        }
+        Report("(b) swap overhead: 4 configs (2 CNN, 2 MLP), hyperparallel (4 chunks/epoch, 1 device) vs one after another",
+            ("one after another", sequential), ("hyperparallel", parallel));
+        Report("(c) time to first comparison: until every one of the 4 configs has trained its first chunk",
+            ("one after another", sequentialFirst), ("hyperparallel", parallelFirst));
+    }
+
+    /// <summary>Seconds until the last run to do so finished its first training chunk.</summary>
+    private static double UntilEveryRunTrainedAChunk(List<(double At, TaskDone Done)> tasks) => tasks
+        .Where(t => t.Done.Task.Task.Kind == TaskKind.Train)
+        .GroupBy(t => t.Done.Task.Task.RunId)
+        .Max(g => g.Min(t => t.At));
+
+    /// <summary>(d) How long the device waited for prepared minibatches, on the CNN with PNG decoding in RowPrep.</summary>
+    public async Task IdleFraction()
+    {
+        using var experiment = Open("idle");
+        var (seconds, _, tasks) = await Fit(experiment, new GridSearch(Template("cnn", 0.0005, 0.001)));
+        var busy = tasks.Sum(t => Timing(t.Done).BusySeconds);
+        var wait = tasks.Sum(t => Timing(t.Done).WaitSeconds);
+        Console.WriteLine("## (d) trainer idle fraction: 2 CNN configs, PNG decoding in RowPrep, 1 device");
+        Console.WriteLine();
+        Console.WriteLine("| fit seconds | device busy s | device waiting s | idle fraction |");
+        Console.WriteLine("| --- | --- | --- | --- |");
+        Console.WriteLine($"| {seconds:0.00} | {busy:0.00} | {wait:0.00} | {wait / (busy + wait):P1} |");
+        Console.WriteLine();
+    }
+
+    private static RapidFire.Actors.Training.GpuProtocol.TaskTiming Timing(TaskDone done) => done.Task.Outcome switch
+    {
+        RapidFire.Actors.Training.GpuProtocol.Trained t => t.Timing,
+        RapidFire.Actors.Training.GpuProtocol.Validated v => v.Timing,
+        _ => new(0, 0, 0),
+    };
+
+    private static void Report(string title, (string Name, List<double> Seconds) baseline, (string Name, List<double> Seconds) candidate)
+    {
+        var b = Median(baseline.Seconds);
+        var c = Median(candidate.Seconds);
+        Console.WriteLine($"## {title}");
+        Console.WriteLine();
+        Console.WriteLine("| side | median s | all runs s |");
+        Console.WriteLine("| --- | --- | --- |");
+        Console.WriteLine($"| {baseline.Name} | {b:0.00} | {string.Join(", ", baseline.Seconds.Select(s => s.ToString("0.00")))} |");
+        Console.WriteLine($"| {candidate.Name} | {c:0.00} | {string.Join(", ", candidate.Seconds.Select(s => s.ToString("0.00")))} |");
+        Console.WriteLine();
+        Console.WriteLine($"ratio {candidate.Name} / {baseline.Name} = **{c / b:0.000}**");
+        Console.WriteLine();
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+}

@@ -1,0 +1,27 @@
+// Benchmarks of issue 3, run by hand (see docs/benchmarks.md):
+//   dotnet run -c Release --project bench/RapidFire.Bench -- [overhead|swap|idle|all] [--data DIR] [--epochs N] [--reps N]
+//     [--loaders N] [--prefetch N] [--torch-threads N]
+// Every comparison is measured side by side in one process, alternating the two sides, and reported as a ratio.
+using System.Diagnostics;
+using System.Globalization;
+using RapidFire.Bench;
+using RapidFire.Spec.Native;
+
+TorchNative.EnsureLoaded();
+var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
+string Option(string name, string fallback) =>
+    args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+var repo = Bench.FindRepo();
+var data = Path.GetFullPath(Option("--data", Path.Combine(repo, "..", "shared", "data", "mnist-10k")));
+var epochs = int.Parse(Option("--epochs", "2"), CultureInfo.InvariantCulture);
+var reps = int.Parse(Option("--reps", "3"), CultureInfo.InvariantCulture);
+int? Int(string name) => Option(name, "") is var v && v.Length > 0 ? int.Parse(v, CultureInfo.InvariantCulture) : null;
+var bench = new Bench(repo, data, epochs, new RapidFire.Host.FitOptions(Loaders: Int("--loaders"), Prefetch: Int("--prefetch"), TorchThreads: Int("--torch-threads")));
+
+Console.WriteLine($"# RapidFire.NET benchmarks ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
+Console.WriteLine($"data {data} (train {bench.TrainRows}, validation {bench.ValidationRows}), {epochs} epochs, {reps} repetitions, " +
+                  $"{Environment.ProcessorCount} cores, median of each side");
+Console.WriteLine();
+if (which is "overhead" or "all") await bench.Overhead(reps);
+if (which is "swap" or "all") await bench.SwapAndFirstComparison(reps);
+if (which is "idle" or "all") await bench.IdleFraction();
