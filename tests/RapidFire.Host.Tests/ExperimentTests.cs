@@ -85,6 +85,42 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
+    public async Task An_object_file_that_cannot_be_read_fails_its_run_naming_the_id_and_the_path()
+    {
+        var dir = Directory.CreateTempSubdirectory("rf-broken-").FullName;
+        try
+        {
+            var rows = File.ReadLines(RepoPaths.MnistExample("data/train.csv")).Take(41).ToList();
+            Directory.CreateDirectory(Path.Combine(dir, "images"));
+            foreach (var row in rows.Skip(1))
+            {
+                var file = row.Split(',')[1];
+                File.Copy(RepoPaths.MnistExample($"data/{file}"), Path.Combine(dir, file));
+            }
+            var broken = rows[6].Split(',');
+            File.WriteAllText(Path.Combine(dir, broken[1]), "not a png");
+            File.WriteAllLines(Path.Combine(dir, "train.csv"), rows);
+            File.WriteAllText(Path.Combine(dir, "handle.json"), """{ "locators": { "train": "train.csv" }, "download_columns": ["filepath"] }""");
+
+            using var experiment = new Experiment("broken", Path.Combine(dir, "experiments"));
+            var result = await experiment.RunFitAsync(SpecSource.FromFile(RepoPaths.MnistExample("MnistSpec.cs")),
+                ConfigGroup.Load(mnist.ConfigPath), DataHandle.Load(Path.Combine(dir, "handle.json")));
+
+            Assert.All(result.Runs, run =>
+            {
+                Assert.Equal(RunStatus.Failed, run.Status);
+                Assert.Equal("RowPrep", run.Failure!.Method);
+                Assert.Equal(long.Parse(broken[0]), run.Failure.RowId);
+                Assert.Contains($"cannot read image {Path.Combine(dir, broken[1])}", run.Failure.Message);
+            });
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void One_experiment_is_active_per_process_and_names_stay_unique_in_their_directory()
     {
         var dir = Path.Combine(mnist.Directory, "experiments");

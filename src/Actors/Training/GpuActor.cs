@@ -123,7 +123,7 @@ public sealed class GpuActor : ReceiveActor
     {
         var task = active!;
         if (!task.IsReady) return;
-        var prepared = services.Exchange.Take(Key(task.Next));
+        var prepared = services.Exchange.Take(Key(task.Done));
         var result = task.Step(prepared.Batch);
         metrics.Tell(new MinibatchRecorded(task.Task.RunId, task.Mode, task.Task.Epoch, task.Task.Kind == TaskKind.Train ? task.Task.Chunk : 0,
             task.FirstStep + task.Done - 1, prepared.Batch.Size, result.Loss, result.Named, result.Values));
@@ -218,7 +218,6 @@ public sealed class GpuActor : ReceiveActor
         public int FirstStep { get; } = firstStep;
         public int Requested { get; set; }
         public int Done { get; private set; }
-        public int Next => Done;
         public bool IsReady => ready.Contains(Done);
         public double MeanLoss => examples == 0 ? double.NaN : lossSum / examples;
         public TaskTiming Timing => new(Done, busy.Elapsed.TotalSeconds, waiting.Elapsed.TotalSeconds);
