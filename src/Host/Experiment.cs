@@ -48,7 +48,7 @@ public abstract record ExperimentEvent;
 public sealed record RunChanged(RunState Run) : ExperimentEvent;
 
 /// <summary>A minibatch was processed: its loss and metrics.</summary>
-public sealed record MinibatchDone(MetricsProtocol.MinibatchRecorded Minibatch) : ExperimentEvent;
+public sealed record MinibatchDone(MinibatchRecord Minibatch) : ExperimentEvent;
 
 /// <summary>An epoch's metrics of one partition were closed.</summary>
 public sealed record EpochDone(MetricsProtocol.EpochRecorded Epoch) : ExperimentEvent;
@@ -106,7 +106,7 @@ public sealed class Experiment : IDisposable
             system = ActorSystem.Create("rapidfire", config is null ? RuntimeSettings.Reference : config.WithFallback(RuntimeSettings.Reference));
             files = new ExperimentFiles(Path);
             bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-            foreach (var type in new[] { typeof(RunUpdated), typeof(MetricsProtocol.MinibatchRecorded), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished) })
+            foreach (var type in new[] { typeof(RunUpdated), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished) })
                 system.EventStream.Subscribe(bridge, type);
             active = this;
         }
@@ -215,7 +215,7 @@ public sealed class Experiment : IDisposable
         {
             Receive<Flush>(_ => Sender.Tell(new Flushed()));
             Receive<RunUpdated>(e => experiment.Publish(new RunChanged(e.State)));
-            Receive<MetricsProtocol.MinibatchRecorded>(e => experiment.Publish(new MinibatchDone(e)));
+            Receive<MinibatchRecord>(e => experiment.Publish(new MinibatchDone(e)));
             Receive<MetricsProtocol.EpochRecorded>(e => experiment.Publish(new EpochDone(e)));
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
         }

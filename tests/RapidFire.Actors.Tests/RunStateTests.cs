@@ -25,11 +25,11 @@ public class RunStateTests
     {
         var run = Started();
         Assert.Equal(RunTask.Train(1, 0, 0), run.NextTask);
-        run = Run(run, new ChunkTrained(RunTask.Train(1, 0, 0), 0.9));
+        run = Run(run, new ChunkTrained(RunTask.Train(1, 0, 0), 0.9, [], null));
         Assert.Equal(RunTask.Train(1, 0, 1), run.NextTask);
-        run = Run(run, new ChunkTrained(RunTask.Train(1, 0, 1), 0.8));
+        run = Run(run, new ChunkTrained(RunTask.Train(1, 0, 1), 0.8, [], null));
         Assert.Equal(RunTask.Validate(1, 0), run.NextTask);
-        run = Run(run, new ValidationFinished(RunTask.Validate(1, 0)));
+        run = Run(run, new ValidationFinished(RunTask.Validate(1, 0), []));
         Assert.Null(run.NextTask);
         Assert.Equal("epoch 1/2 validating", run.Where);
     }
@@ -37,8 +37,8 @@ public class RunStateTests
     [Fact]
     public void An_epoch_completes_once_both_metrics_are_closed_in_either_order()
     {
-        var run = Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 1), new ChunkTrained(RunTask.Train(1, 0, 1), 1),
-            new ValidationFinished(RunTask.Validate(1, 0)), new CloseEpochMetrics(Mode.Validation, 0, Metrics, false));
+        var run = Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 1, [], null), new ChunkTrained(RunTask.Train(1, 0, 1), 1, [], null),
+            new ValidationFinished(RunTask.Validate(1, 0), []), new CloseEpochMetrics(Mode.Validation, 0, Metrics, false));
         Assert.Equal(0, run.EpochsDone);
         run = Run(run, new CloseEpochMetrics(Mode.Train, 0, Metrics, false));
         Assert.Equal(1, run.EpochsDone);
@@ -52,7 +52,7 @@ public class RunStateTests
     {
         var run = Started(validation: false);
         for (var epoch = 0; epoch < 2; epoch++)
-            run = Run(run, new ChunkTrained(RunTask.Train(1, epoch, 0), 1), new ChunkTrained(RunTask.Train(1, epoch, 1), 1),
+            run = Run(run, new ChunkTrained(RunTask.Train(1, epoch, 0), 1, [], null), new ChunkTrained(RunTask.Train(1, epoch, 1), 1, [], null),
                 new CloseEpochMetrics(Mode.Train, epoch, Metrics, false));
         Assert.Equal(RunStatus.Completed, run.Status);
         Assert.Equal(EndReason.Epochs, run.EndedBy);
@@ -63,8 +63,8 @@ public class RunStateTests
     [Fact]
     public void HasConverged_completes_the_run_early()
     {
-        var run = Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 1), new ChunkTrained(RunTask.Train(1, 0, 1), 1),
-            new CloseEpochMetrics(Mode.Train, 0, Metrics, false), new ValidationFinished(RunTask.Validate(1, 0)),
+        var run = Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 1, [], null), new ChunkTrained(RunTask.Train(1, 0, 1), 1, [], null),
+            new CloseEpochMetrics(Mode.Train, 0, Metrics, false), new ValidationFinished(RunTask.Validate(1, 0), []),
             new CloseEpochMetrics(Mode.Validation, 0, Metrics, true));
         Assert.Equal(RunStatus.Completed, run.Status);
         Assert.Equal(EndReason.Converged, run.EndedBy);
@@ -75,8 +75,8 @@ public class RunStateTests
     public void Stale_or_out_of_order_reports_change_nothing_and_an_ended_run_stays_ended()
     {
         var run = Started();
-        Assert.Empty(run.Decide(new ChunkTrained(RunTask.Train(1, 0, 1), 1)));
-        Assert.Empty(run.Decide(new ValidationFinished(RunTask.Validate(1, 0))));
+        Assert.Empty(run.Decide(new ChunkTrained(RunTask.Train(1, 0, 1), 1, [], null)));
+        Assert.Empty(run.Decide(new ValidationFinished(RunTask.Validate(1, 0), [])));
         var failed = Run(run, new FailRun(new RunFailure("RowPrep", "boom", "train", 1, 1, 7)));
         Assert.Equal(RunStatus.Failed, failed.Status);
         Assert.Equal("MLSpec.RowPrep (train, epoch 1, chunk 1, row id 7): boom", failed.Failure!.ToString());
@@ -93,7 +93,7 @@ public class RunStateTests
         Assert.Equal(new Assignment("cpu", RunTask.Train(1, 0, 0)), Assert.Single(assignments));
         scheduled = scheduled.DeviceFreed("cpu");
         Assert.Empty(scheduled.Schedule().Assignments);            // the run's report has not arrived yet
-        var moved = scheduled.WithRun(Run(run, new ChunkTrained(RunTask.Train(1, 0, 0), 1)));
+        var moved = scheduled.WithRun(Run(run, new ChunkTrained(RunTask.Train(1, 0, 0), 1, [], null)));
         Assert.Equal(RunTask.Train(1, 0, 1), Assert.Single(moved.Schedule().Assignments).Task);
         Assert.False(moved.IsDone);
     }

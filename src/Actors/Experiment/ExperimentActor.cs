@@ -70,8 +70,8 @@ public sealed class ExperimentActor : ReceiveActor
             Context.System.EventStream.Publish(finished);
             runActors[finished.Task.RunId].Tell(finished.Outcome switch
             {
-                Trained trained => new ChunkTrained(finished.Task, trained.MeanLoss),
-                Validated => new ValidationFinished(finished.Task),
+                Trained trained => new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint),
+                Validated validated => new ValidationFinished(finished.Task, validated.Records),
                 Failed failed => new FailRun(failed.Failure),
                 _ => new StopRun(EndReason.Cancelled),
             });
@@ -111,7 +111,7 @@ public sealed class ExperimentActor : ReceiveActor
         var loaders = Track(Context.ActorOf(DataLoaderActor.Props(services).WithRouter(new SmallestMailboxPool(services.Settings.LoaderCount)), "loaders"));
         gpus.Clear();
         foreach (var device in devices)
-            gpus[device.Id] = Track(Context.ActorOf(GpuActor.Props(device, services, loaders, metrics), $"device-{device.Id.Replace(':', '-')}"));
+            gpus[device.Id] = Track(Context.ActorOf(GpuActor.Props(device, services, loaders), $"device-{device.Id.Replace(':', '-')}"));
         runActors.Clear();
         foreach (var run in start.Runs)
         {

@@ -1,47 +1,18 @@
 using RapidFire.Spec;
-using RapidFire.Spec.Metrics;
 
 namespace RapidFire.Actors.Metrics;
 
-/// <summary>Messages of the MetricsActor, and the metric events it publishes on the event stream.</summary>
+/// <summary>Messages of the MetricsActor, and the metric event it publishes on the event stream.</summary>
 public static class MetricsProtocol
 {
-    /// <summary>A named metric's counts on one minibatch: examples whose target was among the top K, and examples.</summary>
-    public sealed record NamedCount(long Correct, long Count);
-
     /// <summary>
-    /// The metrics of one minibatch, sent by the device that processed it (and published for observers): the loss
-    /// (absent in predict), the named metrics' counts and the <c>ComputeMetrics</c> values.
+    /// Close an epoch's metrics of one partition from its minibatch records; for validation, also ask
+    /// <c>HasConverged</c> with the run's earlier validation rows. Answered with a <c>CloseEpochMetrics</c> or a
+    /// <c>FailRun</c> to the sender.
     /// </summary>
-    /// <param name="RunId">The run.</param>
-    /// <param name="Mode">Train or validation (or test).</param>
-    /// <param name="Epoch">The 0-based epoch.</param>
-    /// <param name="Chunk">The 0-based chunk (0 in validation).</param>
-    /// <param name="Step">The minibatch's 0-based index in its epoch's pass over the partition.</param>
-    /// <param name="Examples">Rows in the minibatch.</param>
-    /// <param name="Loss">The minibatch's loss.</param>
-    /// <param name="Named">The named metrics' counts.</param>
-    /// <param name="Values">The <c>ComputeMetrics</c> values.</param>
-    public sealed record MinibatchRecorded(int RunId, Mode Mode, int Epoch, int Chunk, int Step, int Examples, double? Loss,
-        IReadOnlyDictionary<string, NamedCount> Named, MetricValues Values)
-    {
-        /// <summary>The minibatch's numbers for display: loss, each named metric's ratio, each tensor metric.</summary>
-        public IReadOnlyDictionary<string, double> Numbers()
-        {
-            var numbers = new Dictionary<string, double>();
-            if (Loss is { } loss) numbers["loss"] = loss;
-            foreach (var (name, count) in Named) numbers[name] = count.Count == 0 ? 0 : (double)count.Correct / count.Count;
-            foreach (var (key, value) in Values.Numbers) numbers.TryAdd(key, value);
-            return numbers;
-        }
-    }
-
-    /// <summary>Close an epoch's metrics of one partition; for validation, also ask <c>HasConverged</c>.</summary>
-    public sealed record CloseEpoch(int RunId, Config Config, Mode Mode, int Epoch);
+    public sealed record CloseEpoch(int RunId, Config Config, Mode Mode, int Epoch, IReadOnlyList<MinibatchRecord> Records,
+        IReadOnlyList<IReadOnlyDictionary<string, double>> ValidationHistory);
 
     /// <summary>Published when an epoch's metrics of one partition are closed.</summary>
     public sealed record EpochRecorded(int RunId, Mode Mode, int Epoch, IReadOnlyDictionary<string, double> Metrics);
-
-    /// <summary>Forget a run's metrics (it ended).</summary>
-    public sealed record ForgetRun(int RunId);
 }

@@ -49,13 +49,10 @@ public sealed class RunActor : ReceiveActor
         switch (e)
         {
             case ChunkCompleted { } chunk when state.ChunksDone == state.ChunksPerEpoch:
-                metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Train, chunk.Epoch));
+                metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Train, chunk.Epoch, state.TrainRecords, state.ValidationHistory));
                 break;
             case ValidationCompleted validated:
-                metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, validated.Epoch));
-                break;
-            case RunEnded:
-                metrics.Tell(new MetricsProtocol.ForgetRun(state.RunId));
+                metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, validated.Epoch, state.ValidationRecords, state.ValidationHistory));
                 break;
         }
     }

@@ -1,3 +1,5 @@
+using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Scheduling;
 using RapidFire.Spec;
 
@@ -101,6 +103,18 @@ public sealed record RunState
     /// <summary>The mean train loss of the last chunk trained.</summary>
     public double? LastTrainLoss { get; init; }
 
+    /// <summary>The minibatch records of the current epoch's trained chunks (the train metrics are closed from them).</summary>
+    public IReadOnlyList<MinibatchRecord> TrainRecords { get; init; } = [];
+
+    /// <summary>The minibatch records of the current epoch's validation pass.</summary>
+    public IReadOnlyList<MinibatchRecord> ValidationRecords { get; init; } = [];
+
+    /// <summary>The newest durable checkpoint of the run's trainable state.</summary>
+    public CheckpointRef? LastCheckpoint { get; init; }
+
+    /// <summary>Chunks trained in all, over every epoch: what a checkpoint of the current state must hold.</summary>
+    public int ChunksTrained => EpochsDone * ChunksPerEpoch + ChunksDone;
+
     /// <summary>The epoch-level train metrics, one dictionary per completed epoch.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>> TrainHistory { get; init; } = [];
 
@@ -128,9 +142,9 @@ public sealed record RunState
             case StartRun start when Status == RunStatus.New:
                 return [new RunStarted(start.ChunksPerEpoch, start.HasValidation)];
             case ChunkTrained trained when NextTask == trained.Task:
-                return [new ChunkCompleted(trained.Task.Epoch, trained.Task.Chunk, trained.MeanLoss)];
+                return [new ChunkCompleted(trained.Task.Epoch, trained.Task.Chunk, trained.MeanLoss, trained.Records, trained.Checkpoint)];
             case ValidationFinished finished when NextTask == finished.Task:
-                return [new ValidationCompleted(finished.Task.Epoch)];
+                return [new ValidationCompleted(finished.Task.Epoch, finished.Records)];
             case CloseEpochMetrics closed when Status == RunStatus.Ongoing && closed.Epoch == EpochsDone:
                 var recorded = new EpochMetricsRecorded(closed.Mode, closed.Epoch, closed.Metrics, closed.Converged);
                 return [recorded, .. AfterEpochMetrics(Apply(recorded))];
@@ -157,8 +171,14 @@ public sealed record RunState
     public RunState Apply(IRunEvent e) => e switch
     {
         RunStarted s => this with { Status = RunStatus.Ongoing, ChunksPerEpoch = s.ChunksPerEpoch, HasValidation = s.HasValidation },
-        ChunkCompleted c => this with { ChunksDone = ChunksDone + 1, LastTrainLoss = c.MeanLoss },
-        ValidationCompleted => this with { ValidationDone = true },
+        ChunkCompleted c => this with
+        {
+            ChunksDone = ChunksDone + 1,
+            LastTrainLoss = c.MeanLoss,
+            TrainRecords = [.. TrainRecords, .. c.Records],
+            LastCheckpoint = c.Checkpoint ?? LastCheckpoint,
+        },
+        ValidationCompleted v => this with { ValidationDone = true, ValidationRecords = v.Records },
         EpochMetricsRecorded { Mode: Mode.Train } m => this with { TrainClosed = true, TrainHistory = [.. TrainHistory, m.Metrics] },
         EpochMetricsRecorded m => this with
         {
@@ -173,7 +193,10 @@ public sealed record RunState
             ValidationDone = false,
             TrainClosed = false,
             ValidationClosed = false,
+            TrainRecords = [],
+            ValidationRecords = [],
         },
+        RestoredFromCheckpoint restored => restored.State,
         RunEnded end => this with { Status = end.Status, EndedBy = end.EndedBy, Failure = end.Failure },
         _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown run event"),
     };

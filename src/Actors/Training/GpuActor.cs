@@ -7,7 +7,7 @@ using RapidFire.Actors.Scheduling;
 using RapidFire.Spec;
 using TorchSharp;
 using static RapidFire.Actors.Data.DataLoaderProtocol;
-using static RapidFire.Actors.Metrics.MetricsProtocol;
+using RapidFire.Actors.Metrics;
 using static RapidFire.Actors.Training.GpuProtocol;
 
 namespace RapidFire.Actors.Training;
@@ -31,22 +31,20 @@ public sealed class GpuActor : ReceiveActor
     private readonly DeviceSlot device;
     private readonly TrainingServices services;
     private readonly IActorRef loaders;
-    private readonly IActorRef metrics;
     private long serial;
     private bool nudged;
     private ActiveTask? active;
 
     /// <summary>Props of the actor of <paramref name="device"/>, on its own thread.</summary>
-    public static Props Props(DeviceSlot device, TrainingServices services, IActorRef loaders, IActorRef metrics) =>
-        Akka.Actor.Props.Create(() => new GpuActor(device, services, loaders, metrics)).WithDispatcher("rapidfire.gpu-dispatcher");
+    public static Props Props(DeviceSlot device, TrainingServices services, IActorRef loaders) =>
+        Akka.Actor.Props.Create(() => new GpuActor(device, services, loaders)).WithDispatcher("rapidfire.gpu-dispatcher");
 
     /// <summary>Creates the actor.</summary>
-    public GpuActor(DeviceSlot device, TrainingServices services, IActorRef loaders, IActorRef metrics)
+    public GpuActor(DeviceSlot device, TrainingServices services, IActorRef loaders)
     {
         this.device = device;
         this.services = services;
         this.loaders = loaders;
-        this.metrics = metrics;
         Idle();
     }
 
@@ -125,11 +123,13 @@ public sealed class GpuActor : ReceiveActor
         if (!task.IsReady) return;
         var prepared = services.Exchange.Take(Key(task.Done));
         var result = task.Step(prepared.Batch);
-        metrics.Tell(new MinibatchRecorded(task.Task.RunId, task.Mode, task.Task.Epoch, task.Task.Kind == TaskKind.Train ? task.Task.Chunk : 0,
-            task.FirstStep + task.Done - 1, prepared.Batch.Size, result.Loss, result.Named, result.Values));
+        var record = new MinibatchRecord(task.Task.RunId, task.Mode, task.Task.Epoch, task.Task.Kind == TaskKind.Train ? task.Task.Chunk : 0,
+            task.FirstStep + task.Done - 1, prepared.Batch.Size, result.Loss, result.Named, result.Values);
+        task.Records.Add(record);
+        Context.System.EventStream.Publish(record);
         if (task.Done == task.Minibatches.Count)
         {
-            End(task.Task.Kind == TaskKind.Train ? new Trained(task.MeanLoss, task.Timing) : new Validated(task.Timing));
+            End(task.Task.Kind == TaskKind.Train ? new Trained(task.MeanLoss, task.Timing, task.Records, null) : new Validated(task.Timing, task.Records));
             return;
         }
         RequestAhead();
@@ -216,6 +216,7 @@ public sealed class GpuActor : ReceiveActor
         public RunModel State { get; } = state;
         public IReadOnlyList<int[]> Minibatches { get; } = minibatches;
         public int FirstStep { get; } = firstStep;
+        public List<MinibatchRecord> Records { get; } = [];
         public int Requested { get; set; }
         public int Done { get; private set; }
         public bool IsReady => ready.Contains(Done);

@@ -1,3 +1,5 @@
+using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
 using RapidFire.Spec;
@@ -25,11 +27,14 @@ public static class GpuProtocol
     /// <summary>How a task ended.</summary>
     public abstract record TaskOutcome;
 
-    /// <summary>A chunk was trained; its mean loss over examples.</summary>
-    public sealed record Trained(double MeanLoss, TaskTiming Timing) : TaskOutcome;
+    /// <summary>
+    /// A chunk was trained: its mean loss over examples, its minibatch records, and the checkpoint of the run's state
+    /// captured in host memory after it (waiting in the pending checkpoints; null when not checkpointed).
+    /// </summary>
+    public sealed record Trained(double MeanLoss, TaskTiming Timing, IReadOnlyList<MinibatchRecord> Records, CheckpointRef? Checkpoint) : TaskOutcome;
 
-    /// <summary>A validation pass ran.</summary>
-    public sealed record Validated(TaskTiming Timing) : TaskOutcome;
+    /// <summary>A validation pass ran; its minibatch records.</summary>
+    public sealed record Validated(TaskTiming Timing, IReadOnlyList<MinibatchRecord> Records) : TaskOutcome;
 
     /// <summary>The task failed the run.</summary>
     public sealed record Failed(RunFailure Failure) : TaskOutcome;

@@ -3,7 +3,7 @@ using RapidFire.Actors.Runs;
 using RapidFire.Spec;
 using RapidFire.Spec.Metrics;
 using TorchSharp;
-using static RapidFire.Actors.Metrics.MetricsProtocol;
+using RapidFire.Actors.Metrics;
 using static TorchSharp.torch;
 
 namespace RapidFire.Actors.Training;
