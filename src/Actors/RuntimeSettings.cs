@@ -12,8 +12,13 @@ namespace RapidFire.Actors;
 /// <param name="Prefetch">Minibatches each device has prepared or in preparation ahead of its trainer.</param>
 /// <param name="Loaders">DataLoaderActors preparing minibatches (0: half the cores, at least one).</param>
 /// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores the loaders leave, shared among the CPU devices).</param>
+/// <param name="SaveStrategy">When runs are checkpointed: after every <c>chunk</c>, every <c>epoch</c>, or <c>none</c>.</param>
+/// <param name="KeepCheckpoints">Chunk checkpoints kept per run besides every epoch's last and the final one.</param>
+/// <param name="SnapshotEvery">A run's state is snapshotted every this many journal events.</param>
+/// <param name="JournalIdPrefix">Prefix of the persistence ids (the experiment's name and a slash), so experiments can share a database.</param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
-    int Loaders = 0, int TorchThreads = 0)
+    int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "chunk", int KeepCheckpoints = 2, int SnapshotEvery = 100,
+    string JournalIdPrefix = "")
 {
     /// <summary>The HOCON section the settings live in.</summary>
     public const string Section = "rapidfire";
@@ -27,7 +32,8 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
         var section = config.WithFallback(Reference).GetConfig(Section);
         return new RuntimeSettings(
             section.GetInt("chunks"), section.GetString("devices"), section.GetLong("seed"), section.GetInt("prefetch"),
-            section.GetInt("loaders"), section.GetInt("torch-threads")).Validated();
+            section.GetInt("loaders"), section.GetInt("torch-threads"), section.GetString("save-strategy"),
+            section.GetInt("keep-checkpoints"), section.GetInt("snapshot-every")).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
@@ -46,6 +52,10 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
         if (Prefetch < 1) errors.Add(new("prefetch", $"must be a whole number >= 1, got {Prefetch}"));
         if (Loaders < 0) errors.Add(new("loaders", $"must be >= 0 (0: one per core), got {Loaders}"));
         if (TorchThreads < 0) errors.Add(new("torch-threads", $"must be >= 0 (0: automatic), got {TorchThreads}"));
+        if (SaveStrategy is not ("chunk" or "epoch" or "none"))
+            errors.Add(new("save-strategy", $"must be chunk, epoch or none, got '{SaveStrategy}'"));
+        if (KeepCheckpoints < 1) errors.Add(new("keep-checkpoints", $"must be >= 1, got {KeepCheckpoints}"));
+        if (SnapshotEvery < 1) errors.Add(new("snapshot-every", $"must be >= 1, got {SnapshotEvery}"));
         return errors.Count == 0 ? this : throw new Spec.ConfigException(errors);
     }
 }

@@ -4,6 +4,8 @@ using RapidFire.Actors.Devices;
 using RapidFire.Actors.Experiment;
 using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
+using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Persistence;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
 using RapidFire.Spec.Compilation;
@@ -56,9 +58,14 @@ public sealed record EpochDone(MetricsProtocol.EpochRecorded Epoch) : Experiment
 /// <summary>A device finished a task (with its timing: busy and waiting seconds).</summary>
 public sealed record TaskDone(GpuProtocol.TaskFinished Task) : ExperimentEvent;
 
+/// <summary>A warning of the runtime, such as a corrupt checkpoint it fell back from.</summary>
+public sealed record Warning(string Message) : ExperimentEvent;
+
 /// <summary>
-/// An experiment: a named folder under an experiments directory, and the embedded actor runtime that trains its
-/// fits. One experiment is active per process; <see cref="End"/> closes it.
+/// An experiment: a named folder under an experiments directory holding its journal, checkpoints, metric files and
+/// log, and the embedded actor runtime that trains its fits. Names are unique in their directory; one experiment is
+/// active per directory (across processes) and per process. <see cref="End"/> closes it; after a crash,
+/// <see cref="Resume"/> opens it again and <see cref="ResumeFitAsync"/> finishes the interrupted fit.
 /// </summary>
 /// <example>
 /// <code>
@@ -69,139 +76,269 @@ public sealed record TaskDone(GpuProtocol.TaskFinished Task) : ExperimentEvent;
 /// </example>
 public sealed class Experiment : IDisposable
 {
+    /// <summary>The experiments directory used when none is given.</summary>
+    public const string DefaultDirectory = "rapidfire-experiments";
+
     private static readonly object ActiveLock = new();
     private static Experiment? active;
 
     private readonly ActorSystem system;
     private readonly RuntimeSettings defaults;
     private readonly ExperimentFiles files;
-    private readonly SemaphoreSlim oneOperation = new(1, 1);
+    private readonly IActorRef experiment;
     private readonly IActorRef bridge;
-    private IActorRef? current;
-    private int nextRunId = 1;
-    private int fits;
+    private readonly FileStream directoryLock;
     private bool ended;
 
     /// <summary>
-    /// Opens a new experiment. Its name is unique within <paramref name="directory"/>: when
-    /// <c>directory/name</c> exists already, <c>name_2</c>, <c>name_3</c>... is used (see <see cref="Name"/>).
+    /// Creates a new experiment in <paramref name="directory"/>. A name that exists there is refused (the message
+    /// says how to resume it), as is a directory in which another experiment is active.
     /// </summary>
     /// <param name="name">The experiment's name (letters, digits, '-', '_', '.').</param>
     /// <param name="directory">The experiments directory; created when missing.</param>
-    /// <param name="config">HOCON overriding the runtime defaults (the <c>rapidfire</c> section, Akka settings).</param>
-    public Experiment(string name, string directory = "rapidfire-experiments", Akka.Configuration.Config? config = null)
+    /// <param name="config">HOCON overriding the runtime defaults: the <c>rapidfire</c> section (journal, checkpoints...), Akka settings.</param>
+    public Experiment(string name, string directory = DefaultDirectory, Akka.Configuration.Config? config = null)
+        : this(name, directory, config, resuming: false) { }
+
+    private Experiment(string name, string directory, Akka.Configuration.Config? config, bool resuming)
     {
         if (string.IsNullOrWhiteSpace(name) || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new ArgumentException($"experiment name '{name}' must be letters, digits, '-', '_' or '.'", nameof(name));
         TorchNative.EnsureLoaded();
+        Name = name;
+        Directory.CreateDirectory(directory);
+        Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, name));
         lock (ActiveLock)
         {
             if (active is not null)
                 throw new InvalidOperationException($"experiment '{active.Name}' is active in this process; End() it before opening '{name}'");
-            Directory.CreateDirectory(directory);
-            Name = UniqueName(directory, name);
-            Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, Name));
-            Directory.CreateDirectory(Path);
-            defaults = RuntimeSettings.From(config ?? Akka.Configuration.Config.Empty);
-            system = ActorSystem.Create("rapidfire", config is null ? RuntimeSettings.Reference : config.WithFallback(RuntimeSettings.Reference));
-            files = new ExperimentFiles(Path);
-            bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-            foreach (var type in new[] { typeof(RunUpdated), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished) })
-                system.EventStream.Subscribe(bridge, type);
-            active = this;
+            directoryLock = LockDirectory(directory, name);
+            try
+            {
+                var exists = Directory.Exists(Path);
+                if (!resuming && exists)
+                    throw new InvalidOperationException(
+                        $"experiment '{name}' exists in {System.IO.Path.GetFullPath(directory)}: resume it with " +
+                        $"`rapidfire resume --experiment {name} --dir {directory}` (Experiment.Resume(\"{name}\", ...)), or choose another name");
+                if (resuming && !exists)
+                    throw new InvalidOperationException($"there is no experiment '{name}' in {System.IO.Path.GetFullPath(directory)} to resume");
+                Directory.CreateDirectory(Path);
+                var user = config ?? Akka.Configuration.Config.Empty;
+                defaults = RuntimeSettings.From(user);
+                var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
+                system = ActorSystem.Create("rapidfire", hocon);
+                files = new ExperimentFiles(Path);
+                bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
+                foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning) })
+                    system.EventStream.Subscribe(bridge, type);
+                var checkpoints = System.IO.Path.Combine(Path, "checkpoints");
+                experiment = system.ActorOf(ExperimentActor.Props(name,
+                    _ => new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)),
+                    () => torch.cuda.is_available() ? torch.cuda.device_count() : 0), "experiment");
+                files.Log(resuming ? $"experiment {name} reopened to resume" : $"experiment {name} created");
+                active = this;
+            }
+            catch
+            {
+                directoryLock.Dispose();
+                system?.Terminate().Wait(TimeSpan.FromSeconds(10));
+                throw;
+            }
         }
     }
 
-    /// <summary>The experiment's name (suffixed when the requested one was taken).</summary>
+    /// <summary>
+    /// Opens an existing experiment to continue it after a crash (then call <see cref="ResumeFitAsync"/>). Its metric
+    /// files are rebuilt from the journal first.
+    /// </summary>
+    public static Experiment Resume(string name, string directory = DefaultDirectory, Akka.Configuration.Config? config = null)
+    {
+        var opened = new Experiment(name, directory, config, resuming: true);
+        try
+        {
+            opened.RebuildFilesAsync().GetAwaiter().GetResult();
+            return opened;
+        }
+        catch
+        {
+            opened.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The experiment's name.</summary>
     public string Name { get; }
 
-    /// <summary>The experiment's folder: <c>runs.csv</c> and <c>metrics/</c> are written there.</summary>
+    /// <summary>The experiment's folder: <c>journal.db</c>, <c>checkpoints/</c>, <c>runs.csv</c>, <c>metrics/</c>, <c>experiment.log</c>.</summary>
     public string Path { get; }
 
     /// <summary>
-    /// Raised for every run change, minibatch, closed epoch and finished device task, on a runtime thread: keep
-    /// handlers short.
+    /// Raised for every run change, minibatch, closed epoch, finished device task and warning, on a runtime thread:
+    /// keep handlers short.
     /// </summary>
     public event Action<ExperimentEvent>? Progress;
 
     /// <summary>Trains every config of <paramref name="configs"/> concurrently (see the README); returns when every run has ended.</summary>
-    /// <param name="spec">The MLSpec: a <c>.cs</c> file or a compiled class.</param>
+    /// <param name="spec">The MLSpec: a <c>.cs</c> file (the experiment keeps a copy) or a compiled class.</param>
     /// <param name="configs">The config group; it is expanded (and rejected with every fault) before anything runs.</param>
     /// <param name="data">The data handle; it needs a train partition, and validates every epoch when it has a validation one.</param>
     /// <param name="options">Overrides of the runtime settings for this fit.</param>
     /// <param name="cancellation">Cancels the fit: tasks in flight are abandoned and unfinished runs stopped.</param>
-    public async Task<FitResult> RunFitAsync(SpecSource spec, ConfigGroup configs, DataHandle data, FitOptions? options = null,
+    public Task<FitResult> RunFitAsync(SpecSource spec, ConfigGroup configs, DataHandle data, FitOptions? options = null,
         CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(ended, this);
         var settings = (options ?? new FitOptions()).Over(defaults);
         var runs = configs.Expand();
-        var factory = spec.Factory();
-        var devices = DeviceSpec.Parse(settings.Devices, () => torch.cuda.is_available() ? torch.cuda.device_count() : 0);
-        if (!await oneOperation.WaitAsync(0, cancellation))
-            throw new InvalidOperationException($"experiment '{Name}' is already running an operation; cancel it or wait");
-        try
-        {
-            // libtorch's intra-op threads are process-wide: the loaders and the CPU workers share the cores.
-            torch.set_num_threads(settings.TorchThreadsFor(devices.Count(d => !d.IsCuda)));
-            using var services = new TrainingServices(factory, data, settings);
-            var definitions = runs.Select((cfg, i) => new RunDefinition(nextRunId + i, cfg)).ToList();
-            nextRunId += definitions.Count;
-            var experiment = system.ActorOf(ExperimentActor.Props(services, devices), $"fit-{++fits}");
-            current = experiment;
-            await using var _ = cancellation.Register(() => experiment.Tell(new CancelFit()));
-            try
-            {
-                var completed = await experiment.Ask<FitCompleted>(new StartFit(definitions), Timeout.InfiniteTimeSpan);
-                // Every event of the fit was published before its end: once the bridge answers, all were handled.
-                await bridge.Ask<EventBridge.Flushed>(new EventBridge.Flush(), TimeSpan.FromSeconds(30));
-                files.WriteRuns(completed.Runs);
-                return new FitResult(completed.Runs, completed.Cancelled);
-            }
-            finally
-            {
-                current = null;
-                await experiment.GracefulStop(TimeSpan.FromSeconds(10));
-            }
-        }
-        finally
-        {
-            oneOperation.Release();
-        }
+        var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs);
+        files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch)");
+        return Operate(start, settings, cancellation);
     }
 
     /// <summary>The synchronous form of <see cref="RunFitAsync"/>.</summary>
     public FitResult RunFit(SpecSource spec, ConfigGroup configs, DataHandle data, FitOptions? options = null) =>
         RunFitAsync(spec, configs, data, options).GetAwaiter().GetResult();
 
-    /// <summary>Cancels the current operation, if any; its task returns with <see cref="FitResult.Cancelled"/>.</summary>
-    public void Cancel() => current?.Tell(new CancelFit());
+    /// <summary>
+    /// Continues the fit a crash interrupted, from the last completed chunk of every run: no completed chunk is trained
+    /// again, and runs that ended stay ended. Throws when the experiment has no interrupted fit.
+    /// </summary>
+    public async Task<FitResult> ResumeFitAsync(CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        var state = await experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(30));
+        if (state.Unfinished is not { } fit)
+            throw new InvalidOperationException(state.Fits.Count == 0 ? $"experiment '{Name}' has no fit to resume" : $"every fit of experiment '{Name}' has ended: nothing to resume");
+        files.Log($"fit {fit.Definition.FitId} resumed");
+        return await Operate(new ExperimentProtocol.ResumeFit(), fit.Definition.Settings, cancellation);
+    }
 
-    /// <summary>Closes the experiment: the runtime stops and another experiment may be opened in this process.</summary>
-    public void End()
+    /// <summary>The runs of every fit of the experiment, with their configs, from its journal.</summary>
+    public async Task<ExperimentState> StateAsync() =>
+        await experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(30));
+
+    private async Task<FitResult> Operate(object command, RuntimeSettings settings, CancellationToken cancellation)
+    {
+        // libtorch's intra-op threads are process-wide: the loaders and the CPU workers share the cores.
+        torch.set_num_threads(settings.TorchThreadsFor(DeviceSpec.Parse(settings.Devices, () => torch.cuda.is_available() ? torch.cuda.device_count() : 0).Count(d => !d.IsCuda)));
+        await using var _ = cancellation.Register(() => experiment.Tell(new FitProtocol.CancelFit()));
+        var reply = await experiment.Ask(command, Timeout.InfiniteTimeSpan);
+        switch (reply)
+        {
+            case FitProtocol.FitCompleted completed:
+                // Every event of the fit was published before its end: once the bridge answers, all were handled.
+                await bridge.Ask<EventBridge.Flushed>(new EventBridge.Flush(), TimeSpan.FromSeconds(30));
+                files.WriteRuns(completed.Runs);
+                files.Log($"fit ended{(completed.Cancelled ? " (cancelled)" : "")}: " +
+                          string.Join(", ", completed.Runs.Select(r => $"run {r.RunId} {r.Status}{(r.EndedBy is null ? "" : $" ({r.EndedBy})")}")));
+                return new FitResult(completed.Runs, completed.Cancelled);
+            case Status.Failure { Cause: var cause }:
+                files.Log($"fit could not start: {cause.Message}");
+                throw cause is RapidFireException or InvalidOperationException ? cause : new InvalidOperationException(cause.Message, cause);
+            case ExperimentProtocol.NothingToResume nothing:
+                throw new InvalidOperationException(nothing.Reason);
+            default:
+                throw new InvalidOperationException($"unexpected reply {reply}");
+        }
+    }
+
+    /// <summary>Cancels the current operation, if any; its task returns with <see cref="FitResult.Cancelled"/>.</summary>
+    public void Cancel() => experiment.Tell(new FitProtocol.CancelFit());
+
+    /// <summary>
+    /// Closes the experiment: a fit in progress is cancelled, the experiment is marked ended in its journal, and its
+    /// artifacts (final checkpoints, metric files, log) stay in its folder.
+    /// </summary>
+    public void End() => Close(markEnded: true);
+
+    /// <summary>
+    /// Releases the runtime without marking the experiment ended (what a crash leaves, on purpose): it can be
+    /// resumed. <see cref="End"/> is the normal way to close an experiment.
+    /// </summary>
+    public void Dispose() => Close(markEnded: false);
+
+    private void Close(bool markEnded)
     {
         if (ended) return;
         ended = true;
-        Cancel();
-        system.Terminate().Wait(TimeSpan.FromSeconds(30));
-        lock (ActiveLock)
-            if (active == this) active = null;
+        try
+        {
+            if (markEnded)
+            {
+                Cancel();
+                experiment.Ask<ExperimentProtocol.ExperimentClosed>(new ExperimentProtocol.EndExperiment(), TimeSpan.FromSeconds(60))
+                    .Wait(TimeSpan.FromSeconds(60));
+                files.Log($"experiment {Name} ended");
+            }
+        }
+        catch (Exception e) when (e is AggregateException or TimeoutException or AskTimeoutException)
+        {
+            files.Log($"experiment {Name} could not be marked ended: {e.Message}");
+        }
+        finally
+        {
+            system.Terminate().Wait(TimeSpan.FromSeconds(30));
+            directoryLock.Dispose();
+            lock (ActiveLock)
+                if (active == this) active = null;
+        }
     }
-
-    /// <inheritdoc />
-    public void Dispose() => End();
 
     private void Publish(ExperimentEvent e)
     {
-        files.Record(e);
+        switch (e)
+        {
+            case Warning warning:
+                files.Log($"warning: {warning.Message}");
+                break;
+            case RunChanged { Run.IsEnded: true } changed:
+                files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {changed.Run.Failure}")}");
+                break;
+        }
         Progress?.Invoke(e);
     }
 
-    private static string UniqueName(string directory, string name)
+    /// <summary>Reads every run's journal back into the metric files (before a resumed fit adds to them).</summary>
+    private async Task RebuildFilesAsync()
     {
-        var candidate = name;
-        for (var i = 2; Directory.Exists(System.IO.Path.Combine(directory, candidate)); i++) candidate = $"{name}_{i}";
-        return candidate;
+        var state = await StateAsync();
+        foreach (var run in state.Fits.SelectMany(f => f.Runs))
+            foreach (var e in await JournalHistory.RunEventsAsync(system, $"{Name}/", run.RunId))
+                files.Apply(run.RunId, e);
+    }
+
+    /// <summary>Where the journal lives: <c>rapidfire.journal.provider</c> is sqlite (a file in the experiment folder, the default), postgresql or memory.</summary>
+    private Akka.Configuration.Config Journal(Akka.Configuration.Config user)
+    {
+        var section = user.WithFallback(RuntimeSettings.Reference).GetConfig("rapidfire.journal");
+        return section.GetString("provider") switch
+        {
+            "sqlite" => JournalConfig.Sqlite(System.IO.Path.Combine(Path, "journal.db")),
+            "postgresql" => JournalConfig.PostgreSql(section.GetString("connection-string")),
+            "memory" => JournalConfig.InMemory,
+            var other => throw new ConfigException("rapidfire.journal.provider", $"must be sqlite, postgresql or memory, got '{other}'"),
+        };
+    }
+
+    /// <summary>One experiment is active per directory, across processes: an exclusive lock on a file in it (released if the process dies).</summary>
+    private static FileStream LockDirectory(string directory, string name)
+    {
+        var path = System.IO.Path.Combine(directory, ".rapidfire.lock");
+        try
+        {
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            var owner = System.Text.Encoding.UTF8.GetBytes($"{name} pid {Environment.ProcessId}\n");
+            stream.Write(owner);
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException)
+        {
+            var owner = "";
+            try { owner = File.ReadAllText(path).Trim(); } catch (IOException) { }
+            throw new InvalidOperationException($"another experiment is active in {System.IO.Path.GetFullPath(directory)} ({owner}); one experiment runs per directory at a time");
+        }
     }
 
     /// <summary>Forwards the runtime's events to <see cref="Progress"/> and the experiment's files.</summary>
@@ -215,9 +352,11 @@ public sealed class Experiment : IDisposable
         {
             Receive<Flush>(_ => Sender.Tell(new Flushed()));
             Receive<RunUpdated>(e => experiment.Publish(new RunChanged(e.State)));
+            Receive<RunJournaled>(e => experiment.files.Apply(e.RunId, e.Event));
             Receive<MinibatchRecord>(e => experiment.Publish(new MinibatchDone(e)));
             Receive<MetricsProtocol.EpochRecorded>(e => experiment.Publish(new EpochDone(e)));
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
+            Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
         }
     }
 }
@@ -231,15 +370,27 @@ public abstract record SpecSource
     /// <summary>A compiled spec class with a public parameterless constructor.</summary>
     public static SpecSource Of<TSpec>() where TSpec : MLSpec, new() => new TypeSpec(typeof(TSpec));
 
-    internal abstract Func<MLSpec> Factory();
+    /// <summary>What the journal records: a spec file is copied into the experiment's <c>spec/</c> folder, so a resume compiles what the fit started with.</summary>
+    internal abstract SpecReference Reference(string experimentPath);
 
     private sealed record FileSpec(string Path) : SpecSource
     {
-        internal override Func<MLSpec> Factory() => SpecCompiler.CompileFile(Path).CreateInstance;
+        internal override SpecReference Reference(string experimentPath)
+        {
+            SpecCompiler.CompileFile(Path); // a broken spec is refused before anything is journaled
+            var folder = System.IO.Path.Combine(experimentPath, "spec");
+            Directory.CreateDirectory(folder);
+            var text = File.ReadAllText(Path);
+            var copy = System.IO.Path.Combine(folder, System.IO.Path.GetFileName(Path));
+            for (var i = 2; File.Exists(copy) && File.ReadAllText(copy) != text; i++)
+                copy = System.IO.Path.Combine(folder, $"{System.IO.Path.GetFileNameWithoutExtension(Path)}.{i}.cs");
+            if (!File.Exists(copy)) File.WriteAllText(copy, text);
+            return SpecReference.FromFile(copy);
+        }
     }
 
     private sealed record TypeSpec(Type Type) : SpecSource
     {
-        internal override Func<MLSpec> Factory() => () => (MLSpec)Activator.CreateInstance(Type)!;
+        internal override SpecReference Reference(string experimentPath) => SpecReference.FromType(Type);
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using nietras.SeparatedValues;
+using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
 using RapidFire.Spec;
 
@@ -7,16 +8,25 @@ namespace RapidFire.Host;
 
 /// <summary>
 /// Writes what an experiment produced into its folder: <c>runs.csv</c> (one row per run: status, <c>ended_by</c>,
-/// every knob, the final value of each epoch-level validation metric as <c>val_&lt;metric&gt;</c>) and, under
-/// <c>metrics/</c>, each run's minibatch metrics (<c>run-N.minibatches.csv</c>) and epoch metrics
-/// (<c>run-N.epochs.csv</c>). The metric files are rewritten whenever an epoch closes and when a run ends.
+/// every knob, the final value of each epoch-level validation metric as <c>val_&lt;metric&gt;</c>), under
+/// <c>metrics/</c> each run's minibatch metrics (<c>run-N.minibatches.csv</c>) and epoch metrics
+/// (<c>run-N.epochs.csv</c>), and <c>experiment.log</c>.
 /// </summary>
+/// <remarks>
+/// The metric files are a projection of the runs' journals: they take only journaled events (<see cref="Apply"/>),
+/// live or read back on resume, so after a crash and a resume they hold the same rows as after an uninterrupted fit.
+/// They are rewritten whenever an epoch closes and when a run ends.
+/// </remarks>
 public sealed class ExperimentFiles
 {
+    private sealed record MinibatchRow(Mode Mode, int Epoch, int Chunk, Dictionary<string, string> Cells);
+
+    private sealed record EpochRow(Mode Mode, int Epoch, Dictionary<string, string> Cells);
+
     private readonly string directory;
     private readonly object gate = new();
-    private readonly Dictionary<int, List<Dictionary<string, string>>> minibatches = [];
-    private readonly Dictionary<int, List<Dictionary<string, string>>> epochs = [];
+    private readonly Dictionary<int, List<MinibatchRow>> minibatches = [];
+    private readonly Dictionary<int, List<EpochRow>> epochs = [];
 
     /// <summary>Files of the experiment folder <paramref name="directory"/>.</summary>
     public ExperimentFiles(string directory)
@@ -31,27 +41,57 @@ public sealed class ExperimentFiles
     /// <summary>The runs table.</summary>
     public string RunsFile => Path.Combine(directory, "runs.csv");
 
-    /// <summary>Takes an event of the experiment.</summary>
-    public void Record(ExperimentEvent e)
+    /// <summary>The experiment's log.</summary>
+    public string LogFile => Path.Combine(directory, "experiment.log");
+
+    /// <summary>Takes a journaled event of run <paramref name="runId"/>.</summary>
+    public void Apply(int runId, IRunEvent e)
     {
         lock (gate)
         {
             switch (e)
             {
-                case MinibatchDone { Minibatch: var m }:
-                    Rows(minibatches, m.RunId).Add(Row(
-                        [("mode", m.Mode.ToName()), ("epoch", Text(m.Epoch + 1)), ("chunk", Text(m.Chunk + 1)), ("step", Text(m.Step + 1)), ("examples", Text(m.Examples))],
-                        m.Numbers()));
+                case ChunkCompleted chunk:
+                    Rows(minibatches, runId).AddRange(chunk.Records.Select(MinibatchRowOf));
                     break;
-                case EpochDone { Epoch: var epoch }:
-                    Rows(epochs, epoch.RunId).Add(Row([("mode", epoch.Mode.ToName()), ("epoch", Text(epoch.Epoch + 1))], epoch.Metrics));
-                    WriteMetrics(epoch.RunId);
+                case ValidationCompleted validation:
+                    Rows(minibatches, runId).AddRange(validation.Records.Select(MinibatchRowOf));
                     break;
-                case RunChanged { Run.IsEnded: true } changed:
-                    WriteMetrics(changed.Run.RunId);
+                case EpochMetricsRecorded epoch:
+                    Rows(epochs, runId).Add(new EpochRow(epoch.Mode, epoch.Epoch,
+                        Row([("mode", epoch.Mode.ToName()), ("epoch", Text(epoch.Epoch + 1))], epoch.Metrics)));
+                    WriteMetrics(runId);
+                    break;
+                case RestoredFromCheckpoint restored:
+                    Truncate(runId, restored.State);
+                    WriteMetrics(runId);
+                    break;
+                case RunEnded:
+                    WriteMetrics(runId);
                     break;
             }
         }
+    }
+
+    /// <summary>Appends a line to <c>experiment.log</c>, with the time.</summary>
+    public void Log(string line)
+    {
+        lock (gate) File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {line}{Environment.NewLine}");
+    }
+
+    private static MinibatchRow MinibatchRowOf(MinibatchRecord m) => new(m.Mode, m.Epoch, m.Chunk, Row(
+        [("mode", m.Mode.ToName()), ("epoch", Text(m.Epoch + 1)), ("chunk", Text(m.Chunk + 1)), ("step", Text(m.Step + 1)), ("examples", Text(m.Examples))],
+        m.Numbers()));
+
+    /// <summary>Drops the rows of what a run lost when it went back to a checkpoint's state.</summary>
+    private void Truncate(int runId, RunState state)
+    {
+        bool Kept(Mode mode, int epoch, int chunk, bool closedRow) =>
+            epoch < state.EpochsDone || (epoch == state.EpochsDone && (closedRow
+                ? (mode == Mode.Train ? state.TrainClosed : state.ValidationClosed)
+                : (mode == Mode.Train ? chunk < state.ChunksDone : state.ValidationDone)));
+        Rows(minibatches, runId).RemoveAll(r => !Kept(r.Mode, r.Epoch, r.Chunk, closedRow: false));
+        Rows(epochs, runId).RemoveAll(r => !Kept(r.Mode, r.Epoch, 0, closedRow: true));
     }
 
     /// <summary>Writes <c>runs.csv</c> (adding to the rows of earlier fits of the experiment).</summary>
@@ -90,11 +130,11 @@ public sealed class ExperimentFiles
 
     private void WriteMetrics(int runId)
     {
-        if (minibatches.TryGetValue(runId, out var m)) Write(Path.Combine(MetricsDirectory, $"run-{runId}.minibatches.csv"), m);
-        if (epochs.TryGetValue(runId, out var e)) Write(Path.Combine(MetricsDirectory, $"run-{runId}.epochs.csv"), e);
+        if (minibatches.TryGetValue(runId, out var m)) Write(Path.Combine(MetricsDirectory, $"run-{runId}.minibatches.csv"), m.Select(r => r.Cells).ToList());
+        if (epochs.TryGetValue(runId, out var e)) Write(Path.Combine(MetricsDirectory, $"run-{runId}.epochs.csv"), e.Select(r => r.Cells).ToList());
     }
 
-    private static List<Dictionary<string, string>> Rows(Dictionary<int, List<Dictionary<string, string>>> table, int runId)
+    private static List<T> Rows<T>(Dictionary<int, List<T>> table, int runId)
     {
         if (!table.TryGetValue(runId, out var rows)) table[runId] = rows = [];
         return rows;

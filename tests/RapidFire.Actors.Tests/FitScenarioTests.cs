@@ -5,6 +5,7 @@ using RapidFire.Actors.Runs;
 using RapidFire.Actors.Training;
 using TorchSharp;
 using static RapidFire.Actors.Experiment.ExperimentProtocol;
+using static RapidFire.Actors.Experiment.FitProtocol;
 using static RapidFire.Actors.Training.GpuProtocol;
 using Cfg = RapidFire.Spec.Config;
 
@@ -37,14 +38,14 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     {
         var s = new TrainingServices(() => new TinySpec(), handle ?? data.Handle, settings);
         services.Add(s);
-        return (Sys.ActorOf(ExperimentActor.Props(s, DeviceSpec.Parse(settings.Devices, () => 0))), s);
+        return (Sys.ActorOf(FitActor.Props(s, DeviceSpec.Parse(settings.Devices, () => 0))), s);
     }
 
     private async Task<(FitCompleted Result, TrainingServices Services)> Fit(RuntimeSettings settings, params Cfg[] configs)
     {
         var (experiment, s) = Experiment(settings);
         var runs = configs.Select((c, i) => new RunDefinition(i + 1, c)).ToList();
-        return (await experiment.Ask<FitCompleted>(new StartFit(runs), Patience), s);
+        return (await experiment.Ask<FitCompleted>(new RunFit(runs), Patience), s);
     }
 
     private static void AssertSameWeights(Dictionary<string, torch.Tensor> expected, Dictionary<string, torch.Tensor> actual)
@@ -141,7 +142,7 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Sys.EventStream.Subscribe(probe, typeof(TaskFinished));
         var (experiment, _) = Experiment(new RuntimeSettings(Chunks: 4));
         var slow = Config(("epochs", 5L), ("sleep_ms", 30L));
-        var fit = experiment.Ask<FitCompleted>(new StartFit([new RunDefinition(1, slow), new RunDefinition(2, slow)]), Patience);
+        var fit = experiment.Ask<FitCompleted>(new RunFit([new RunDefinition(1, slow), new RunDefinition(2, slow)]), Patience);
         await probe.ExpectMsgAsync<TaskFinished>(TimeSpan.FromSeconds(20));
         experiment.Tell(new CancelFit());
         var result = await fit.WaitAsync(TimeSpan.FromSeconds(10));
@@ -154,10 +155,10 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     public async Task The_experiment_and_the_device_answer_queries_while_a_chunk_trains()
     {
         var (experiment, _) = Experiment(new RuntimeSettings(Chunks: 1));
-        var fit = experiment.Ask<FitCompleted>(new StartFit([new RunDefinition(1, Config(("epochs", 1L), ("sleep_ms", 150L)))]), Patience);
+        var fit = experiment.Ask<FitCompleted>(new RunFit([new RunDefinition(1, Config(("epochs", 1L), ("sleep_ms", 150L)))]), Patience);
         await AwaitAssertAsync(async () =>
         {
-            var status = await experiment.Ask<ExperimentStatus>(new GetStatus(), TimeSpan.FromMilliseconds(500));
+            var status = await experiment.Ask<FitStatus>(new GetStatus(), TimeSpan.FromMilliseconds(500));
             Assert.NotEmpty(status.Busy);
         }, TimeSpan.FromSeconds(10));
         var device = await Sys.ActorSelection(experiment.Path / "device-cpu").ResolveOne(TimeSpan.FromSeconds(1));

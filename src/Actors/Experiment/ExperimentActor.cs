@@ -1,152 +1,198 @@
 using Akka.Actor;
-using Akka.Routing;
-using RapidFire.Actors.Data;
+using Akka.Persistence;
 using RapidFire.Actors.Devices;
-using RapidFire.Actors.Metrics;
-using RapidFire.Actors.Runs;
-using RapidFire.Actors.Scheduling;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
+using RapidFire.Spec.Data;
 using static RapidFire.Actors.Experiment.ExperimentProtocol;
-using static RapidFire.Actors.Training.GpuProtocol;
+using static RapidFire.Actors.Experiment.FitProtocol;
 
 namespace RapidFire.Actors.Experiment;
 
 /// <summary>
-/// One experiment. For a fit it starts a RunActor per config, a GpuActor per device, the DataLoaderActor pool and
-/// the MetricsActor; then, whenever a device is free or a run moves on, it asks the <see cref="SchedulingPolicy"/>
-/// for the next (run, epoch, chunk) tasks and hands them out, until every run has ended.
+/// One experiment, event-sourced: it journals its creation, each fit (spec, data, settings) and its runs with their
+/// configs, and each fit's end. A fit runs in a <see cref="FitActor"/> child; after a crash, <see cref="ResumeFit"/>
+/// starts the interrupted fit again from the journal, and its runs recover their own state.
 /// </summary>
 /// <remarks>
 /// <code>
-/// Ready --StartFit--> Fitting --every run ended, devices idle--> Ready
-///                        '--CancelFit--> Fitting (cancelling) --> Ready
+/// Idle --StartFit | ResumeFit--> Fitting --FitCompleted, child stopped--> Idle --EndExperiment--> Ended
 /// </code>
-/// Run states and device events are published on the event stream (<see cref="RunUpdated"/>,
-/// <see cref="TaskFinished"/>) for observers.
 /// </remarks>
-public sealed class ExperimentActor : ReceiveActor
+public sealed class ExperimentActor : ReceivePersistentActor
 {
-    private readonly TrainingServices services;
-    private readonly IReadOnlyList<DeviceSlot> devices;
-    private readonly Dictionary<int, IActorRef> runActors = [];
-    private readonly Dictionary<string, IActorRef> gpus = [];
-    private readonly List<IActorRef> fitActors = [];
-    private FitState fit;
+    private readonly string name;
+    private readonly Func<RuntimeSettings, TrainingServices.Storage> storage;
+    private readonly Func<int> cudaDevices;
+    private ExperimentState state = new();
+    private IActorRef? fitActor;
     private IActorRef? requester;
+    private FitCompleted? completed;
+    private TrainingServices? services;
 
-    /// <summary>Props of an experiment training on <paramref name="devices"/>.</summary>
-    public static Props Props(TrainingServices services, IReadOnlyList<DeviceSlot> devices) =>
-        Akka.Actor.Props.Create(() => new ExperimentActor(services, devices));
+    /// <summary>
+    /// Props of the experiment <paramref name="name"/>. <paramref name="storage"/> gives a fit its checkpoint store;
+    /// <paramref name="cudaDevices"/> counts the CUDA devices (for <c>--devices cuda</c>).
+    /// </summary>
+    public static Props Props(string name, Func<RuntimeSettings, TrainingServices.Storage> storage, Func<int> cudaDevices) =>
+        Akka.Actor.Props.Create(() => new ExperimentActor(name, storage, cudaDevices));
 
     /// <summary>Creates the actor.</summary>
-    public ExperimentActor(TrainingServices services, IReadOnlyList<DeviceSlot> devices)
+    public ExperimentActor(string name, Func<RuntimeSettings, TrainingServices.Storage> storage, Func<int> cudaDevices)
     {
-        this.services = services;
-        this.devices = devices;
-        fit = new FitState(devices.Select(d => d.Id).ToList());
-        Ready();
+        this.name = name;
+        this.storage = storage;
+        this.cudaDevices = cudaDevices;
+        PersistenceId = $"{name}/experiment";
+        Recover<IExperimentEvent>(e => state = state.Apply(e));
+        Idle();
     }
 
-    private void Ready()
+    /// <inheritdoc />
+    public override string PersistenceId { get; }
+
+    private void Idle()
     {
-        Receive<StartFit>(Start);
-        Receive<GetStatus>(_ => Sender.Tell(Status(fitting: false)));
-        Receive<CancelFit>(_ => { });
+        Command<StartFit>(Start);
+        Command<ResumeFit>(_ => Resume());
+        Command<EndExperiment>(_ => End());
+        Command<GetExperiment>(_ => Sender.Tell(state));
+        Command<CancelFit>(_ => { });
+        Command<GetStatus>(_ => Sender.Tell(new FitStatus([], new Dictionary<string, Scheduling.RunTask>(), false)));
     }
 
     private void Fitting()
     {
-        Receive<RunUpdated>(updated =>
+        Command<FitCompleted>(done =>
         {
-            fit = fit.WithRun(updated.State);
-            Context.System.EventStream.Publish(updated);
-            if (updated.State.IsEnded) services.Specs.Remove(updated.State.RunId);
-            Advance();
-        });
-        Receive<TaskFinished>(finished =>
-        {
-            fit = fit.DeviceFreed(finished.DeviceId);
-            Context.System.EventStream.Publish(finished);
-            runActors[finished.Task.RunId].Tell(finished.Outcome switch
+            completed = done;
+            Persist(new FitEnded(state.Unfinished!.Definition.FitId, done.Cancelled), e =>
             {
-                Trained trained => new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint),
-                Validated validated => new ValidationFinished(finished.Task, validated.Records),
-                Failed failed => new FailRun(failed.Failure),
-                _ => new StopRun(EndReason.Cancelled),
+                state = state.Apply(e);
+                Context.Stop(fitActor);
             });
-            Advance();
         });
-        Receive<CancelFit>(_ =>
+        Command<Terminated>(_ => Finish(completed));
+        Command<Status.Failure>(failure =>
         {
-            fit = fit with { Cancelling = true };
-            foreach (var device in fit.Busy.Keys) gpus[device].Tell(new CancelTask());
-            foreach (var run in fit.Runs.Values.Where(r => !r.IsEnded)) runActors[run.RunId].Tell(new StopRun(EndReason.Cancelled));
-            Advance();
+            // The fit could not start (its data could not be opened): it stays unfinished; say why.
+            requester?.Tell(failure);
+            requester = null;
+            Context.Stop(fitActor);
         });
-        Receive<GetStatus>(_ => Sender.Tell(Status(fitting: true)));
-        Receive<StartFit>(_ => Sender.Tell(new Status.Failure(new InvalidOperationException("a fit is already in progress in this experiment"))));
+        Command<CancelFit>(cancel => fitActor.Forward(cancel));
+        Command<GetStatus>(query => fitActor.Forward(query));
+        Command<GetExperiment>(_ => Sender.Tell(state));
+        Command<StartFit>(_ => Sender.Tell(Busy()));
+        Command<ResumeFit>(_ => Sender.Tell(Busy()));
+        Command<EndExperiment>(_ => Sender.Tell(Busy()));
     }
+
+    private sealed record PreparedFit(TrainingServices Services, IReadOnlyList<DeviceSlot> Devices, FitDefinition Definition);
+
+    private Status.Failure Busy() => new(new InvalidOperationException($"experiment '{name}' is running a fit; cancel it or wait"));
 
     private void Start(StartFit start)
     {
-        int chunksPerEpoch(Config cfg) => EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
-        bool hasValidation;
-        try
+        if (Refused() is { } refusal)
         {
-            if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
-            services.Partition(Mode.Train);
-            hasValidation = services.HasPartition(Mode.Validation);
-            if (hasValidation) services.Partition(Mode.Validation);
-        }
-        catch (Exception e) when (e is RapidFireException or ArgumentException)
-        {
-            Sender.Tell(new Status.Failure(e));
+            Sender.Tell(refusal);
             return;
         }
-
-        requester = Sender;
-        fit = new FitState(devices.Select(d => d.Id).ToList());
-        var metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
-        var loaders = Track(Context.ActorOf(DataLoaderActor.Props(services).WithRouter(new SmallestMailboxPool(services.Settings.LoaderCount)), "loaders"));
-        gpus.Clear();
-        foreach (var device in devices)
-            gpus[device.Id] = Track(Context.ActorOf(GpuActor.Props(device, services, loaders), $"device-{device.Id.Replace(':', '-')}"));
-        runActors.Clear();
-        foreach (var run in start.Runs)
+        if (state.Unfinished is { } interrupted)
         {
-            var initial = new RunState(run.RunId, run.Config);
-            fit = fit.WithRun(initial);
-            runActors[run.RunId] = Track(Context.ActorOf(RunActor.Props(run.RunId, run.Config, Self, metrics), $"run-{run.RunId}"));
-            runActors[run.RunId].Tell(new StartRun(chunksPerEpoch(run.Config), hasValidation));
+            Sender.Tell(new Status.Failure(new InvalidOperationException(
+                $"experiment '{name}' has an interrupted fit (fit {interrupted.Definition.FitId}); resume it before starting another")));
+            return;
         }
+        var definition = new FitDefinition(state.NextFitId, start.Spec, start.DataHandleJson, start.DataDirectory, start.Settings);
+        var runs = start.Configs.Select((cfg, i) => new RunDefinition(state.NextRunId + i, cfg)).ToList();
+        if (!TryPrepare(definition, out var prepared)) return;
+
+        var events = new List<IExperimentEvent>();
+        if (state.CreatedUtc is null) events.Add(new ExperimentCreated(name, DateTime.UtcNow));
+        events.Add(new FitStarted(definition));
+        events.Add(new RunsAdded(definition.FitId, runs));
+        var from = Sender;
+        PersistAll(events, e => state = state.Apply(e));
+        DeferAsync(definition, _ => Launch(prepared!, from));
+    }
+
+    private void Resume()
+    {
+        if (Refused() is { } refusal)
+        {
+            Sender.Tell(refusal);
+            return;
+        }
+        if (state.Unfinished is not { } fit)
+        {
+            Sender.Tell(new NothingToResume(state.Fits.Count == 0
+                ? $"experiment '{name}' has no fit"
+                : $"every fit of experiment '{name}' has ended"));
+            return;
+        }
+        if (TryPrepare(fit.Definition, out var prepared)) Launch(prepared!, Sender);
+    }
+
+    private Status.Failure? Refused() => state.Ended
+        ? new Status.Failure(new InvalidOperationException($"experiment '{name}' has ended; open a new experiment"))
+        : null;
+
+    /// <summary>Builds a fit's services and devices (compiles the spec, checks the settings); a failure is answered, not journaled.</summary>
+    private bool TryPrepare(FitDefinition definition, out PreparedFit? prepared)
+    {
+        prepared = null;
+        try
+        {
+            var settings = definition.Settings with { JournalIdPrefix = $"{name}/" };
+            var devices = DeviceSpec.Parse(settings.Devices, cudaDevices);
+            var data = DataHandle.FromJson(definition.DataHandleJson, definition.DataDirectory);
+            var fitServices = new TrainingServices(definition.Spec.Factory(), data, settings, storage(settings));
+            prepared = new PreparedFit(fitServices, devices, definition);
+            return true;
+        }
+        catch (Exception e) when (e is RapidFireException or ArgumentException or IOException)
+        {
+            Sender.Tell(new Status.Failure(e));
+            return false;
+        }
+    }
+
+    private void Launch(PreparedFit prepared, IActorRef from)
+    {
+        requester = from;
+        services = prepared.Services;
+        completed = null;
+        var runs = state.Fits.Single(f => f.Definition.FitId == prepared.Definition.FitId).Runs;
+        fitActor = Context.ActorOf(FitActor.Props(prepared.Services, prepared.Devices), $"fit-{prepared.Definition.FitId}");
+        Context.Watch(fitActor);
+        fitActor.Tell(new RunFit(runs));
         Become(Fitting);
     }
 
-    private IActorRef Track(IActorRef child)
+    private void Finish(FitCompleted? done)
     {
-        fitActors.Add(child);
-        return child;
-    }
-
-    /// <summary>Hands out tasks to free devices, or ends the fit when nothing is left.</summary>
-    private void Advance()
-    {
-        var (next, assignments) = fit.Schedule();
-        fit = next;
-        foreach (var assignment in assignments)
-        {
-            var run = fit.Runs[assignment.Task.RunId];
-            gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, run.Config, run.ChunksPerEpoch));
-        }
-        if (!fit.IsDone) return;
-
-        requester?.Tell(new FitCompleted(fit.Runs.Values.ToList(), fit.Cancelling));
+        services?.Dispose();
+        services = null;
+        fitActor = null;
+        if (done is not null) requester?.Tell(done);
         requester = null;
-        foreach (var child in fitActors) Context.Stop(child);
-        fitActors.Clear();
-        Become(Ready);
+        Become(Idle);
     }
 
-    private ExperimentStatus Status(bool fitting) => new(fit.Runs.Values.ToList(), fit.Busy, fitting);
+    private void End()
+    {
+        var from = Sender;
+        if (state.Ended)
+        {
+            from.Tell(new ExperimentClosed());
+            return;
+        }
+        Persist(new ExperimentEnded(DateTime.UtcNow), e =>
+        {
+            state = state.Apply(e);
+            from.Tell(new ExperimentClosed());
+        });
+    }
 }

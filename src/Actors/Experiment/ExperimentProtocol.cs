@@ -1,5 +1,3 @@
-using RapidFire.Actors.Runs;
-using RapidFire.Actors.Scheduling;
 using RapidFire.Spec;
 
 namespace RapidFire.Actors.Experiment;
@@ -10,18 +8,25 @@ public static class ExperimentProtocol
     /// <summary>One run to train: its id (unique in the experiment) and its knobs.</summary>
     public sealed record RunDefinition(int RunId, Config Config);
 
-    /// <summary>Train these runs concurrently; answered with <see cref="FitCompleted"/>, or a <see cref="Akka.Actor.Status.Failure"/> when the fit cannot start.</summary>
-    public sealed record StartFit(IReadOnlyList<RunDefinition> Runs);
+    /// <summary>
+    /// Start a fit of these configs (run ids follow the experiment's earlier runs). Answered with
+    /// <see cref="FitProtocol.FitCompleted"/> when it ends, or a <see cref="Akka.Actor.Status.Failure"/> when it cannot start.
+    /// </summary>
+    public sealed record StartFit(SpecReference Spec, string DataHandleJson, string DataDirectory, RuntimeSettings Settings,
+        IReadOnlyList<Config> Configs);
 
-    /// <summary>The fit ended: every run's final state, in run order.</summary>
-    public sealed record FitCompleted(IReadOnlyList<RunState> Runs, bool Cancelled);
+    /// <summary>Continue the fit a crash interrupted; answered like <see cref="StartFit"/>, or with <see cref="NothingToResume"/>.</summary>
+    public sealed record ResumeFit;
 
-    /// <summary>Cancel the fit in progress: tasks in flight are abandoned, unfinished runs are stopped.</summary>
-    public sealed record CancelFit;
+    /// <summary>The experiment has no interrupted fit.</summary>
+    public sealed record NothingToResume(string Reason);
 
-    /// <summary>Ask for the experiment's status; answered with <see cref="ExperimentStatus"/>.</summary>
-    public sealed record GetStatus;
+    /// <summary>Mark the experiment ended (cancelling a fit in progress); answered with <see cref="ExperimentClosed"/>.</summary>
+    public sealed record EndExperiment;
 
-    /// <summary>Every run's state and the task each busy device runs.</summary>
-    public sealed record ExperimentStatus(IReadOnlyList<RunState> Runs, IReadOnlyDictionary<string, RunTask> Busy, bool Fitting);
+    /// <summary>The experiment is ended.</summary>
+    public sealed record ExperimentClosed;
+
+    /// <summary>Ask for the journaled state; answered with an <see cref="ExperimentState"/>.</summary>
+    public sealed record GetExperiment;
 }

@@ -5,7 +5,7 @@ using RapidFire.Actors.Scheduling;
 namespace RapidFire.Actors.Experiment;
 
 /// <summary>
-/// What the ExperimentActor knows during a fit, as a pure immutable value: every run's latest state, the one task
+/// What the FitActor knows during a fit, as a pure immutable value: every run's latest state, the one task
 /// in flight per run (a single pending slot, never a second map of decisions), and which device runs which task.
 /// </summary>
 public sealed record FitState
@@ -31,14 +31,21 @@ public sealed record FitState
     /// <summary>Whether every run has ended and every device is idle.</summary>
     public bool IsDone => Runs.Values.All(r => r.IsEnded) && Busy.IsEmpty;
 
-    /// <summary>Takes a run's new state; its in-flight slot is freed once the state has moved past that task.</summary>
-    public FitState WithRun(RunState run)
+    /// <summary>
+    /// Takes a run's new state; its in-flight slot is freed once the state has moved past that task, or when the run
+    /// <paramref name="recovered"/> from its journal while no device runs the task (its report was lost: it runs again).
+    /// </summary>
+    public FitState WithRun(RunState run, bool recovered = false)
     {
-        var inFlight = InFlight.TryGetValue(run.RunId, out var task) && (run.IsEnded || run.NextTask != task)
+        var inFlight = InFlight.TryGetValue(run.RunId, out var task) &&
+                       (run.IsEnded || run.NextTask != task || (recovered && !IsRunning(run.RunId)))
             ? InFlight.Remove(run.RunId)
             : InFlight;
         return this with { Runs = Runs.SetItem(run.RunId, run), InFlight = inFlight };
     }
+
+    /// <summary>Whether a device runs a task of the run now.</summary>
+    public bool IsRunning(int runId) => Busy.Values.Any(t => t.RunId == runId);
 
     /// <summary>A device finished its task.</summary>
     public FitState DeviceFreed(string deviceId) => this with { Busy = Busy.Remove(deviceId) };

@@ -1,59 +1,258 @@
 using Akka.Actor;
+using Akka.Event;
+using Akka.Pattern;
+using Akka.Persistence;
+using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Metrics;
+using RapidFire.Actors.Persistence;
+using RapidFire.Actors.Training;
 using RapidFire.Spec;
 
 namespace RapidFire.Actors.Runs;
 
 /// <summary>
-/// One run (one leaf config): holds its <see cref="RunState"/>, applies what devices and the MetricsActor report,
-/// asks the MetricsActor to close each epoch's metrics, and tells the experiment every change.
+/// One run (one leaf config), event-sourced: it journals what happens to it (<see cref="IRunEvent"/>), recovers its
+/// <see cref="RunState"/> from the journal after a restart or a crash, asks the MetricsActor to close each epoch's
+/// metrics, and tells the fit every change.
 /// </summary>
 /// <remarks>
-/// All decisions are <see cref="RunState.Decide"/>'s; this actor applies the events and carries out their
-/// effects: closing the train metrics after an epoch's last chunk, closing the validation metrics (and asking
-/// <c>HasConverged</c>) after its validation pass.
+/// All decisions are <see cref="RunState.Decide"/>'s; this actor persists the events, applies them and carries out
+/// their effects: closing the train metrics after an epoch's last chunk, closing the validation metrics (and asking
+/// <c>HasConverged</c>) after its validation pass. After a recovery it redoes the effects whose replies were lost.
+/// A snapshot of the state is taken every <c>snapshot-every</c> events. A failed journal write stops the actor; its
+/// <see cref="BackoffSupervisor"/> (see <see cref="SupervisedProps"/>) starts it again and it recovers.
+/// <para>A trained chunk that carries a checkpoint is journaled only once the checkpoint is durable: the actor writes
+/// it (with the run's state after the chunk in its header) and stashes other commands meanwhile. On recovery the
+/// state must match its newest checkpoint; when the journal is ahead of it (checkpoints every epoch) or the file is
+/// corrupt, the run goes back to the newest valid checkpoint (<see cref="RestoredFromCheckpoint"/>) and trains the
+/// lost chunks again.</para>
+/// <code>
+/// Recovering --RecoveryCompleted--> Running --ChunkTrained with checkpoint--> WritingCheckpoint --durable--> Running
+/// </code>
 /// </remarks>
-public sealed class RunActor : ReceiveActor
+public sealed class RunActor : ReceivePersistentActor
 {
-    private readonly IActorRef experiment;
+    private sealed record CheckpointDurable(IReadOnlyList<IRunEvent> Events);
+
+    private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause);
+
+    private readonly IActorRef fit;
     private readonly IActorRef metrics;
+    private readonly TrainingServices services;
+    private readonly CheckpointRetention retention;
+    private readonly ILoggingAdapter log = Context.GetLogger();
     private RunState state;
 
-    /// <summary>Props of the actor of run <paramref name="runId"/>.</summary>
-    public static Props Props(int runId, Config config, IActorRef experiment, IActorRef metrics) =>
-        Akka.Actor.Props.Create(() => new RunActor(runId, config, experiment, metrics));
+    /// <summary>Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the settings).</summary>
+    public static Props Props(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services) =>
+        Akka.Actor.Props.Create(() => new RunActor(runId, config, fit, metrics, services));
+
+    /// <summary>The run's actor under a supervisor that starts it again (with backoff) when a journal write fails.</summary>
+    public static Props SupervisedProps(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services) =>
+        BackoffSupervisor.Props(Props(runId, config, fit, metrics, services), "journaled",
+            TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2), 0.2);
 
     /// <summary>Creates the actor.</summary>
-    public RunActor(int runId, Config config, IActorRef experiment, IActorRef metrics)
+    public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services)
     {
-        this.experiment = experiment;
+        this.fit = fit;
         this.metrics = metrics;
+        this.services = services;
+        retention = new CheckpointRetention(services.Settings.KeepCheckpoints);
+        PersistenceId = $"{services.Settings.JournalIdPrefix}run-{runId}";
         state = new RunState(runId, config);
-        Receive<IRunCommand>(Handle);
+
+        Recover<SnapshotOffer>(offer => state = (RunState)offer.Snapshot);
+        Recover<IRunEvent>(e => state = state.Apply(e));
+        Recover<RecoveryCompleted>(_ => AfterRecovery());
+        Running();
     }
+
+    private void Running()
+    {
+        Command<IRunCommand>(Handle);
+        Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(failed => log.Warning("run {0}: snapshot not saved: {1}", state.RunId, failed.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    /// <summary>A chunk's checkpoint is being written: it is journaled once durable; everything else waits.</summary>
+    private void WritingCheckpoint()
+    {
+        Command<CheckpointDurable>(durable =>
+        {
+            UnbecomeStacked();
+            Stash.UnstashAll();
+            Commit(durable.Events);
+        });
+        Command<CheckpointFailed>(failed =>
+        {
+            UnbecomeStacked();
+            Stash.UnstashAll();
+            Handle(new FailRun(new RunFailure("checkpoint", $"{services.Checkpoints?.Describe(failed.Key)}: {failed.Cause.Message}")));
+        });
+        CommandAny(_ => Stash.Stash());
+    }
+
+    /// <inheritdoc />
+    public override string PersistenceId { get; }
 
     private void Handle(IRunCommand command)
     {
         var events = state.Decide(command);
+        if (command is ChunkTrained { Checkpoint: { } key } && (events.Count == 0 || services.Checkpoints is null))
+            services.PendingCheckpoints.TryRemove(key, out _); // a stale report: its bytes are not needed
         if (events.Count == 0) return;
-        foreach (var e in events)
+        if (events.OfType<ChunkCompleted>().FirstOrDefault() is { Checkpoint: { } checkpoint } && services.Checkpoints is { } store)
+            WriteThenCommit(store, checkpoint, events);
+        else
+            Commit(events);
+    }
+
+    private void WriteThenCommit(ICheckpointStore store, CheckpointRef key, IReadOnlyList<IRunEvent> events)
+    {
+        if (!services.PendingCheckpoints.TryRemove(key, out var payload))
+        {
+            Handle(new FailRun(new RunFailure("checkpoint", $"the captured state of {key} is missing")));
+            return;
+        }
+        var after = events.Aggregate(state, (s, e) => s.Apply(e));
+        var steps = key.Epoch + (key.Chunk == state.ChunksPerEpoch - 1 ? 1 : 0);
+        var header = new CheckpointHeader(state.RunId, key.Epoch, key.Chunk, services.SeedOf(state.Config), steps,
+            DateTimeOffset.UtcNow, JournalSerializer.ToJson(after));
+        store.SaveAndPruneAsync(key, header, payload, state.ChunksPerEpoch, retention).PipeTo(Self,
+            success: _ => new CheckpointDurable(events), failure: e => new CheckpointFailed(key, e));
+        BecomeStacked(WritingCheckpoint);
+    }
+
+    private void Commit(IReadOnlyList<IRunEvent> events)
+    {
+        PersistAll(events, e =>
         {
             state = state.Apply(e);
+            Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
             CarryOut(e);
-        }
-        experiment.Tell(new RunUpdated(state));
+            if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(state);
+        });
+        DeferAsync(events[^1], _ => fit.Tell(new RunUpdated(state)));
     }
 
     private void CarryOut(IRunEvent e)
     {
         switch (e)
         {
-            case ChunkCompleted { } chunk when state.ChunksDone == state.ChunksPerEpoch:
-                metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Train, chunk.Epoch, state.TrainRecords, state.ValidationHistory));
+            case ChunkCompleted when state.ChunksDone == state.ChunksPerEpoch:
+                CloseTrainMetrics();
                 break;
-            case ValidationCompleted validated:
-                metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, validated.Epoch, state.ValidationRecords, state.ValidationHistory));
+            case ValidationCompleted:
+                CloseValidationMetrics();
+                break;
+            case RunEnded when services.Checkpoints is { } store:
+                store.Prune(state.RunId, state.ChunksPerEpoch, retention, runEnded: true);
                 break;
         }
+    }
+
+    /// <summary>
+    /// A recovered run checks that its newest checkpoint holds its state (else goes back to the newest valid one),
+    /// redoes what it had asked for and not yet heard back, then reports where it is.
+    /// </summary>
+    private void AfterRecovery()
+    {
+        if (state.Status == RunStatus.New) return; // not started yet: the fit starts it
+        if (state.Status == RunStatus.Ongoing && Restore() is { } restored)
+        {
+            Persist(restored, e =>
+            {
+                state = state.Apply(e);
+                Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
+                Resumed();
+            });
+            return;
+        }
+        Resumed();
+    }
+
+    private void Resumed()
+    {
+        if (state.Status == RunStatus.Ongoing)
+        {
+            if (state.ChunksDone == state.ChunksPerEpoch && !state.TrainClosed) CloseTrainMetrics();
+            if (state.ValidationDone && !state.ValidationClosed) CloseValidationMetrics();
+        }
+        fit.Tell(new RunUpdated(state, Recovered: true));
+    }
+
+    /// <summary>
+    /// The state to go back to when the newest checkpoint does not hold the journaled state (the journal is ahead of it,
+    /// or it is missing or corrupt): the newest valid checkpoint's, or the start. Null when all is consistent.
+    /// </summary>
+    private RestoredFromCheckpoint? Restore()
+    {
+        var store = services.Checkpoints;
+        var trained = state.ChunksTrained;
+        string? problem = null;
+        if (state.LastCheckpoint is { } last && Position(last) == trained && store is not null)
+        {
+            problem = Verify(store, last);
+            if (problem is null) return null;
+        }
+        else if (trained == 0) return null;
+
+        var candidates = store?.List(state.RunId).Where(c => Position(c) <= trained).OrderByDescending(c => c) ?? Enumerable.Empty<CheckpointRef>();
+        foreach (var candidate in candidates)
+        {
+            if (Verify(store!, candidate) is { } bad)
+            {
+                problem ??= bad;
+                continue;
+            }
+            var restored = JournalSerializer.FromJson<RunState>(store!.Load(candidate).Header.State);
+            var reason = $"{problem ?? $"the journal is ahead of the newest checkpoint ({trained} chunks trained)"}; " +
+                         $"resuming from {store.Describe(candidate)} ({Position(candidate)} chunks trained)";
+            Warn(reason);
+            return new RestoredFromCheckpoint(restored, reason);
+        }
+        var start = new RunState(state.RunId, state.Config).Apply(new RunStarted(state.ChunksPerEpoch, state.HasValidation));
+        var why = $"{problem ?? "no checkpoint holds the journaled state"}; no valid checkpoint is left, so the run starts over";
+        Warn(why);
+        return new RestoredFromCheckpoint(start, why);
+    }
+
+    private int Position(CheckpointRef key) => key.Epoch * state.ChunksPerEpoch + key.Chunk + 1;
+
+    /// <summary>Null when the checkpoint loads with its hash checked; else what is wrong with it, naming the file.</summary>
+    private static string? Verify(ICheckpointStore store, CheckpointRef key)
+    {
+        try
+        {
+            store.Load(key);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            return e.Message.Contains(store.Describe(key), StringComparison.Ordinal) ? e.Message : $"{store.Describe(key)}: {e.Message}";
+        }
+    }
+
+    private void Warn(string message)
+    {
+        log.Warning("run {0}: {1}", state.RunId, message);
+        Context.System.EventStream.Publish(new RunWarning(state.RunId, $"run {state.RunId}: {message}"));
+    }
+
+    private void CloseTrainMetrics() =>
+        metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Train, state.EpochsDone, state.TrainRecords, state.ValidationHistory));
+
+    private void CloseValidationMetrics() =>
+        metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, state.EpochsDone, state.ValidationRecords, state.ValidationHistory));
+
+    /// <inheritdoc />
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        // An event the journal refuses (it cannot be serialized) must not be skipped: fail loudly and recover.
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        throw new InvalidOperationException($"run {state.RunId}: the journal rejected {@event.GetType().Name}: {cause.Message}", cause);
     }
 }

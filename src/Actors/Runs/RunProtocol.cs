@@ -8,9 +8,6 @@ namespace RapidFire.Actors.Runs;
 /// <summary>A command to a run (a RunActor, or <see cref="RunState.Decide"/>).</summary>
 public interface IRunCommand;
 
-/// <summary>An event of a run's life; what a run journal will hold. Primitives and ids only.</summary>
-public interface IRunEvent;
-
 /// <summary>Start training: the run knows its chunks per epoch and whether it validates.</summary>
 public sealed record StartRun(int ChunksPerEpoch, bool HasValidation) : IRunCommand;
 
@@ -32,29 +29,18 @@ public sealed record FailRun(RunFailure Failure) : IRunCommand;
 /// <summary>Stop the run before it completes; <paramref name="Reason"/> becomes its <c>ended_by</c>.</summary>
 public sealed record StopRun(string Reason) : IRunCommand;
 
-/// <summary>The run started.</summary>
-public sealed record RunStarted(int ChunksPerEpoch, bool HasValidation) : IRunEvent;
-
-/// <summary>A chunk of an epoch was trained: its mean loss, minibatch records and (durable) checkpoint.</summary>
-public sealed record ChunkCompleted(int Epoch, int Chunk, double MeanLoss, IReadOnlyList<MinibatchRecord> Records, CheckpointRef? Checkpoint) : IRunEvent;
-
-/// <summary>An epoch's validation pass ran: its minibatch records.</summary>
-public sealed record ValidationCompleted(int Epoch, IReadOnlyList<MinibatchRecord> Records) : IRunEvent;
-
-/// <summary>An epoch's metrics of one partition were closed.</summary>
-public sealed record EpochMetricsRecorded(Mode Mode, int Epoch, IReadOnlyDictionary<string, double> Metrics, bool Converged) : IRunEvent;
-
-/// <summary>An epoch completed.</summary>
-public sealed record EpochCompleted(int Epoch) : IRunEvent;
-
-/// <summary>The run ended.</summary>
-public sealed record RunEnded(RunStatus Status, string EndedBy, RunFailure? Failure) : IRunEvent;
+/// <summary>
+/// A run's state changed: the RunActor tells the fit after every command that changed it, and after it recovered
+/// its state from the journal (<paramref name="Recovered"/>: a report it had not journaled yet is lost, and the task
+/// behind it must run again).
+/// </summary>
+public sealed record RunUpdated(RunState State, bool Recovered = false);
 
 /// <summary>
-/// On recovery the run went back to the state a checkpoint holds (the journal was ahead of the last durable
-/// checkpoint, or that checkpoint was corrupt): the chunks after it are trained again and their records replaced.
+/// Published on the event stream after a run's event is journaled: projections of the journal (the metric files)
+/// follow these, so they never hold what the journal does not.
 /// </summary>
-public sealed record RestoredFromCheckpoint(RunState State, string Reason) : IRunEvent;
+public sealed record RunJournaled(int RunId, IRunEvent Event);
 
-/// <summary>A run's state changed: the RunActor tells the experiment after every command that changed it.</summary>
-public sealed record RunUpdated(RunState State);
+/// <summary>A run's warning for the experiment's log and console, such as a corrupt checkpoint it fell back from.</summary>
+public sealed record RunWarning(int RunId, string Message);

@@ -1,5 +1,7 @@
 using RapidFire.Actors.Checkpoints;
+using System.Text.Json.Serialization;
 using RapidFire.Actors.Metrics;
+using RapidFire.Actors.Persistence;
 using RapidFire.Actors.Scheduling;
 using RapidFire.Spec;
 
@@ -49,7 +51,7 @@ public static class EndReason
 ///                        '------RunEnded(cancelled)---------> Stopped
 /// </code>
 /// </remarks>
-public sealed record RunState
+public sealed record RunState : IJournaled
 {
     /// <summary>A new run of <paramref name="config"/>.</summary>
     public RunState(int runId, Config config)
@@ -80,6 +82,7 @@ public sealed record RunState
     public bool HasValidation { get; init; }
 
     /// <summary>The epochs bound: the config's <c>epochs</c>.</summary>
+    [JsonIgnore]
     public int MaxEpochs => Config.Epochs;
 
     /// <summary>Epochs completed.</summary>
@@ -113,6 +116,7 @@ public sealed record RunState
     public CheckpointRef? LastCheckpoint { get; init; }
 
     /// <summary>Chunks trained in all, over every epoch: what a checkpoint of the current state must hold.</summary>
+    [JsonIgnore]
     public int ChunksTrained => EpochsDone * ChunksPerEpoch + ChunksDone;
 
     /// <summary>The epoch-level train metrics, one dictionary per completed epoch.</summary>
@@ -122,9 +126,11 @@ public sealed record RunState
     public IReadOnlyList<IReadOnlyDictionary<string, double>> ValidationHistory { get; init; } = [];
 
     /// <summary>Whether the run has ended (completed, failed, stopped or deleted).</summary>
+    [JsonIgnore]
     public bool IsEnded => Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Stopped or RunStatus.Deleted;
 
     /// <summary>The run's next task; null when it waits for an epoch's metrics or has ended.</summary>
+    [JsonIgnore]
     public RunTask? NextTask =>
         Status != RunStatus.Ongoing ? null
         : ChunksDone < ChunksPerEpoch ? RunTask.Train(RunId, EpochsDone, ChunksDone)
@@ -132,6 +138,7 @@ public sealed record RunState
         : null;
 
     /// <summary>What the scheduling policy sees of the run.</summary>
+    [JsonIgnore]
     public RunProgress Progress => new(RunId, EpochsDone, ChunksDone, NextTask);
 
     /// <summary>The events a command leads to (none when it does not apply in this state).</summary>
@@ -202,6 +209,7 @@ public sealed record RunState
     };
 
     /// <summary>A one-line progress description: <c>epoch 2/3 chunk 1/4</c>, <c>epoch 2/3 validating</c>...</summary>
+    [JsonIgnore]
     public string Where => Status switch
     {
         RunStatus.New => "-",

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Akka.Actor;
+using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Data;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Runs;
@@ -101,7 +102,7 @@ public sealed class GpuActor : ReceiveActor
             var plan = task.Kind == TaskKind.Train
                 ? EpochPlan.ForTraining(rows, cfg.BatchSize, services.Settings.Chunks, seed, task.Epoch)
                 : EpochPlan.ForEvaluation(rows, cfg.BatchSize);
-            state = services.Models.CheckOut(task.RunId, () => RunModel.Create(trainSpec, cfg, seed));
+            state = services.Models.CheckOut(task.RunId, () => Restored(RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
             SpecCall.Run("device", () => state.MoveTo(device.TorchDevice));
             if (task.Kind == TaskKind.Train)
                 lock (TorchRandom.Lock) torch.manual_seed(SplitMix64.Mix(seed, task.Epoch, task.Chunk));
@@ -115,6 +116,22 @@ public sealed class GpuActor : ReceiveActor
         }
         Become(Working);
         RequestAhead();
+    }
+
+    /// <summary>A fresh run state, brought to its newest durable checkpoint when it has one (after a resume).</summary>
+    private RunModel Restored(RunModel fresh, CheckpointRef? checkpoint)
+    {
+        if (checkpoint is null || services.Checkpoints is not { } store) return fresh;
+        try
+        {
+            SpecCall.Run("checkpoint", () => RunStateCodec.RestoreInto(fresh, store.Load(checkpoint)));
+            return fresh;
+        }
+        catch
+        {
+            fresh.Dispose();
+            throw;
+        }
     }
 
     private void ProcessOne()
@@ -165,8 +182,15 @@ public sealed class GpuActor : ReceiveActor
         var state = task.State;
         if (outcome is Trained or Validated)
         {
-            if (outcome is Trained && task.Task.Chunk == task.Order.ChunksPerEpoch - 1)
-                state.Scheduler?.step();
+            var lastOfEpoch = task.Task.Chunk == task.Order.ChunksPerEpoch - 1;
+            if (outcome is Trained && lastOfEpoch) state.Scheduler?.step();
+            if (outcome is Trained trained && CheckpointAfter(task.Task, lastOfEpoch))
+            {
+                // The swap to host memory is synchronous; the run writes the bytes to disk off this thread.
+                var key = new CheckpointRef(task.Task.RunId, task.Task.Epoch, task.Task.Chunk);
+                services.PendingCheckpoints[key] = RunStateCodec.Capture(state);
+                outcome = trained with { Checkpoint = key };
+            }
             state.MoveTo("cpu");
             services.Models.CheckIn(task.Task.RunId, state);
         }
@@ -174,6 +198,10 @@ public sealed class GpuActor : ReceiveActor
         Context.Parent.Tell(new TaskFinished(device.Id, task.Task, outcome));
         Become(Idle);
     }
+
+    private bool CheckpointAfter(RunTask task, bool lastOfEpoch) =>
+        services.Checkpoints is not null && task.Kind == TaskKind.Train &&
+        (services.Settings.SaveStrategy == "chunk" || (services.Settings.SaveStrategy == "epoch" && lastOfEpoch));
 
     private void Guarded(Action action)
     {

@@ -9,8 +9,12 @@ namespace RapidFire.Actors.Training;
 /// <summary>Messages of the GpuActors.</summary>
 public static class GpuProtocol
 {
-    /// <summary>Run <paramref name="Task"/> for the run of <paramref name="Config"/>, which has <paramref name="ChunksPerEpoch"/> chunks per epoch.</summary>
-    public sealed record RunTaskOn(RunTask Task, Config Config, int ChunksPerEpoch);
+    /// <summary>
+    /// Run <paramref name="Task"/> for the run of <paramref name="Config"/>, which has <paramref name="ChunksPerEpoch"/>
+    /// chunks per epoch. When the run's state is not in host memory (after a resume), it is restored from
+    /// <paramref name="Checkpoint"/>, its newest durable checkpoint (none: a fresh model).
+    /// </summary>
+    public sealed record RunTaskOn(RunTask Task, Config Config, int ChunksPerEpoch, CheckpointRef? Checkpoint);
 
     /// <summary>Abandon the current task (the fit is cancelled); the device reports it as cancelled.</summary>
     public sealed record CancelTask;

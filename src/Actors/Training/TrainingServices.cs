@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Data;
 using RapidFire.Spec;
 using RapidFire.Spec.Data;
@@ -15,11 +16,19 @@ public sealed class TrainingServices : IDisposable
     private readonly ConcurrentDictionary<Mode, Lazy<EsfTable>> partitions = new();
     private readonly Lazy<string> miscPath;
 
+    /// <summary>Where a fit keeps what outlives it: the checkpoint store (none: nothing is checkpointed).</summary>
+    public sealed record Storage(ICheckpointStore? Checkpoints)
+    {
+        /// <summary>No checkpoints: runs cannot be resumed after the process ends.</summary>
+        public static Storage None { get; } = new((ICheckpointStore?)null);
+    }
+
     /// <summary>Services for a fit of the spec made by <paramref name="specFactory"/> over <paramref name="data"/>.</summary>
-    public TrainingServices(Func<MLSpec> specFactory, DataHandle data, RuntimeSettings settings)
+    public TrainingServices(Func<MLSpec> specFactory, DataHandle data, RuntimeSettings settings, Storage? storage = null)
     {
         Data = data;
         Settings = settings;
+        Checkpoints = settings.SaveStrategy == "none" ? null : storage?.Checkpoints;
         miscPath = new Lazy<string>(() => data.GetMiscPath() ?? "");
         var context = new SpecContext((data.Models as LocalLocator)?.FullPath);
         Specs = new SpecInstances(() =>
@@ -44,6 +53,15 @@ public sealed class TrainingServices : IDisposable
 
     /// <summary>Prepared minibatches waiting for their device.</summary>
     public MinibatchExchange Exchange { get; } = new();
+
+    /// <summary>The checkpoint store, when runs are checkpointed.</summary>
+    public ICheckpointStore? Checkpoints { get; }
+
+    /// <summary>
+    /// Checkpoints captured in host memory by a device, waiting for their run to write them (durably, before the
+    /// chunk is journaled).
+    /// </summary>
+    public ConcurrentDictionary<CheckpointRef, byte[]> PendingCheckpoints { get; } = new();
 
     /// <summary>Whether the data handle has <paramref name="mode"/>'s partition.</summary>
     public bool HasPartition(Mode mode) => Data.HasPartition(mode);

@@ -1,0 +1,51 @@
+using System.Collections.Immutable;
+using static RapidFire.Actors.Experiment.ExperimentProtocol;
+
+namespace RapidFire.Actors.Experiment;
+
+/// <summary>One fit of an experiment: its definition, its runs and whether it ended.</summary>
+public sealed record FitRecord(FitDefinition Definition, ImmutableList<RunDefinition> Runs, bool Ended, bool Cancelled);
+
+/// <summary>
+/// The journaled state of an experiment, as a pure immutable value folded from its events: its fits and runs.
+/// </summary>
+public sealed record ExperimentState
+{
+    /// <summary>The experiment's name (empty until created).</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>When it was created.</summary>
+    public DateTime? CreatedUtc { get; init; }
+
+    /// <summary>Whether it was ended.</summary>
+    public bool Ended { get; init; }
+
+    /// <summary>Its fits, in order.</summary>
+    public ImmutableList<FitRecord> Fits { get; init; } = [];
+
+    /// <summary>The fit that started and has not ended (the one a resume continues), if any.</summary>
+    public FitRecord? Unfinished => Fits.LastOrDefault(f => !f.Ended);
+
+    /// <summary>The id the next run gets: run ids are unique in the experiment.</summary>
+    public int NextRunId => Fits.SelectMany(f => f.Runs).Select(r => r.RunId).DefaultIfEmpty(0).Max() + 1;
+
+    /// <summary>The id the next fit gets.</summary>
+    public int NextFitId => Fits.Count + 1;
+
+    /// <summary>The state after <paramref name="e"/>.</summary>
+    public ExperimentState Apply(IExperimentEvent e) => e switch
+    {
+        ExperimentCreated c => this with { Name = c.Name, CreatedUtc = c.CreatedUtc },
+        FitStarted f => this with { Fits = Fits.Add(new FitRecord(f.Definition, [], false, false)) },
+        RunsAdded r => Update(r.FitId, fit => fit with { Runs = fit.Runs.AddRange(r.Runs) }),
+        FitEnded f => Update(f.FitId, fit => fit with { Ended = true, Cancelled = f.Cancelled }),
+        ExperimentEnded => this with { Ended = true },
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown experiment event"),
+    };
+
+    private ExperimentState Update(int fitId, Func<FitRecord, FitRecord> change)
+    {
+        var index = Fits.FindIndex(f => f.Definition.FitId == fitId);
+        return index < 0 ? this : this with { Fits = Fits.SetItem(index, change(Fits[index])) };
+    }
+}
