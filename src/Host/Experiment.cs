@@ -46,8 +46,8 @@ public sealed record FitResult(IReadOnlyList<RunState> Runs, bool Cancelled);
 /// <summary>Something that happened in an experiment, as <see cref="Experiment.Progress"/> reports it.</summary>
 public abstract record ExperimentEvent;
 
-/// <summary>A run's state changed (started, trained a chunk, closed an epoch, ended).</summary>
-public sealed record RunChanged(RunState Run) : ExperimentEvent;
+/// <summary>A run's state changed (started, trained a chunk, closed an epoch, ended), or was recovered from its journal on a resume.</summary>
+public sealed record RunChanged(RunState Run, bool Recovered = false) : ExperimentEvent;
 
 /// <summary>A minibatch was processed: its loss and metrics.</summary>
 public sealed record MinibatchDone(MinibatchRecord Minibatch) : ExperimentEvent;
@@ -88,6 +88,7 @@ public sealed class Experiment : IDisposable
     private readonly IActorRef experiment;
     private readonly IActorRef bridge;
     private readonly FileStream directoryLock;
+    private readonly TaskCompletionSource<string> journalFailure = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool ended;
 
     /// <summary>
@@ -129,12 +130,13 @@ public sealed class Experiment : IDisposable
                 system = ActorSystem.Create("rapidfire", hocon);
                 files = new ExperimentFiles(Path);
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-                foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning) })
+                foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable) })
                     system.EventStream.Subscribe(bridge, type);
                 var checkpoints = System.IO.Path.Combine(Path, "checkpoints");
                 experiment = system.ActorOf(ExperimentActor.Props(name,
                     _ => new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)),
                     () => torch.cuda.is_available() ? torch.cuda.device_count() : 0), "experiment");
+                AwaitJournal();
                 files.Log(resuming ? $"experiment {name} reopened to resume" : $"experiment {name} created");
                 active = this;
             }
@@ -291,11 +293,24 @@ public sealed class Experiment : IDisposable
             case Warning warning:
                 files.Log($"warning: {warning.Message}");
                 break;
+            case RunChanged { Recovered: true, Run: var run }:
+                files.Log($"run {run.RunId} recovered: {run.Status}, {run.ChunksTrained} chunks trained ({run.Where})");
+                break;
             case RunChanged { Run.IsEnded: true } changed:
                 files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {changed.Run.Failure}")}");
                 break;
         }
         Progress?.Invoke(e);
+    }
+
+    /// <summary>The experiment's journal must answer before anything is done with it; a broken one is named at once.</summary>
+    private void AwaitJournal()
+    {
+        var state = experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(60));
+        var finished = Task.WhenAny(state, journalFailure.Task).GetAwaiter().GetResult();
+        if (finished == journalFailure.Task || state.IsFaulted)
+            throw new InvalidOperationException($"the journal of experiment '{Name}' cannot be used: " +
+                (journalFailure.Task.IsCompleted ? journalFailure.Task.Result : state.Exception?.InnerException?.Message));
     }
 
     /// <summary>Reads every run's journal back into the metric files (before a resumed fit adds to them).</summary>
@@ -351,12 +366,13 @@ public sealed class Experiment : IDisposable
         public EventBridge(Experiment experiment)
         {
             Receive<Flush>(_ => Sender.Tell(new Flushed()));
-            Receive<RunUpdated>(e => experiment.Publish(new RunChanged(e.State)));
+            Receive<RunUpdated>(e => experiment.Publish(new RunChanged(e.State, e.Recovered)));
             Receive<RunJournaled>(e => experiment.files.Apply(e.RunId, e.Event));
             Receive<MinibatchRecord>(e => experiment.Publish(new MinibatchDone(e)));
             Receive<MetricsProtocol.EpochRecorded>(e => experiment.Publish(new EpochDone(e)));
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
+            Receive<ExperimentProtocol.JournalUnavailable>(e => experiment.journalFailure.TrySetResult(e.Reason));
         }
     }
 }

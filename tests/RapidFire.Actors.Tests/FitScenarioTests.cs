@@ -36,7 +36,8 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
     private (IActorRef Experiment, TrainingServices Services) Experiment(RuntimeSettings settings, Spec.Data.DataHandle? handle = null)
     {
-        var s = new TrainingServices(() => new TinySpec(), handle ?? data.Handle, settings);
+        // Every fit journals in the test system's in-memory journal: its own prefix keeps its runs apart.
+        var s = new TrainingServices(() => new TinySpec(), handle ?? data.Handle, settings with { JournalIdPrefix = $"{Guid.NewGuid():N}/" });
         services.Add(s);
         return (Sys.ActorOf(FitActor.Props(s, DeviceSpec.Parse(settings.Devices, () => 0))), s);
     }

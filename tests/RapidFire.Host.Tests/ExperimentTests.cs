@@ -121,17 +121,21 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
-    public void One_experiment_is_active_per_process_and_names_stay_unique_in_their_directory()
+    public void One_experiment_is_active_per_process_and_a_name_that_exists_is_refused_with_how_to_resume_it()
     {
         var dir = Path.Combine(mnist.Directory, "experiments");
         using (var first = new Experiment("same", dir))
         {
             var e = Assert.Throws<InvalidOperationException>(() => new Experiment("other", dir));
             Assert.Contains("experiment 'same' is active in this process", e.Message);
+            first.End();
         }
-        using var second = new Experiment("same", dir);
-        Assert.Equal("same_2", second.Name);
+        var exists = Assert.Throws<InvalidOperationException>(() => new Experiment("same", dir));
+        Assert.Contains($"experiment 'same' exists in {dir}", exists.Message);
+        Assert.Contains($"rapidfire resume --experiment same --dir {dir}", exists.Message);
         Assert.Throws<ArgumentException>(() => new Experiment("bad/name", dir));
+        var missing = Assert.Throws<InvalidOperationException>(() => Experiment.Resume("never", dir));
+        Assert.Contains("there is no experiment 'never'", missing.Message);
     }
 
     [Fact]

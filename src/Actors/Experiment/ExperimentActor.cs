@@ -51,6 +51,14 @@ public sealed class ExperimentActor : ReceivePersistentActor
     /// <inheritdoc />
     public override string PersistenceId { get; }
 
+    /// <inheritdoc />
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        var cause = reason.InnerException ?? reason;
+        Context.System.EventStream.Publish(new JournalUnavailable(name, $"{cause.GetType().Name}: {cause.Message}"));
+        base.OnRecoveryFailure(reason, message);
+    }
+
     private void Idle()
     {
         Command<StartFit>(Start);

@@ -29,4 +29,7 @@ public static class ExperimentProtocol
 
     /// <summary>Ask for the journaled state; answered with an <see cref="ExperimentState"/>.</summary>
     public sealed record GetExperiment;
+
+    /// <summary>Published when the experiment's journal cannot be read (the database is unreachable or misconfigured).</summary>
+    public sealed record JournalUnavailable(string Experiment, string Reason);
 }

@@ -18,46 +18,81 @@ public static class FitCommand
     /// <summary>Exit code when the fit could not start (the inputs were valid).</summary>
     public const int CouldNotStart = 2;
 
-    /// <summary>The command.</summary>
+    /// <summary>The <c>fit</c> command.</summary>
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var spec = new Option<FileInfo>("--spec") { Description = "The MLSpec source file (.cs).", Required = true };
         var data = new Option<FileInfo>("--data") { Description = "The data handle (JSON).", Required = true };
         var config = new Option<FileInfo>("--config") { Description = "The config group (JSON).", Required = true };
-        var name = new Option<string>("--experiment") { Description = "The experiment's name (unique in --dir: a suffix is added when taken).", Required = true };
-        var dir = new Option<DirectoryInfo>("--dir") { Description = "The experiments directory.", DefaultValueFactory = _ => new DirectoryInfo("rapidfire-experiments") };
+        var name = new Option<string>("--experiment") { Description = "The experiment's name: new in --dir (an existing one is resumed with `rapidfire resume`).", Required = true };
+        var dir = DirOption();
+        var settings = SettingsOption();
         var chunks = new Option<int?>("--chunks") { Description = "Chunks per epoch (default 4): how often runs hop between devices." };
         var devices = new Option<string?>("--devices") { Description = "cpu, cpu:N, cuda or cuda:I,J (default cpu)." };
         var seed = new Option<long?>("--seed") { Description = "Seed of runs without a `seed` knob (default 42)." };
         var command = new Command("fit", "Train every config of the group concurrently, chunk by chunk, with validation every epoch.")
         {
-            spec, data, config, name, dir, chunks, devices, seed,
+            spec, data, config, name, dir, settings, chunks, devices, seed,
         };
-        command.SetAction((parse, cancellation) => Run(
-            parse.GetValue(spec)!.FullName, parse.GetValue(data)!.FullName, parse.GetValue(config)!.FullName,
-            parse.GetValue(name)!, parse.GetValue(dir)!.FullName,
-            new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed)),
-            stdout, stderr, cancellation));
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var specPath = parse.GetValue(spec)!.FullName;
+            var configPath = parse.GetValue(config)!.FullName;
+            var inputs = ExperimentInputs.Check(specPath, parse.GetValue(data)!.FullName, configPath);
+            if (inputs.Problems.Count > 0)
+            {
+                ValidateCommand.Report(inputs, stdout, stderr);
+                return RapidFireCli.InvalidInput;
+            }
+            var options = new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed));
+            return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, Settings(parse.GetValue(settings))),
+                _ => Task.FromResult(inputs.Runs),
+                experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),
+                stdout, stderr);
+        });
         return command;
     }
 
-    private static async Task<int> Run(string specPath, string dataPath, string configPath, string name, string dir,
-        FitOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    /// <summary>The <c>resume</c> command: finishes the fit a crash interrupted, with the same live table.</summary>
+    public static Command CreateResume(TextWriter stdout, TextWriter stderr)
     {
-        var inputs = ExperimentInputs.Check(specPath, dataPath, configPath);
-        if (inputs.Problems.Count > 0)
-        {
-            ValidateCommand.Report(inputs, stdout, stderr);
-            return RapidFireCli.InvalidInput;
-        }
+        var name = new Option<string>("--experiment") { Description = "The experiment to resume.", Required = true };
+        var dir = DirOption();
+        var settings = SettingsOption();
+        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings };
+        command.SetAction(async (parse, cancellation) => await Watch(
+            () => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, Settings(parse.GetValue(settings))),
+            async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
+            experiment => experiment.ResumeFitAsync(cancellation),
+            stdout, stderr));
+        return command;
+    }
 
+    private static Option<DirectoryInfo> DirOption() => new("--dir")
+    {
+        Description = "The experiments directory.",
+        DefaultValueFactory = _ => new DirectoryInfo(Experiment.DefaultDirectory),
+    };
+
+    private static Option<FileInfo?> SettingsOption() => new("--settings")
+    {
+        Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL).",
+    };
+
+    private static Akka.Configuration.Config? Settings(FileInfo? file) =>
+        file is null ? null : Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(file.FullName));
+
+    /// <summary>Opens the experiment, runs the operation with a live table, prints the final table; returns the exit code.</summary>
+    private static async Task<int> Watch(Func<Experiment> open, Func<Experiment, Task<IReadOnlyList<Config>>> runsOf,
+        Func<Experiment, Task<FitResult>> operation, TextWriter stdout, TextWriter stderr)
+    {
         var console = ConsoleFor(stdout);
         Experiment experiment;
         try
         {
-            experiment = new Experiment(name, dir);
+            experiment = open();
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or RapidFireException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return CouldNotStart;
@@ -65,15 +100,16 @@ public static class FitCommand
 
         using (experiment)
         {
-            var board = new RunBoard(inputs.Runs);
-            experiment.Progress += board.Take;
-            if (!console.Profile.Capabilities.Interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
-            console.WriteLine($"experiment {experiment.Name}: {inputs.Runs.Count} runs of {inputs.Spec!.SpecType.Name} ({experiment.Path})");
-
             FitResult result;
+            RunBoard board;
             try
             {
-                var fit = experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation);
+                var runs = await runsOf(experiment);
+                board = new RunBoard(runs);
+                experiment.Progress += board.Take;
+                if (!console.Profile.Capabilities.Interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
+                console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
+                var fit = operation(experiment);
                 if (console.Profile.Capabilities.Interactive)
                     await console.Live(board.Table()).StartAsync(async live =>
                     {
@@ -85,9 +121,10 @@ public static class FitCommand
                     });
                 result = await fit;
             }
-            catch (RapidFireException e)
+            catch (Exception e) when (e is RapidFireException or InvalidOperationException)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                var problems = e is RapidFireException r ? r.Problems : [e.Message];
+                foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
                 return CouldNotStart;
             }
 
@@ -140,6 +177,9 @@ public static class FitCommand
                 case EpochDone { Epoch: var epoch }:
                     output.WriteLine($"run {epoch.RunId} epoch {epoch.Epoch + 1} {epoch.Mode.ToName()}: " +
                                      string.Join(", ", epoch.Metrics.Select(kv => $"{kv.Key} {Number(kv.Value)}")));
+                    break;
+                case Warning warning:
+                    output.WriteLine($"warning: {warning.Message}");
                     break;
                 case RunChanged { Run: { IsEnded: true } run }:
                     output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +

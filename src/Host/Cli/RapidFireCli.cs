@@ -17,6 +17,7 @@ public static class RapidFireCli
         {
             ValidateCommand.Create(stdout, stderr),
             FitCommand.Create(stdout, stderr),
+            FitCommand.CreateResume(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

@@ -1,0 +1,162 @@
+using RapidFire.Actors.Checkpoints;
+using RapidFire.Tests;
+
+namespace RapidFire.Host.Tests;
+
+/// <summary>A grid on real digits, trained once without interruption: what every crashed-and-resumed fit must equal.</summary>
+public sealed class UninterruptedFit : IAsyncLifetime
+{
+    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("rf-crash-").FullName;
+
+    public string Handle => Path.Combine(Directory, "handle.json");
+
+    public string Configs => Path.Combine(Directory, "configs.json");
+
+    public string Experiments => Path.Combine(Directory, "experiments");
+
+    public string[] FitArgs(string experiment, params string[] more) =>
+    [
+        "fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", Handle, "--config", Configs,
+        "--experiment", experiment, "--dir", Experiments, "--chunks", "3", .. more,
+    ];
+
+    public async Task InitializeAsync()
+    {
+        var data = RepoPaths.MnistExample("data");
+        File.WriteAllText(Handle, $$"""
+            { "locators": { "train": "{{data}}/train.csv", "validation": "{{data}}/validation.csv", "objects": "{{data}}" },
+              "download_columns": ["filepath"], "fraction": 0.3, "seed": 3 }
+            """);
+        File.WriteAllText(Configs, """
+            { "user_knobs": { "model_type": ["cnn", "mlp"], "hidden": 32, "dropout": 0.2 },
+              "train": { "epochs": 2, "batch_size": 32, "optimizer": { "name": "Adam", "args": { "lr": 0.003 } },
+                         "lr_scheduler": { "name": "StepLR", "args": { "step_size": 1, "gamma": 0.5 } } },
+              "named_metrics": ["top1_accuracy"] }
+            """);
+        var (code, output) = await ChildCli.RunAsync(FitArgs("full"));
+        Assert.True(code == 0, output);
+    }
+
+    public Task DisposeAsync()
+    {
+        System.IO.Directory.Delete(Directory, recursive: true);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Kill tests: a real `rapidfire fit` child process is killed with SIGKILL while it trains, and `rapidfire resume`
+/// finishes it. Weights, metric files and runs.csv must equal the uninterrupted fit's, bit for bit.
+/// </summary>
+[Collection(ExperimentCollection.Name)]
+public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<UninterruptedFit>
+{
+    /// <summary>
+    /// Starts a fit and kills it once each run has two durable checkpoints: a run's next chunk starts only after the
+    /// previous one is journaled, so each run has completed chunks in its journal and is training a later one.
+    /// </summary>
+    private async Task<string> KilledFit(string name, params string[] more)
+    {
+        using var child = ChildCli.Start(full.FitArgs(name, more));
+        var checkpoints = Path.Combine(full.Experiments, name, "checkpoints");
+        bool HasCheckpoint(int run) => Directory.Exists(Path.Combine(checkpoints, $"run-{run}")) &&
+                                       Directory.EnumerateFiles(Path.Combine(checkpoints, $"run-{run}"), "*.ckpt").Count() >= 2;
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (!(HasCheckpoint(1) && HasCheckpoint(2)) && !child.HasExited && DateTime.UtcNow < deadline) await Task.Delay(10);
+        Assert.False(child.HasExited, "the fit ended before it could be killed: " + child.Output);
+        child.Kill();
+        Assert.False(File.Exists(Path.Combine(full.Experiments, name, "runs.csv")), "the killed fit had finished");
+        return Path.Combine(full.Experiments, name);
+    }
+
+    private void AssertSameAsUninterrupted(string experiment)
+    {
+        var expected = Path.Combine(full.Experiments, "full");
+        Assert.Equal(File.ReadAllText(Path.Combine(expected, "runs.csv")), File.ReadAllText(Path.Combine(experiment, "runs.csv")));
+        var metricFiles = Directory.GetFiles(Path.Combine(expected, "metrics")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(4, metricFiles.Count);
+        Assert.Equal(metricFiles, Directory.GetFiles(Path.Combine(experiment, "metrics")).Select(Path.GetFileName).Order());
+        foreach (var file in metricFiles)
+            Assert.True(File.ReadAllText(Path.Combine(expected, "metrics", file!)) == File.ReadAllText(Path.Combine(experiment, "metrics", file!)),
+                $"metrics/{file} differs from the uninterrupted fit's");
+
+        var expectedStore = new LocalCheckpointStore(Path.Combine(expected, "checkpoints"));
+        var actualStore = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
+        foreach (var run in new[] { 1, 2 })
+        {
+            var final = expectedStore.List(run)[^1];
+            Assert.Equal(final, actualStore.List(run)[^1]);
+            Assert.True(expectedStore.Load(final).Payload.Span.SequenceEqual(actualStore.Load(final).Payload.Span),
+                $"run {run}: the final weights and optimizer state differ from the uninterrupted fit's");
+        }
+    }
+
+    /// <summary>The checkpoint of the newest chunk the run's journal (SQLite) holds: the one a resume starts from.</summary>
+    private static CheckpointRef JournaledCheckpoint(string experiment, string persistenceId)
+    {
+        using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(experiment, "journal.db")}");
+        db.Open();
+        using var query = db.CreateCommand();
+        query.CommandText = "SELECT message FROM journal WHERE persistence_id = $id AND manifest = 'chunk-completed.v1' ORDER BY sequence_number DESC LIMIT 1";
+        query.Parameters.AddWithValue("$id", persistenceId);
+        var json = System.Text.Encoding.UTF8.GetString((byte[])query.ExecuteScalar()!);
+        var checkpoint = System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("Checkpoint");
+        return new CheckpointRef(checkpoint.GetProperty("RunId").GetInt32(), checkpoint.GetProperty("Epoch").GetInt32(), checkpoint.GetProperty("Chunk").GetInt32());
+    }
+
+    private static IReadOnlyList<string> Recovered(string experiment) =>
+        File.ReadAllLines(Path.Combine(experiment, "experiment.log")).Where(l => l.Contains(" recovered: ")).ToList();
+
+    [Fact]
+    public async Task A_fit_killed_mid_chunk_resumes_to_the_weights_and_metric_files_of_an_uninterrupted_fit()
+    {
+        var experiment = await KilledFit("killed");
+
+        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", "killed", "--dir", full.Experiments);
+
+        Assert.True(code == 0, output);
+        Assert.Contains("fit done", output);
+        var recovered = Recovered(experiment);
+        Assert.Equal(2, recovered.Count);
+        Assert.All(recovered, line => Assert.DoesNotContain(" 0 chunks trained", line)); // completed chunks are not trained again
+        AssertSameAsUninterrupted(experiment);
+    }
+
+    [Fact]
+    public async Task A_corrupt_checkpoint_falls_back_to_the_previous_one_with_a_warning_naming_the_file()
+    {
+        var experiment = await KilledFit("corrupt");
+        var store = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
+        var newest = JournaledCheckpoint(experiment, "corrupt/run-1");
+        var file = store.Describe(newest);
+        var bytes = File.ReadAllBytes(file);
+        File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
+
+        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", "corrupt", "--dir", full.Experiments);
+
+        Assert.True(code == 0, output);
+        Assert.Contains($"warning: run 1: checkpoint '{file}' is corrupt", output);
+        var chunksLost = newest.Epoch * 3 + newest.Chunk + 1;
+        var run1 = Assert.Single(Recovered(experiment), l => l.Contains("run 1 recovered"));
+        Assert.Contains($" {chunksLost - 1} chunks trained", run1);  // back by exactly the chunk whose checkpoint broke
+        AssertSameAsUninterrupted(experiment);
+    }
+
+    [Fact]
+    public async Task The_same_crash_and_resume_on_a_PostgreSQL_journal()
+    {
+        using var postgres = await PostgresServer.StartAsync();
+        var settings = Path.Combine(full.Directory, "postgres.conf");
+        File.WriteAllText(settings, $$"""
+            rapidfire.journal { provider = postgresql, connection-string = "{{await postgres.CreateDatabaseAsync("crash")}}" }
+            """);
+
+        var experiment = await KilledFit("postgres", "--settings", settings);
+        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", "postgres", "--dir", full.Experiments, "--settings", settings);
+
+        Assert.True(code == 0, output);
+        Assert.False(File.Exists(Path.Combine(experiment, "journal.db")), "the journal should be in PostgreSQL");
+        Assert.Equal(2, Recovered(experiment).Count);
+        AssertSameAsUninterrupted(experiment);
+    }
+}
