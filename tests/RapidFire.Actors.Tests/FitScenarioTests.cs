@@ -11,6 +11,7 @@ using Cfg = RapidFire.Spec.Config;
 
 namespace RapidFire.Actors.Tests;
 
+[Collection(Checkpoints.TorchGlobalGeneratorCollection.Name)]
 public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
