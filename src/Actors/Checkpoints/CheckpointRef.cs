@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text.RegularExpressions;
@@ -35,9 +36,11 @@ public sealed partial record CheckpointRef(int RunId, int Epoch, int Chunk) : IC
     public static string RunFolder(int runId) => string.Create(CultureInfo.InvariantCulture, $"run-{runId}");
 
     /// <summary>The file name within the run's folder: <c>e{Epoch:D4}-c{Chunk:D4}.ckpt</c>.</summary>
+    [JsonIgnore]
     public string FileName => string.Create(CultureInfo.InvariantCulture, $"e{Epoch:D4}-c{Chunk:D4}{Extension}");
 
     /// <summary>The store-relative name, with <c>/</c> as separator: <c>run-{RunId}/e{Epoch:D4}-c{Chunk:D4}.ckpt</c>.</summary>
+    [JsonIgnore]
     public string RelativePath => $"{RunFolder(RunId)}/{FileName}";
 
     /// <summary>
