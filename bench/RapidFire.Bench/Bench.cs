@@ -74,7 +74,91 @@ public sealed class Bench
         return (seconds, result, tasks);
     }
 
-    private static Experiment Open(string name) => new(name, Path.Combine(Path.GetTempPath(), "rapidfire-bench"));
+    private static Experiment Open(string name, Akka.Configuration.Config? config = null) =>
+        new($"{name}-{Guid.NewGuid():N}"[..Math.Min(name.Length + 9, 60)], Path.Combine(Path.GetTempPath(), "rapidfire-bench"), config);
+
+    /// <summary>Persistence off: journal in memory, no checkpoints.</summary>
+    private static readonly Akka.Configuration.Config PersistenceOff = Akka.Configuration.ConfigurationFactory.ParseString(
+        "rapidfire { journal.provider = memory, save-strategy = none }");
+
+    /// <summary>
+    /// (e) The cost of persistence (SQLite journal + a checkpoint per chunk) vs none, on the README's MNIST example and
+    /// on the full shared MNIST data; and the time from a resume to training again.
+    /// </summary>
+    public async Task Persistence(int reps)
+    {
+        var configs = ConfigGroup.Load(Path.Combine(repo, "examples", "mnist", "configs.json"));
+        var example = DataHandle.Load(Path.Combine(repo, "examples", "mnist", "datahandle.json"));
+        foreach (var (label, data) in new[] { ("the README's MNIST example (2,000 train rows)", example), ($"the full shared MNIST data ({TrainRows:N0} train rows)", handle) })
+        {
+            var on = new List<double>();
+            var off = new List<double>();
+            var epochOnly = new List<double>();
+            for (var rep = -1; rep < reps; rep++) // repetition -1 warms up and is not counted
+            {
+                var a = await TimedFit(PersistenceOff, configs, data);
+                var b = await TimedFit(null, configs, data);
+                var c = await TimedFit(Akka.Configuration.ConfigurationFactory.ParseString("rapidfire.save-strategy = epoch"), configs, data);
+                if (rep < 0) continue;
+                off.Add(a);
+                on.Add(b);
+                epochOnly.Add(c);
+            }
+            Report($"(e) persistence cost on {label}: 4 configs x 3 epochs, SQLite journal + a checkpoint per chunk vs none",
+                ("persistence off", off), ("persistence on", on));
+            Console.WriteLine($"with `save-strategy = epoch` (a checkpoint per epoch): ratio {Median(epochOnly) / Median(off):0.000} " +
+                              $"(runs {string.Join(", ", epochOnly.Select(x => x.ToString("0.00")))})");
+            Console.WriteLine();
+        }
+        await ResumeToTraining(configs, example);
+    }
+
+    private async Task<double> TimedFit(Akka.Configuration.Config? config, ConfigGroup configs, DataHandle data)
+    {
+        using var experiment = Open("persistence", config);
+        var clock = Stopwatch.StartNew();
+        await experiment.RunFitAsync(SpecSource.FromFile(specPath), configs, data, options with { Chunks = Chunks, Devices = "cpu" });
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Kills a `rapidfire fit` child process mid-fit, then times <see cref="Experiment.Resume"/> until the first minibatch trains.</summary>
+    private async Task ResumeToTraining(ConfigGroup configs, DataHandle data)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "rapidfire-bench", $"resume-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        var opened = new List<double>();
+        var training = new List<double>();
+        for (var rep = 0; rep < 3; rep++)
+        {
+            var name = $"killed{rep}";
+            var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "rapidfire.dll"), "fit", "--spec", specPath,
+                         "--data", Path.Combine(repo, "examples", "mnist", "datahandle.json"), "--config", Path.Combine(repo, "examples", "mnist", "configs.json"),
+                         "--experiment", name, "--dir", dir })
+                start.ArgumentList.Add(arg);
+            using var child = Process.Start(start)!;
+            var checkpoints = Path.Combine(dir, name, "checkpoints", "run-4");
+            while (!(Directory.Exists(checkpoints) && Directory.GetFiles(checkpoints, "*.ckpt").Length >= 2) && !child.HasExited) await Task.Delay(5);
+            child.Kill();
+            await child.WaitForExitAsync();
+
+            var clock = Stopwatch.StartNew();
+            using var experiment = Experiment.Resume(name, dir);
+            opened.Add(clock.Elapsed.TotalSeconds);
+            var first = new TaskCompletionSource<double>();
+            experiment.Progress += e => { if (e is MinibatchDone) first.TrySetResult(clock.Elapsed.TotalSeconds); };
+            var fit = experiment.ResumeFitAsync();
+            training.Add(await first.Task);
+            await fit;
+        }
+        Console.WriteLine("## (f) time from `resume` to training again (the README's example, killed after each run's second checkpoint)");
+        Console.WriteLine();
+        Console.WriteLine("| step | median s | all runs s |");
+        Console.WriteLine("| --- | --- | --- |");
+        Console.WriteLine($"| Experiment.Resume (journal opened, metric files rebuilt) | {Median(opened):0.00} | {string.Join(", ", opened.Select(x => x.ToString("0.00")))} |");
+        Console.WriteLine($"| ... until the first minibatch has trained | {Median(training):0.00} | {string.Join(", ", training.Select(x => x.ToString("0.00")))} |");
+        Console.WriteLine();
+    }
 
     /// <summary>(a) One config through RapidFire vs the same work in a hand-written TorchSharp loop.</summary>
     public async Task Overhead(int reps)

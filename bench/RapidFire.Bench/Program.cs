@@ -1,5 +1,5 @@
 // Benchmarks of issue 3, run by hand (see docs/benchmarks.md):
-//   dotnet run -c Release --project bench/RapidFire.Bench -- [overhead|swap|idle|all] [--data DIR] [--epochs N] [--reps N]
+//   dotnet run -c Release --project bench/RapidFire.Bench -- [overhead|swap|idle|persistence|all] [--data DIR] [--epochs N] [--reps N]
 //     [--loaders N] [--prefetch N] [--torch-threads N]
 // Every comparison is measured side by side in one process, alternating the two sides, and reported as a ratio.
 using System.Diagnostics;
@@ -25,3 +25,4 @@ Console.WriteLine();
 if (which is "overhead" or "all") await bench.Overhead(reps);
 if (which is "swap" or "all") await bench.SwapAndFirstComparison(reps);
 if (which is "idle" or "all") await bench.IdleFraction();
+if (which is "persistence" or "all") await bench.Persistence(reps);

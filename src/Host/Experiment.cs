@@ -106,6 +106,7 @@ public sealed class Experiment : IDisposable
         if (string.IsNullOrWhiteSpace(name) || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new ArgumentException($"experiment name '{name}' must be letters, digits, '-', '_' or '.'", nameof(name));
         TorchNative.EnsureLoaded();
+        ReserveThreadPool();
         Name = name;
         Directory.CreateDirectory(directory);
         Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, name));
@@ -301,6 +302,18 @@ public sealed class Experiment : IDisposable
                 break;
         }
         Progress?.Invoke(e);
+    }
+
+    /// <summary>
+    /// The journal's database drivers (SQLite, Npgsql through linq2db) block thread-pool threads on disk and network
+    /// I/O. On a 2-core machine the pool starts with 2 threads and adds more slowly, so a blocked pool delays every
+    /// actor message, the trainer's included. Keeping a few more threads ready costs idle threads only.
+    /// </summary>
+    private static void ReserveThreadPool()
+    {
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        var wanted = Math.Max(16, 4 * Environment.ProcessorCount);
+        if (workers < wanted) ThreadPool.SetMinThreads(wanted, Math.Max(io, wanted));
     }
 
     /// <summary>The experiment's journal must answer before anything is done with it; a broken one is named at once.</summary>

@@ -37,7 +37,11 @@ public sealed class LocalCheckpointStore : ICheckpointStore
     }
 
     /// <inheritdoc />
-    public async Task SaveAsync(CheckpointRef key, CheckpointHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    /// <remarks>
+    /// The write and its fsyncs block, so they run on a thread of their own, never on a thread-pool thread: on a small
+    /// machine, a pool thread blocked on the disk starves the actors (and the trainer's messages) that share the pool.
+    /// </remarks>
+    public Task SaveAsync(CheckpointRef key, CheckpointHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(header);
@@ -45,8 +49,13 @@ public sealed class LocalCheckpointStore : ICheckpointStore
             throw new ArgumentException(
                 $"the header names run {header.RunId} epoch {header.Epoch} chunk {header.Chunk}, but the checkpoint is saved as {key}",
                 nameof(header));
-        cancellationToken.ThrowIfCancellationRequested();
+        return Task.Factory.StartNew(() => Save(key, header, payload, cancellationToken), cancellationToken,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
 
+    private void Save(CheckpointRef key, CheckpointHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
         var final = Describe(key);
         var folder = Path.GetDirectoryName(final)!;
         var newRoot = !System.IO.Directory.Exists(Directory);
@@ -55,15 +64,9 @@ public sealed class LocalCheckpointStore : ICheckpointStore
         var temp = Path.Combine(folder, TempName(key));
         try
         {
-            await using (var stream = new FileStream(temp, new FileStreamOptions
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Share = FileShare.None,
-                Options = FileOptions.Asynchronous,
-            }))
-            {
-                await CheckpointFile.WriteAsync(stream, header, payload, cancellationToken).ConfigureAwait(false);
+                stream.Write(CheckpointFile.Encode(header, payload));
                 stream.Flush(flushToDisk: true);
             }
             cancellationToken.ThrowIfCancellationRequested();

@@ -10,8 +10,21 @@ namespace RapidFire.Actors.Persistence;
 /// </summary>
 public static class JournalConfig
 {
-    /// <summary>The embedded default: a SQLite file (one writer, so parallelism 1).</summary>
-    public static Config Sqlite(string databaseFile) => Sql($"Data Source={databaseFile}", "SQLite.MS", parallelism: 1);
+    /// <summary>
+    /// The embedded default: a SQLite file (one writer, so parallelism 1), in write-ahead-log mode: a commit appends to
+    /// the log and syncs once, instead of syncing a rollback journal and the database.
+    /// </summary>
+    public static Config Sqlite(string databaseFile)
+    {
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={databaseFile}"))
+        {
+            connection.Open();
+            using var wal = connection.CreateCommand();
+            wal.CommandText = "PRAGMA journal_mode=WAL;";
+            wal.ExecuteNonQuery();
+        }
+        return Sql($"Data Source={databaseFile}", "SQLite.MS", parallelism: 1);
+    }
 
     /// <summary>A PostgreSQL database (provider <c>PostgreSQL.15</c>), by connection string.</summary>
     public static Config PostgreSql(string connectionString) => Sql(connectionString, "PostgreSQL.15", parallelism: 3);
