@@ -128,6 +128,8 @@ public static class FitCommand
                 return CouldNotStart;
             }
 
+            // A fit that ran to its end ends the experiment (its artifacts stay); a cancelled one stays open.
+            if (!result.Cancelled) experiment.End();
             console.Write(board.Table(result.Runs));
             console.WriteLine(result.Cancelled ? "fit cancelled" : "fit done");
             console.WriteLine($"runs:    {Path.Combine(experiment.Path, "runs.csv")}");
