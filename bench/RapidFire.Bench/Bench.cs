@@ -151,13 +151,8 @@ public sealed class Bench
             training.Add(await first.Task);
             await fit;
         }
-        Console.WriteLine("## (f) time from `resume` to training again (the README's example, killed after each run's second checkpoint)");
-        Console.WriteLine();
-        Console.WriteLine("| step | median s | all runs s |");
-        Console.WriteLine("| --- | --- | --- |");
-        Console.WriteLine($"| Experiment.Resume (journal opened, metric files rebuilt) | {Median(opened):0.00} | {string.Join(", ", opened.Select(x => x.ToString("0.00")))} |");
-        Console.WriteLine($"| ... until the first minibatch has trained | {Median(training):0.00} | {string.Join(", ", training.Select(x => x.ToString("0.00")))} |");
-        Console.WriteLine();
+        Table("(f) time from `resume` to training again (the README's example, killed after each run's second checkpoint)", "step",
+            ("Experiment.Resume (journal opened, metric files rebuilt)", opened), ("... until the first minibatch has trained", training));
     }
 
     /// <summary>(a) One config through RapidFire vs the same work in a hand-written TorchSharp loop.</summary>
@@ -288,16 +283,20 @@ public sealed class Bench
 
     private static void Report(string title, (string Name, List<double> Seconds) baseline, (string Name, List<double> Seconds) candidate)
     {
-        var b = Median(baseline.Seconds);
-        var c = Median(candidate.Seconds);
+        Table(title, "side", baseline, candidate);
+        Console.WriteLine($"ratio {candidate.Name} / {baseline.Name} = **{Median(candidate.Seconds) / Median(baseline.Seconds):0.000}**");
+        Console.WriteLine();
+    }
+
+    /// <summary>A markdown table: one row per series, with its median and every measurement.</summary>
+    private static void Table(string title, string first, params (string Name, List<double> Seconds)[] rows)
+    {
         Console.WriteLine($"## {title}");
         Console.WriteLine();
-        Console.WriteLine("| side | median s | all runs s |");
+        Console.WriteLine($"| {first} | median s | all runs s |");
         Console.WriteLine("| --- | --- | --- |");
-        Console.WriteLine($"| {baseline.Name} | {b:0.00} | {string.Join(", ", baseline.Seconds.Select(s => s.ToString("0.00")))} |");
-        Console.WriteLine($"| {candidate.Name} | {c:0.00} | {string.Join(", ", candidate.Seconds.Select(s => s.ToString("0.00")))} |");
-        Console.WriteLine();
-        Console.WriteLine($"ratio {candidate.Name} / {baseline.Name} = **{c / b:0.000}**");
+        foreach (var (name, seconds) in rows)
+            Console.WriteLine($"| {name} | {Median(seconds):0.00} | {string.Join(", ", seconds.Select(x => x.ToString("0.00")))} |");
         Console.WriteLine();
     }
 

@@ -195,7 +195,7 @@ public sealed class RunActor : ReceivePersistentActor
         string? problem = null;
         if (state.LastCheckpoint is { } last && Position(last) == trained && store is not null)
         {
-            problem = Verify(store, last);
+            (_, problem) = TryLoad(store, last);
             if (problem is null) return null;
         }
         else if (trained == 0) return null;
@@ -203,14 +203,15 @@ public sealed class RunActor : ReceivePersistentActor
         var candidates = store?.List(state.RunId).Where(c => Position(c) <= trained).OrderByDescending(c => c) ?? Enumerable.Empty<CheckpointRef>();
         foreach (var candidate in candidates)
         {
-            if (Verify(store!, candidate) is { } bad)
+            var (checkpoint, bad) = TryLoad(store!, candidate);
+            if (checkpoint is null)
             {
                 problem ??= bad;
                 continue;
             }
-            var restored = JournalSerializer.FromJson<RunState>(store!.Load(candidate).Header.State);
+            var restored = JournalSerializer.FromJson<RunState>(checkpoint.Header.State);
             var reason = $"{problem ?? $"the journal is ahead of the newest checkpoint ({trained} chunks trained)"}; " +
-                         $"resuming from {store.Describe(candidate)} ({Position(candidate)} chunks trained)";
+                         $"resuming from {store!.Describe(candidate)} ({Position(candidate)} chunks trained)";
             Warn(reason);
             return new RestoredFromCheckpoint(restored, reason);
         }
@@ -222,17 +223,16 @@ public sealed class RunActor : ReceivePersistentActor
 
     private int Position(CheckpointRef key) => key.Epoch * state.ChunksPerEpoch + key.Chunk + 1;
 
-    /// <summary>Null when the checkpoint loads with its hash checked; else what is wrong with it, naming the file.</summary>
-    private static string? Verify(ICheckpointStore store, CheckpointRef key)
+    /// <summary>The checkpoint, loaded with its hash checked; or what is wrong with it, naming the file.</summary>
+    private static (Checkpoint? Checkpoint, string? Problem) TryLoad(ICheckpointStore store, CheckpointRef key)
     {
         try
         {
-            store.Load(key);
-            return null;
+            return (store.Load(key), null);
         }
         catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException)
         {
-            return e.Message.Contains(store.Describe(key), StringComparison.Ordinal) ? e.Message : $"{store.Describe(key)}: {e.Message}";
+            return (null, e.Message.Contains(store.Describe(key), StringComparison.Ordinal) ? e.Message : $"{store.Describe(key)}: {e.Message}");
         }
     }
 
