@@ -23,6 +23,13 @@ public sealed record CheckpointHeader(
     DateTimeOffset CreatedUtc,
     string State)
 {
+    /// <summary>
+    /// How many times a run's scheduler has stepped at <paramref name="key"/>: once per finished epoch (a device steps
+    /// it after an epoch's last chunk), none when <paramref name="config"/> has no <c>lr_scheduler</c>.
+    /// </summary>
+    public static int SchedulerStepsAt(CheckpointRef key, int chunksPerEpoch, RapidFire.Spec.Config config) =>
+        config.LrScheduler is null ? 0 : key.Epoch + (key.Chunk == chunksPerEpoch - 1 ? 1 : 0);
+
     /// <summary>The key this header belongs under.</summary>
     public CheckpointRef Ref => new(RunId, Epoch, Chunk);
 

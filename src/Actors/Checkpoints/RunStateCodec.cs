@@ -66,9 +66,16 @@ public static class RunStateCodec
 
     /// <summary>
     /// Restores a checkpoint into <paramref name="fresh"/>, a run state just created with the run's config and seed:
-    /// replays the scheduler's <see cref="CheckpointHeader.SchedulerSteps"/> steps, then loads the model's weights,
-    /// then the optimizer's state (see <see cref="Restore"/> for why in this order).
+    /// replays the scheduler's <see cref="CheckpointHeader.SchedulerSteps"/> steps, then loads the model's weights
+    /// and the optimizer's state, then puts back the optimizer's param-group options (learning rate, betas, weight
+    /// decay...) as the config and the replayed scheduler set them.
     /// </summary>
+    /// <remarks>
+    /// A param group's options are a function of the run's knobs and of its scheduler's steps, both reproduced here,
+    /// so for the run that wrote the checkpoint they come out as they were saved. For a warm clone (a checkpoint of its
+    /// parent, restored under the clone's knobs) they are the clone's: a changed learning rate takes effect, while
+    /// the weights and the optimizer's per-parameter state (Adam's moments, SGD's momentum) are the parent's.
+    /// </remarks>
     /// <exception cref="InvalidDataException">The checkpoint does not fit <paramref name="fresh"/>; the message names its file.</exception>
     public static void RestoreInto(RunModel fresh, Checkpoint checkpoint)
     {
@@ -82,10 +89,24 @@ public static class RunStateCodec
                 $"checkpoint '{checkpoint.Source}' replays {steps} learning-rate scheduler steps, but run {checkpoint.Ref.RunId}'s config has no lr_scheduler");
         for (var i = 0; i < steps; i++) fresh.Scheduler!.step();
 
+        var options = Helper(fresh).state_dict().Options.Select(SaveOptions).ToList();
         var payload = MemoryMarshal.TryGetArray(checkpoint.Payload, out var segment)
             ? segment
             : new ArraySegment<byte>(checkpoint.Payload.ToArray());
         RestoreSections(fresh, payload, $"checkpoint '{checkpoint.Source}' ({checkpoint.Ref})");
+        var restored = Helper(fresh).state_dict().Options;
+        for (var i = 0; i < options.Count; i++)
+        {
+            using var reader = new BinaryReader(new MemoryStream(options[i], writable: false));
+            restored[i].LoadStateDict(reader);
+        }
+    }
+
+    private static byte[] SaveOptions(OptimizerOptions options)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) options.SaveStateDict(writer);
+        return stream.ToArray();
     }
 
     private static void RestoreSections(RunModel fresh, ArraySegment<byte> payload, string what)

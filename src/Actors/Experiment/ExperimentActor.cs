@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Persistence;
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
@@ -18,6 +19,10 @@ namespace RapidFire.Actors.Experiment;
 /// <code>
 /// Idle --StartFit | ResumeFit--> Fitting --FitCompleted, child stopped--> Idle --EndExperiment--> Ended
 /// </code>
+/// IC operations (<see cref="RequestControl"/>) are taken one at a time: the fit checks each; the experiment journals
+/// it with its verdict (a rejected one with its reason, an accepted clone with its new run) before the fit carries it
+/// out, and journals its outcome when it took effect. The journaled operations are the IC log; those accepted and not
+/// yet carried out when the process died are carried out by the resumed fit.
 /// </remarks>
 public sealed class ExperimentActor : ReceivePersistentActor
 {
@@ -29,6 +34,9 @@ public sealed class ExperimentActor : ReceivePersistentActor
     private IActorRef? requester;
     private FitCompleted? completed;
     private TrainingServices? services;
+    private readonly Queue<(RequestControl Request, IActorRef From)> controlQueue = new();
+    private readonly Dictionary<int, IActorRef> controlRequesters = [];
+    private bool checking;
 
     /// <summary>
     /// Props of the experiment <paramref name="name"/>. <paramref name="storage"/> gives a fit its checkpoint store;
@@ -67,6 +75,11 @@ public sealed class ExperimentActor : ReceivePersistentActor
         Command<GetExperiment>(_ => Sender.Tell(state));
         Command<CancelFit>(_ => { });
         Command<GetStatus>(_ => Sender.Tell(new FitStatus([], new Dictionary<string, Scheduling.RunTask>(), false)));
+        Command<RequestControl>(request => Reject(request.Op, Sender, state.Unfinished is not null
+            ? $"experiment '{name}' has an interrupted fit: resume it (rapidfire resume) before operating on its runs"
+            : $"experiment '{name}' has no fit in progress: operations apply to the runs of a running fit"));
+        Command<GetControlLog>(_ => Sender.Tell(state.Controls));
+        Command<ControlProgress>(Progress);
     }
 
     private void Fitting()
@@ -90,6 +103,14 @@ public sealed class ExperimentActor : ReceivePersistentActor
         });
         Command<CancelFit>(cancel => fitActor.Forward(cancel));
         Command<GetStatus>(query => fitActor.Forward(query));
+        Command<RequestControl>(request =>
+        {
+            controlQueue.Enqueue((request, Sender));
+            NextControl();
+        });
+        Command<ControlChecked>(Checked);
+        Command<ControlProgress>(Progress);
+        Command<GetControlLog>(_ => Sender.Tell(state.Controls));
         Command<GetExperiment>(_ => Sender.Tell(state));
         Command<StartFit>(_ => Sender.Tell(Busy()));
         Command<ResumeFit>(_ => Sender.Tell(Busy()));
@@ -175,12 +196,88 @@ public sealed class ExperimentActor : ReceivePersistentActor
         var runs = state.Fits.Single(f => f.Definition.FitId == prepared.Definition.FitId).Runs;
         fitActor = Context.ActorOf(FitActor.Props(prepared.Services, prepared.Devices), $"fit-{prepared.Definition.FitId}");
         Context.Watch(fitActor);
-        fitActor.Tell(new RunFit(runs));
+        var unresolved = state.Unresolved
+            .Select(c => new ApplyControl(c.OpId, c.Op, runs.FirstOrDefault(r => r.RunId == c.NewRunId)))
+            .ToList();
+        fitActor.Tell(new RunFit(runs, unresolved));
         Become(Fitting);
+    }
+
+    /// <summary>Asks the fit about the next operation in line, unless one is being checked.</summary>
+    private void NextControl()
+    {
+        if (checking || fitActor is null || !controlQueue.TryPeek(out var next)) return;
+        checking = true;
+        fitActor.Tell(new CheckControl(state.NextOpId, next.Request.Op, state.NextRunId));
+    }
+
+    private void Checked(ControlChecked verdict)
+    {
+        var (_, from) = controlQueue.Dequeue();
+        if (verdict.Refusal is { } refusal)
+        {
+            Reject(verdict.Op, from, refusal, () =>
+            {
+                checking = false;
+                NextControl();
+            });
+            return;
+        }
+        var requested = new ControlRequested(verdict.OpId, DateTime.UtcNow, verdict.Op, state.Unfinished!.Definition.FitId, verdict.NewRun);
+        Persist(requested, e =>
+        {
+            Logged(e);
+            controlRequesters[verdict.OpId] = from;
+            fitActor?.Tell(new ApplyControl(verdict.OpId, verdict.Op, verdict.NewRun));
+            checking = false;
+            NextControl();
+        });
+    }
+
+    /// <summary>Journals a refused operation with its reason and answers it.</summary>
+    private void Reject(ControlOp op, IActorRef from, string reason, Action? then = null)
+    {
+        var opId = state.NextOpId;
+        var now = DateTime.UtcNow;
+        PersistAll(new IExperimentEvent[]
+        {
+            new ControlRequested(opId, now, op, state.Unfinished?.Definition.FitId ?? state.Fits.Count, null),
+            new ControlResolved(opId, now, ControlStatus.Rejected, reason),
+        }, e => Logged(e));
+        DeferAsync(opId, _ =>
+        {
+            from.Tell(new ControlOutcome(opId, op, ControlStatus.Rejected, reason));
+            then?.Invoke();
+        });
+    }
+
+    /// <summary>The first word on an operation answers its requester; its outcome, once it took effect or was dropped, is journaled.</summary>
+    private void Progress(ControlProgress progress)
+    {
+        var outcome = progress.Outcome;
+        if (controlRequesters.Remove(outcome.OpId, out var requester)) requester.Tell(outcome);
+        if (outcome.Status == ControlStatus.Pending) return;
+        Persist(new ControlResolved(outcome.OpId, DateTime.UtcNow, outcome.Status, outcome.Message), e => Logged(e));
+    }
+
+    /// <summary>Applies a journaled IC-log event and publishes the operation's record as it now stands.</summary>
+    private void Logged(IExperimentEvent e)
+    {
+        state = state.Apply(e);
+        var opId = e switch
+        {
+            ControlRequested r => r.OpId,
+            ControlResolved r => r.OpId,
+            _ => 0,
+        };
+        if (state.Controls.Find(c => c.OpId == opId) is { } record) Context.System.EventStream.Publish(record);
     }
 
     private void Finish(FitCompleted? done)
     {
+        checking = false;
+        while (controlQueue.TryDequeue(out var waiting))
+            Reject(waiting.Request.Op, waiting.From, $"the fit of experiment '{name}' ended before the operation could be checked");
         services?.Dispose();
         services = null;
         fitActor = null;

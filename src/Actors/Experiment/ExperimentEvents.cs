@@ -1,3 +1,4 @@
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Persistence;
 
 namespace RapidFire.Actors.Experiment;
@@ -22,6 +23,15 @@ public sealed record FitEnded(int FitId, bool Cancelled) : IExperimentEvent;
 
 /// <summary>The experiment was ended: its artifacts stay, nothing more runs in it.</summary>
 public sealed record ExperimentEnded(DateTime EndedUtc) : IExperimentEvent;
+
+/// <summary>
+/// An IC operation was asked for during fit <paramref name="FitId"/>, with its id in the IC log; an accepted clone
+/// brings its new run (<paramref name="NewRun"/>), which joins the fit.
+/// </summary>
+public sealed record ControlRequested(int OpId, DateTime RequestedUtc, ControlOp Op, int FitId, ExperimentProtocol.RunDefinition? NewRun) : IExperimentEvent;
+
+/// <summary>An IC operation was rejected, applied or dropped (see <see cref="ControlStatus"/>), with the message for the user.</summary>
+public sealed record ControlResolved(int OpId, DateTime ResolvedUtc, ControlStatus Status, string Outcome) : IExperimentEvent;
 
 /// <summary>What a fit trains with, as the journal keeps it for a resume.</summary>
 /// <param name="FitId">The fit's number in the experiment, from 1.</param>

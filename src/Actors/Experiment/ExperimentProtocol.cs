@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using RapidFire.Spec;
 
 namespace RapidFire.Actors.Experiment;
@@ -5,8 +6,21 @@ namespace RapidFire.Actors.Experiment;
 /// <summary>Messages of the ExperimentActor.</summary>
 public static class ExperimentProtocol
 {
-    /// <summary>One run to train: its id (unique in the experiment) and its knobs.</summary>
-    public sealed record RunDefinition(int RunId, Config Config);
+    /// <summary>
+    /// One run to train: its id (unique in the experiment) and its knobs; for a clone, the run it was cloned from and
+    /// whether it started warm (from the parent's trained state).
+    /// </summary>
+    public sealed record RunDefinition(int RunId, Config Config, int? ClonedFrom = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)] bool Warm = false);
+
+    /// <summary>
+    /// Carry out an IC operation on a run of the fit in progress (see <see cref="Control.ControlOp"/>); answered with a
+    /// <see cref="Control.ControlOutcome"/>: rejected, pending (until the run's next chunk boundary) or applied.
+    /// </summary>
+    public sealed record RequestControl(Control.ControlOp Op);
+
+    /// <summary>Ask for the IC log; answered with the <see cref="Control.ControlRecord"/>s, oldest first.</summary>
+    public sealed record GetControlLog;
 
     /// <summary>
     /// Start a fit of these configs (run ids follow the experiment's earlier runs). Answered with

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using RapidFire.Actors.Control;
 using static RapidFire.Actors.Experiment.ExperimentProtocol;
 
 namespace RapidFire.Actors.Experiment;
@@ -23,6 +24,15 @@ public sealed record ExperimentState
     /// <summary>Its fits, in order.</summary>
     public ImmutableList<FitRecord> Fits { get; init; } = [];
 
+    /// <summary>The IC log: every operation asked for, oldest first, with how it ended (so far).</summary>
+    public ImmutableList<ControlRecord> Controls { get; init; } = [];
+
+    /// <summary>The id the next IC operation gets.</summary>
+    public int NextOpId => Controls.Count + 1;
+
+    /// <summary>Operations that were accepted and have not taken effect yet (a resume carries them out).</summary>
+    public IEnumerable<ControlRecord> Unresolved => Controls.Where(c => c.Status == ControlStatus.Pending);
+
     /// <summary>The fit that started and has not ended (the one a resume continues), if any.</summary>
     public FitRecord? Unfinished => Fits.LastOrDefault(f => !f.Ended);
 
@@ -40,8 +50,28 @@ public sealed record ExperimentState
         RunsAdded r => Update(r.FitId, fit => fit with { Runs = fit.Runs.AddRange(r.Runs) }),
         FitEnded f => Update(f.FitId, fit => fit with { Ended = true, Cancelled = f.Cancelled }),
         ExperimentEnded => this with { Ended = true },
+        ControlRequested r => (r.NewRun is { } clone ? Update(r.FitId, fit => fit with { Runs = fit.Runs.Add(clone) }) : this) with
+        {
+            Controls = Controls.Add(new ControlRecord(r.OpId, r.RequestedUtc, r.Op, ControlStatus.Pending, "pending", r.NewRun?.RunId, null)),
+        },
+        ControlResolved r => Resolve(r),
         _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown experiment event"),
     };
+
+    /// <summary>An operation's outcome; a clone that was dropped before it started leaves its fit.</summary>
+    private ExperimentState Resolve(ControlResolved r)
+    {
+        var record = Controls.Find(c => c.OpId == r.OpId);
+        if (record is null) return this;
+        var fits = r.Status == ControlStatus.Dropped && record.NewRunId is { } dropped
+            ? Fits.Select(f => f with { Runs = f.Runs.RemoveAll(run => run.RunId == dropped) }).ToImmutableList()
+            : Fits;
+        return this with
+        {
+            Fits = fits,
+            Controls = Controls.Replace(record, record with { Status = r.Status, Outcome = r.Outcome, ResolvedUtc = r.ResolvedUtc }),
+        };
+    }
 
     private ExperimentState Update(int fitId, Func<FitRecord, FitRecord> change)
     {

@@ -1,5 +1,7 @@
 using Akka.Actor;
 using Akka.Routing;
+using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Data;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Metrics;
@@ -20,9 +22,13 @@ namespace RapidFire.Actors.Experiment;
 /// </summary>
 /// <remarks>
 /// <code>
-/// Ready --RunFit--> Fitting --every run ended, devices idle--> Ready
+/// Ready --RunFit--> Fitting --every run ended, devices idle, no IC operation left--> Ready
 ///                        '--CancelFit--> Fitting (cancelling) --> Ready
 /// </code>
+/// IC operations (<see cref="ControlOp"/>) are checked (<see cref="CheckControl"/>, a pure verdict of
+/// <see cref="ControlRules"/>), then, once journaled by the experiment, carried out (<see cref="ApplyControl"/>): at
+/// once when the run is at a chunk boundary, else when its task in flight is journaled. Each takes effect through
+/// the run's own journal (<see cref="Controlled"/>), and the sender hears <see cref="ControlProgress"/>.
 /// Run states and device events are published on the event stream (<see cref="RunUpdated"/>,
 /// <see cref="TaskFinished"/>) for observers.
 /// </remarks>
@@ -33,8 +39,11 @@ public sealed class FitActor : ReceiveActor
     private readonly Dictionary<int, IActorRef> runActors = [];
     private readonly Dictionary<string, IActorRef> gpus = [];
     private readonly List<IActorRef> fitActors = [];
+    private readonly Dictionary<int, IActorRef> controllers = [];
     private FitState fit;
     private IActorRef? requester;
+    private IActorRef? metrics;
+    private bool hasValidation;
 
     /// <summary>Props of a fit training on <paramref name="devices"/>.</summary>
     public static Props Props(TrainingServices services, IReadOnlyList<DeviceSlot> devices) =>
@@ -54,6 +63,9 @@ public sealed class FitActor : ReceiveActor
         Receive<RunFit>(Start);
         Receive<GetStatus>(_ => Sender.Tell(Status(fitting: false)));
         Receive<CancelFit>(_ => { });
+        Receive<CheckControl>(check => Sender.Tell(new ControlChecked(check.OpId, check.Op, "no fit is in progress", null)));
+        Receive<ApplyControl>(apply => Sender.Tell(new ControlProgress(
+            new ControlOutcome(apply.OpId, apply.Op, ControlStatus.Dropped, "the fit ended before the operation could take effect"))));
     }
 
     private void Fitting()
@@ -65,6 +77,8 @@ public sealed class FitActor : ReceiveActor
             if (updated.Recovered && !fit.IsRunning(updated.State.RunId)) services.Models.Release(updated.State.RunId);
             Context.System.EventStream.Publish(updated);
             if (updated.State.IsEnded) services.Specs.Remove(updated.State.RunId);
+            if (updated.State.Status == RunStatus.Deleted) services.Models.Release(updated.State.RunId);
+            ApplyReady(updated.State.RunId);
             Advance();
         });
         Receive<TaskFinished>(finished =>
@@ -85,6 +99,24 @@ public sealed class FitActor : ReceiveActor
             fit = fit with { Cancelling = true };
             foreach (var device in fit.Busy.Keys) gpus[device].Tell(new CancelTask());
             foreach (var run in fit.Runs.Values.Where(r => !r.IsEnded)) runActors[run.RunId].Tell(new StopRun(EndReason.Cancelled));
+            foreach (var waiting in fit.Pending.Values.SelectMany(p => p))
+                Report(new ControlOutcome(waiting.OpId, waiting.Op, ControlStatus.Dropped, "the fit was cancelled before the operation took effect"));
+            fit = fit with { Pending = fit.Pending.Clear() };
+            Advance();
+        });
+        Receive<CheckControl>(check => Sender.Tell(Check(check)));
+        Receive<ApplyControl>(apply =>
+        {
+            Accept(apply, Sender);
+            Advance();
+        });
+        Receive<ControlCarriedOut>(done =>
+        {
+            if (fit.Applying.TryGetValue(done.OpId, out var control))
+            {
+                fit = fit.Resolved(done.OpId);
+                Report(Outcome(control, done.Changed, done.State));
+            }
             Advance();
         });
         Receive<GetStatus>(_ => Sender.Tell(Status(fitting: true)));
@@ -93,8 +125,6 @@ public sealed class FitActor : ReceiveActor
 
     private void Start(RunFit start)
     {
-        int chunksPerEpoch(Config cfg) => EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
-        bool hasValidation;
         try
         {
             if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
@@ -110,20 +140,197 @@ public sealed class FitActor : ReceiveActor
 
         requester = Sender;
         fit = new FitState(devices.Select(d => d.Id).ToList());
-        var metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
+        metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
         var loaders = Track(Context.ActorOf(DataLoaderActor.Props(services).WithRouter(new SmallestMailboxPool(services.Settings.LoaderCount)), "loaders"));
         gpus.Clear();
         foreach (var device in devices)
             gpus[device.Id] = Track(Context.ActorOf(GpuActor.Props(device, services, loaders), $"device-{device.Id.Replace(':', '-')}"));
         runActors.Clear();
-        foreach (var run in start.Runs)
+        controllers.Clear();
+        var unresolved = start.Unresolved ?? [];
+        // A clone whose operation had not taken effect is created by that operation, below.
+        var created = unresolved.Select(u => u.NewRun?.RunId).OfType<int>().ToHashSet();
+        foreach (var run in start.Runs.Where(r => !created.Contains(r.RunId)))
         {
-            var initial = new RunState(run.RunId, run.Config);
-            fit = fit.WithRun(initial);
-            runActors[run.RunId] = Track(Context.ActorOf(RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics, services), $"run-{run.RunId}"));
-            runActors[run.RunId].Tell(new StartRun(chunksPerEpoch(run.Config), hasValidation));
+            AddRun(run);
+            runActors[run.RunId].Tell(new StartRun(ChunksPerEpoch(run.Config), hasValidation));
         }
         Become(Fitting);
+        foreach (var control in unresolved) Accept(control, Sender);
+    }
+
+    private int ChunksPerEpoch(Config cfg) =>
+        EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
+
+    private void AddRun(RunDefinition run)
+    {
+        fit = fit.WithRun(new RunState(run.RunId, run.Config));
+        runActors[run.RunId] = Track(Context.ActorOf(RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services), $"run-{run.RunId}"));
+    }
+
+    /// <summary>The verdict on an operation (see <see cref="ControlRules"/>); a warm clone's model is built to compare architectures.</summary>
+    private ControlChecked Check(CheckControl check)
+    {
+        var op = check.Op;
+        var run = fit.Runs.GetValueOrDefault(op.RunId);
+        var refusal = ControlRules.Refusal(op, run, fit.OpsOn(op.RunId), fit.Runs.Keys.ToList());
+        if (refusal is not null || op.Kind != ControlKind.Clone) return new ControlChecked(check.OpId, op, refusal, null);
+
+        Config cfg;
+        try
+        {
+            cfg = ControlRules.CloneConfig(run!.Config, op.Changes ?? new Dictionary<string, string>());
+        }
+        catch (ConfigException e)
+        {
+            return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {string.Join("; ", e.Problems)}", null);
+        }
+        if (op.Warm)
+        {
+            refusal = ControlRules.WarmRefusal(run.RunId, run.Config, cfg);
+            if (refusal is null && (op.Changes?.Count ?? 0) > 0)
+            {
+                try
+                {
+                    refusal = WarmStartCheck.Architecture(run.RunId, services.Specs.Get(run.RunId, run.Config, Mode.Train), run.Config,
+                        services.Specs.Get(check.NewRunId, cfg, Mode.Train), cfg, op.Changes!.Keys);
+                }
+                catch (Exception e) when (e is RapidFireException or RunFailureException)
+                {
+                    refusal = $"run {run.RunId}'s model cannot be built to compare with the clone's: {e.Message}";
+                }
+                if (refusal is not null) services.Specs.Remove(check.NewRunId);
+            }
+        }
+        return new ControlChecked(check.OpId, op, refusal, refusal is null ? new RunDefinition(check.NewRunId, cfg, run.RunId, op.Warm) : null);
+    }
+
+    /// <summary>Queues an accepted operation on its run; it is carried out at once when the run is at a chunk boundary.</summary>
+    private void Accept(ApplyControl apply, IActorRef controller)
+    {
+        controllers[apply.OpId] = controller;
+        fit = fit.Queue(new PendingControl(apply.OpId, apply.Op, apply.NewRun));
+        if (!fit.AtBoundary(apply.Op.RunId))
+        {
+            var where = fit.Runs.TryGetValue(apply.Op.RunId, out var run) && run.Status != RunStatus.New ? $" (it is training {run.Where})" : " (it is starting)";
+            Report(new ControlOutcome(apply.OpId, apply.Op, ControlStatus.Pending,
+                $"takes effect at run {apply.Op.RunId}'s next chunk boundary{where}", apply.NewRun?.RunId), resolved: false);
+        }
+        ApplyReady(apply.Op.RunId);
+    }
+
+    /// <summary>Carries out the operations waiting on a run that stands at a chunk boundary.</summary>
+    private void ApplyReady(int runId)
+    {
+        var (next, ready) = fit.TakeReady(runId);
+        fit = next;
+        foreach (var control in ready) Apply(control);
+    }
+
+    private void Apply(PendingControl control)
+    {
+        var op = control.Op;
+        var run = fit.Runs[op.RunId];
+        var ahead = fit.Applying.Values.Where(p => p.Op.RunId == op.RunId && p.OpId < control.OpId).OrderBy(p => p.OpId).Select(p => p.Op).ToList();
+        if (ControlRules.Refusal(op, run, ahead, fit.Runs.Keys.ToList()) is { } moved)
+        {
+            Drop(control, moved);
+            return;
+        }
+        switch (op.Kind)
+        {
+            case ControlKind.Stop:
+                runActors[op.RunId].Tell(new Controlled(control.OpId, new StopRun(EndReason.User)));
+                break;
+            case ControlKind.Resume:
+                runActors[op.RunId].Tell(new Controlled(control.OpId, new ResumeRun()));
+                break;
+            case ControlKind.Delete:
+                runActors[op.RunId].Tell(new Controlled(control.OpId, new DeleteRun()));
+                break;
+            case ControlKind.Clone when control.NewRun is { Warm: true } clone:
+                if (WarmCopy(run, clone) is not { } state)
+                {
+                    Drop(control, $"run {run.RunId}'s state after its last finished chunk is neither in memory nor in a checkpoint");
+                    return;
+                }
+                AddRun(clone);
+                runActors[clone.RunId].Tell(new Controlled(control.OpId, new WarmStart(run.RunId, state)));
+                break;
+            case ControlKind.Clone:
+                AddRun(control.NewRun!);
+                runActors[control.NewRun!.RunId].Tell(new Controlled(control.OpId, new StartRun(ChunksPerEpoch(control.NewRun.Config), hasValidation)));
+                break;
+        }
+    }
+
+    /// <summary>
+    /// The state a warm clone starts from: the parent's progress, and a copy of its trained state at its last finished
+    /// chunk (from host memory, else its checkpoint) waiting for the clone's device and its checkpoint write. Null
+    /// when that state is nowhere to be had.
+    /// </summary>
+    private RunState? WarmCopy(RunState parent, RunDefinition clone)
+    {
+        if (parent.ChunksTrained == 0) return parent.WarmCloneAs(clone.RunId, clone.Config, null);
+        var (epoch, chunk) = parent.ChunksDone > 0 ? (parent.EpochsDone, parent.ChunksDone - 1) : (parent.EpochsDone - 1, parent.ChunksPerEpoch - 1);
+        var payload = services.Models.Capture(parent.RunId);
+        if (payload is null && parent.LastCheckpoint is { } last && last.Epoch == epoch && last.Chunk == chunk && services.Checkpoints is { } store)
+        {
+            try
+            {
+                payload = store.Load(last).Payload.ToArray();
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+        if (payload is null) return null;
+        var key = new CheckpointRef(clone.RunId, epoch, chunk);
+        var steps = CheckpointHeader.SchedulerStepsAt(key, parent.ChunksPerEpoch, clone.Config);
+        services.PendingCheckpoints[key] = payload;
+        services.WarmStarts[clone.RunId] = new Checkpoint(key,
+            new CheckpointHeader(clone.RunId, epoch, chunk, services.SeedOf(clone.Config), steps, DateTimeOffset.UtcNow, ""),
+            payload, $"run {parent.RunId}'s state after epoch {epoch + 1} chunk {chunk + 1}");
+        return parent.WarmCloneAs(clone.RunId, clone.Config, key);
+    }
+
+    private void Drop(PendingControl control, string why)
+    {
+        fit = fit.Resolved(control.OpId);
+        Report(new ControlOutcome(control.OpId, control.Op, ControlStatus.Dropped, why, control.NewRun?.RunId));
+    }
+
+    /// <summary>How a carried-out operation ended, for the user.</summary>
+    private static ControlOutcome Outcome(PendingControl control, bool changed, RunState run)
+    {
+        var op = control.Op;
+        var took = changed || op.Kind switch
+        {
+            ControlKind.Stop => run.Status == RunStatus.Stopped,
+            ControlKind.Resume => run.Status == RunStatus.Ongoing,
+            ControlKind.Delete => run.Status == RunStatus.Deleted,
+            _ => run.Status != RunStatus.New,
+        };
+        if (!took)
+            return new ControlOutcome(control.OpId, op, ControlStatus.Dropped,
+                $"run {run.RunId} is {run.Status}{(run.EndedBy is null ? "" : $" ({run.EndedBy})")}: the operation no longer applies", control.NewRun?.RunId);
+        var message = op.Kind switch
+        {
+            ControlKind.Stop => $"run {run.RunId} stopped after {run.ChunksTrained} chunks ({run.EpochsDone} epochs); resume continues from there",
+            ControlKind.Resume => $"run {run.RunId} resumed at {run.Where}",
+            ControlKind.Delete => $"run {run.RunId} deleted",
+            _ when control.NewRun is { Warm: true } => $"run {run.RunId} created from run {op.RunId}, warm: it continues from run {op.RunId}'s " +
+                                                    (run.ChunksTrained == 0 ? "initial state" : $"state after {run.ChunksTrained} chunks, at {run.Where}"),
+            _ => $"run {run.RunId} created from run {op.RunId}: it trains from scratch",
+        };
+        return new ControlOutcome(control.OpId, op, ControlStatus.Applied, message, control.NewRun?.RunId);
+    }
+
+    private void Report(ControlOutcome outcome, bool resolved = true)
+    {
+        if (controllers.TryGetValue(outcome.OpId, out var controller)) controller.Tell(new ControlProgress(outcome));
+        if (resolved) controllers.Remove(outcome.OpId);
     }
 
     private IActorRef Track(IActorRef child)

@@ -1,3 +1,4 @@
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
 using static RapidFire.Actors.Experiment.ExperimentProtocol;
@@ -7,8 +8,31 @@ namespace RapidFire.Actors.Experiment;
 /// <summary>Messages of the FitActor.</summary>
 public static class FitProtocol
 {
-    /// <summary>Train these runs concurrently; answered with <see cref="FitCompleted"/>, or a <see cref="Akka.Actor.Status.Failure"/> when the fit cannot start.</summary>
-    public sealed record RunFit(IReadOnlyList<RunDefinition> Runs);
+    /// <summary>
+    /// Train these runs concurrently; answered with <see cref="FitCompleted"/>, or a <see cref="Akka.Actor.Status.Failure"/>
+    /// when the fit cannot start. <paramref name="Unresolved"/>: IC operations accepted before a crash that had not
+    /// taken effect; they are carried out as the runs come back (a clone among them is created by its operation, not
+    /// started with the others).
+    /// </summary>
+    public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null);
+
+    /// <summary>
+    /// May IC operation <paramref name="OpId"/> be carried out? Answered with <see cref="ControlChecked"/>; nothing
+    /// changes yet. <paramref name="NewRunId"/> is the id a clone would get.
+    /// </summary>
+    public sealed record CheckControl(int OpId, ControlOp Op, int NewRunId);
+
+    /// <summary>The verdict on an operation: the reason it is refused, or (null) accepted, with a clone's new run.</summary>
+    public sealed record ControlChecked(int OpId, ControlOp Op, string? Refusal, RunDefinition? NewRun);
+
+    /// <summary>
+    /// Carry out an accepted (and journaled) operation: at once when its run is not training, else at the run's next
+    /// chunk boundary. The sender hears <see cref="ControlProgress"/>: pending, then applied or dropped.
+    /// </summary>
+    public sealed record ApplyControl(int OpId, ControlOp Op, RunDefinition? NewRun);
+
+    /// <summary>Where an operation stands now.</summary>
+    public sealed record ControlProgress(ControlOutcome Outcome);
 
     /// <summary>The fit ended: every run's final state, in run order.</summary>
     public sealed record FitCompleted(IReadOnlyList<RunState> Runs, bool Cancelled);

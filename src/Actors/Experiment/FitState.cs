@@ -1,8 +1,12 @@
 using System.Collections.Immutable;
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
 
 namespace RapidFire.Actors.Experiment;
+
+/// <summary>An accepted IC operation waiting to take effect (or taking it): its id, the operation, a clone's new run.</summary>
+public sealed record PendingControl(int OpId, ControlOp Op, ExperimentProtocol.RunDefinition? NewRun);
 
 /// <summary>
 /// What the FitActor knows during a fit, as a pure immutable value: every run's latest state, the one task
@@ -28,8 +32,46 @@ public sealed record FitState
     /// <summary>Whether the fit is being cancelled: nothing new is scheduled.</summary>
     public bool Cancelling { get; init; }
 
-    /// <summary>Whether every run has ended and every device is idle.</summary>
-    public bool IsDone => Runs.Values.All(r => r.IsEnded) && Busy.IsEmpty;
+    /// <summary>
+    /// The IC operations waiting for their run's next chunk boundary, in the order asked: the run's one pending slot.
+    /// A run with operations waiting is not given another task.
+    /// </summary>
+    public ImmutableDictionary<int, ImmutableList<PendingControl>> Pending { get; init; } = ImmutableDictionary<int, ImmutableList<PendingControl>>.Empty;
+
+    /// <summary>The operations handed to their runs and not yet journaled by them, by operation id.</summary>
+    public ImmutableDictionary<int, PendingControl> Applying { get; init; } = ImmutableDictionary<int, PendingControl>.Empty;
+
+    /// <summary>Runs a pruning rule holds back (a successive-halving rung waits for the slower runs).</summary>
+    public ImmutableHashSet<int> Held { get; init; } = [];
+
+    /// <summary>Whether every run has ended, every device is idle and no IC operation is left to carry out.</summary>
+    public bool IsDone => Runs.Values.All(r => r.IsEnded) && Busy.IsEmpty && Pending.IsEmpty && Applying.IsEmpty;
+
+    /// <summary>The operations waiting for <paramref name="runId"/>, and those it is carrying out, in order.</summary>
+    public IReadOnlyList<ControlOp> OpsOn(int runId) =>
+        [.. Applying.Values.Where(p => p.Op.RunId == runId).OrderBy(p => p.OpId).Select(p => p.Op),
+         .. Pending.GetValueOrDefault(runId, []).Select(p => p.Op)];
+
+    /// <summary>Queues an accepted operation on its run.</summary>
+    public FitState Queue(PendingControl control) =>
+        this with { Pending = Pending.SetItem(control.Op.RunId, Pending.GetValueOrDefault(control.Op.RunId, []).Add(control)) };
+
+    /// <summary>
+    /// Whether operations on <paramref name="runId"/> take effect now: the run has started (or recovered) and has no
+    /// task in flight, so it stands at a chunk boundary.
+    /// </summary>
+    public bool AtBoundary(int runId) =>
+        Runs.TryGetValue(runId, out var run) && run.Status != RunStatus.New && !InFlight.ContainsKey(runId);
+
+    /// <summary>Takes the operations waiting on <paramref name="runId"/> when it stands at a chunk boundary (none otherwise); they move to <see cref="Applying"/>.</summary>
+    public (FitState State, IReadOnlyList<PendingControl> Ready) TakeReady(int runId)
+    {
+        if (!AtBoundary(runId) || !Pending.TryGetValue(runId, out var ready)) return (this, []);
+        return (this with { Pending = Pending.Remove(runId), Applying = Applying.SetItems(ready.Select(p => KeyValuePair.Create(p.OpId, p))) }, ready);
+    }
+
+    /// <summary>An operation was carried out (or dropped).</summary>
+    public FitState Resolved(int opId) => this with { Applying = Applying.Remove(opId) };
 
     /// <summary>
     /// Takes a run's new state; its in-flight slot is freed once the state has moved past that task, or when the run
@@ -52,7 +94,8 @@ public sealed record FitState
 
     /// <summary>
     /// Gives free devices the next tasks (see <see cref="SchedulingPolicy"/>) and marks them in flight; nothing is
-    /// scheduled while the fit is cancelling or a run has not started yet.
+    /// scheduled while the fit is cancelling or a run has not started yet. Runs with IC operations waiting, or held by
+    /// a pruning rule, are passed over.
     /// </summary>
     public (FitState State, IReadOnlyList<Assignment> Assignments) Schedule()
     {
@@ -60,7 +103,9 @@ public sealed record FitState
         if (Cancelling || Runs.Values.Any(r => r.Status == RunStatus.New)) return (this, []);
         var free = Devices.Where(d => !Busy.ContainsKey(d)).ToList();
         if (free.Count == 0) return (this, []);
-        var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, InFlight.Keys.ToHashSet());
+        // A run whose operation is on its way to its journal waits for it: a stop must not meet a chunk in progress.
+        var waiting = InFlight.Keys.Concat(Pending.Keys).Concat(Applying.Values.Select(p => p.Op.RunId)).Concat(Held).ToHashSet();
+        var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting);
         var next = this with
         {
             Busy = Busy.SetItems(assignments.Select(a => KeyValuePair.Create(a.DeviceId, a.Task))),

@@ -17,6 +17,8 @@ public static class EventSchema
         ("runs-added.v1", typeof(RunsAdded)),
         ("fit-ended.v1", typeof(FitEnded)),
         ("experiment-ended.v1", typeof(ExperimentEnded)),
+        ("control-requested.v1", typeof(ControlRequested)),
+        ("control-resolved.v1", typeof(ControlResolved)),
         ("run-started.v1", typeof(RunStarted)),
         ("chunk-completed.v1", typeof(ChunkCompleted)),
         ("validation-completed.v1", typeof(ValidationCompleted)),
@@ -24,6 +26,8 @@ public static class EventSchema
         ("epoch-completed.v1", typeof(EpochCompleted)),
         ("run-ended.v1", typeof(RunEnded)),
         ("restored-from-checkpoint.v1", typeof(RestoredFromCheckpoint)),
+        ("run-resumed.v1", typeof(RunResumed)),
+        ("run-warm-started.v1", typeof(RunWarmStarted)),
         ("run-state.v1", typeof(RunState)),
     ];
 

@@ -32,9 +32,9 @@ namespace RapidFire.Actors.Runs;
 /// </remarks>
 public sealed class RunActor : ReceivePersistentActor
 {
-    private sealed record CheckpointDurable(IReadOnlyList<IRunEvent> Events);
+    private sealed record CheckpointDurable(IReadOnlyList<IRunEvent> Events, int? OpId);
 
-    private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause);
+    private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause, int? OpId);
 
     private readonly IActorRef fit;
     private readonly IActorRef metrics;
@@ -70,7 +70,8 @@ public sealed class RunActor : ReceivePersistentActor
 
     private void Running()
     {
-        Command<IRunCommand>(Handle);
+        Command<IRunCommand>(command => Handle(command));
+        Command<Controlled>(controlled => Handle(controlled.Command, controlled.OpId));
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => log.Warning("run {0}: snapshot not saved: {1}", state.RunId, failed.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -84,13 +85,14 @@ public sealed class RunActor : ReceivePersistentActor
         {
             UnbecomeStacked();
             Stash.UnstashAll();
-            Commit(durable.Events);
+            Commit(durable.Events, durable.OpId);
         });
         Command<CheckpointFailed>(failed =>
         {
             UnbecomeStacked();
             Stash.UnstashAll();
             Handle(new FailRun(new RunFailure("checkpoint", $"{services.Checkpoints?.Describe(failed.Key)}: {failed.Cause.Message}")));
+            if (failed.OpId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
         });
         CommandAny(_ => Stash.Stash());
     }
@@ -98,35 +100,47 @@ public sealed class RunActor : ReceivePersistentActor
     /// <inheritdoc />
     public override string PersistenceId { get; }
 
-    private void Handle(IRunCommand command)
+    /// <summary>Decides, then writes a checkpoint the events carry (durably, first) and journals them; an IC operation's command is answered after.</summary>
+    private void Handle(IRunCommand command, int? opId = null)
     {
         var events = state.Decide(command);
-        if (command is ChunkTrained { Checkpoint: { } key } && (events.Count == 0 || services.Checkpoints is null))
-            services.PendingCheckpoints.TryRemove(key, out _); // a stale report: its bytes are not needed
-        if (events.Count == 0) return;
-        if (events.OfType<ChunkCompleted>().FirstOrDefault() is { Checkpoint: { } checkpoint } && services.Checkpoints is { } store)
-            WriteThenCommit(store, checkpoint, events);
+        var carried = command switch
+        {
+            ChunkTrained trained => trained.Checkpoint,
+            WarmStart warm => warm.State.LastCheckpoint,
+            _ => null,
+        };
+        if (carried is { } stale && (events.Count == 0 || services.Checkpoints is null))
+            services.PendingCheckpoints.TryRemove(stale, out _); // not journaled: its bytes are not needed
+        if (events.Count == 0)
+        {
+            if (opId is { } op) fit.Tell(new ControlCarriedOut(op, false, state));
+            return;
+        }
+        if (carried is { } checkpoint && services.Checkpoints is { } store)
+            WriteThenCommit(store, checkpoint, events, opId);
         else
-            Commit(events);
+            Commit(events, opId);
     }
 
-    private void WriteThenCommit(ICheckpointStore store, CheckpointRef key, IReadOnlyList<IRunEvent> events)
+    private void WriteThenCommit(ICheckpointStore store, CheckpointRef key, IReadOnlyList<IRunEvent> events, int? opId)
     {
         if (!services.PendingCheckpoints.TryRemove(key, out var payload))
         {
             Handle(new FailRun(new RunFailure("checkpoint", $"the captured state of {key} is missing")));
+            if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
             return;
         }
         var after = events.Aggregate(state, (s, e) => s.Apply(e));
-        var steps = key.Epoch + (key.Chunk == state.ChunksPerEpoch - 1 ? 1 : 0);
+        var steps = CheckpointHeader.SchedulerStepsAt(key, after.ChunksPerEpoch, after.Config);
         var header = new CheckpointHeader(state.RunId, key.Epoch, key.Chunk, services.SeedOf(state.Config), steps,
             DateTimeOffset.UtcNow, JournalSerializer.ToJson(after));
-        store.SaveAndPruneAsync(key, header, payload, state.ChunksPerEpoch, retention).PipeTo(Self,
-            success: _ => new CheckpointDurable(events), failure: e => new CheckpointFailed(key, e));
+        store.SaveAndPruneAsync(key, header, payload, after.ChunksPerEpoch, retention).PipeTo(Self,
+            success: _ => new CheckpointDurable(events, opId), failure: e => new CheckpointFailed(key, e, opId));
         BecomeStacked(WritingCheckpoint);
     }
 
-    private void Commit(IReadOnlyList<IRunEvent> events)
+    private void Commit(IReadOnlyList<IRunEvent> events, int? opId = null)
     {
         PersistAll(events, e =>
         {
@@ -135,7 +149,11 @@ public sealed class RunActor : ReceivePersistentActor
             CarryOut(e);
             if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(state);
         });
-        DeferAsync(events[^1], _ => fit.Tell(new RunUpdated(state)));
+        DeferAsync(events[^1], _ =>
+        {
+            fit.Tell(new RunUpdated(state));
+            if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
+        });
     }
 
     private void CarryOut(IRunEvent e)
@@ -148,8 +166,12 @@ public sealed class RunActor : ReceivePersistentActor
             case ValidationCompleted:
                 CloseValidationMetrics();
                 break;
-            case RunEnded when services.Checkpoints is { } store:
+            case RunEnded { Status: not RunStatus.Stopped } when services.Checkpoints is { } store:
+                // A stopped run may be resumed or warm-cloned: its newest checkpoints stay until it ends for good.
                 store.Prune(state.RunId, state.ChunksPerEpoch, retention, runEnded: true);
+                break;
+            case RunResumed or RunWarmStarted:
+                CloseWhatIsPending();
                 break;
         }
     }
@@ -176,12 +198,18 @@ public sealed class RunActor : ReceivePersistentActor
 
     private void Resumed()
     {
-        if (state.Status == RunStatus.Ongoing)
-        {
-            if (state.ChunksDone == state.ChunksPerEpoch && !state.TrainClosed) CloseTrainMetrics();
-            if (state.ValidationDone && !state.ValidationClosed) CloseValidationMetrics();
-        }
+        if (state.Status == RunStatus.Ongoing) CloseWhatIsPending();
         fit.Tell(new RunUpdated(state, Recovered: true));
+    }
+
+    /// <summary>
+    /// Asks again for the epoch metrics the run waits for: their answer was lost (a crash) or dropped (the run was
+    /// stopped while they were being closed) or belongs to the parent (a warm clone).
+    /// </summary>
+    private void CloseWhatIsPending()
+    {
+        if (state.ChunksDone == state.ChunksPerEpoch && !state.TrainClosed) CloseTrainMetrics();
+        if (state.ValidationDone && !state.ValidationClosed) CloseValidationMetrics();
     }
 
     /// <summary>

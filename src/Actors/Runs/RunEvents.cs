@@ -35,3 +35,12 @@ public sealed record RunEnded(RunStatus Status, string EndedBy, RunFailure? Fail
 /// </summary>
 public sealed record RestoredFromCheckpoint(RunState State, string Reason) : IRunEvent;
 
+
+/// <summary>A stopped run was resumed (a user's IC operation): it continues from where it stopped.</summary>
+public sealed record RunResumed : IRunEvent;
+
+/// <summary>
+/// A warm clone started: it took <paramref name="ParentRunId"/>'s progress and, in its newest checkpoint, a copy of the
+/// parent's trained state at the parent's last finished chunk (see <see cref="RunState.WarmCloneAs"/>).
+/// </summary>
+public sealed record RunWarmStarted(int ParentRunId, RunState State) : IRunEvent;

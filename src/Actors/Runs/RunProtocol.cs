@@ -29,6 +29,28 @@ public sealed record FailRun(RunFailure Failure) : IRunCommand;
 /// <summary>Stop the run before it completes; <paramref name="Reason"/> becomes its <c>ended_by</c>.</summary>
 public sealed record StopRun(string Reason) : IRunCommand;
 
+/// <summary>Resume a stopped run.</summary>
+public sealed record ResumeRun : IRunCommand;
+
+/// <summary>Delete the run: it ends as <see cref="RunStatus.Deleted"/>; its journal stays.</summary>
+public sealed record DeleteRun : IRunCommand;
+
+/// <summary>
+/// Start a new run as a warm clone of <paramref name="ParentRunId"/> from <paramref name="State"/> (see
+/// <see cref="RunState.WarmCloneAs"/>). The copied trained state waits in the pending checkpoints under the state's
+/// <see cref="RunState.LastCheckpoint"/>; the run writes it durably before it journals the start.
+/// </summary>
+public sealed record WarmStart(int ParentRunId, RunState State) : IRunCommand;
+
+/// <summary>
+/// A command of IC operation <paramref name="OpId"/>: the run carries it out and answers the fit with
+/// <see cref="ControlCarriedOut"/> once its events are journaled.
+/// </summary>
+public sealed record Controlled(int OpId, IRunCommand Command);
+
+/// <summary>The run carried out the command of IC operation <paramref name="OpId"/>: whether it changed anything, and its state after.</summary>
+public sealed record ControlCarriedOut(int OpId, bool Changed, RunState State);
+
 /// <summary>
 /// A run's state changed: the RunActor tells the fit after every command that changed it, and after it recovered
 /// its state from the journal (<paramref name="Recovered"/>: a report it had not journaled yet is lost, and the task

@@ -18,9 +18,9 @@ public enum RunStatus
     Completed,
     /// <summary>Ended by an error in its MLSpec code or its data (see <see cref="RunState.Failure"/>).</summary>
     Failed,
-    /// <summary>Stopped before completing (a cancelled fit, or a user's stop).</summary>
+    /// <summary>Stopped before completing (a cancelled fit, a user's stop or a pruning rule); it keeps its progress and can be resumed.</summary>
     Stopped,
-    /// <summary>Deleted by the user.</summary>
+    /// <summary>Deleted by the user: hidden from the live views, kept in the journal.</summary>
     Deleted,
 }
 
@@ -35,6 +35,8 @@ public static class EndReason
     public const string Failure = "failure";
     /// <summary>The fit was cancelled.</summary>
     public const string Cancelled = "cancelled";
+    /// <summary>A user's IC operation (stop or delete).</summary>
+    public const string User = "user";
 }
 
 /// <summary>
@@ -47,8 +49,10 @@ public static class EndReason
 /// then the run completes if it converged or reached <c>epochs</c>, else its next epoch starts.
 /// <code>
 /// New --RunStarted--> Ongoing --RunEnded(epochs|converged)--> Completed
-///                        |------RunEnded(failure)-----------> Failed
-///                        '------RunEnded(cancelled)---------> Stopped
+///   |                    |------RunEnded(failure)-----------> Failed
+///   |                    |------RunEnded(cancelled|user|rule)--> Stopped --RunResumed--> Ongoing
+///   |                    '------RunEnded(user)--------------> Deleted   (also from Stopped and Failed)
+///   '--RunWarmStarted (a warm clone: the parent's progress and trained state)--> Ongoing
 /// </code>
 /// </remarks>
 public sealed record RunState : IJournaled
@@ -102,6 +106,12 @@ public sealed record RunState : IJournaled
 
     /// <summary>Whether <c>HasConverged</c> said so after the current epoch's validation.</summary>
     public bool Converged { get; init; }
+
+    /// <summary>
+    /// The train metrics of every chunk trained, over all epochs: the examples-weighted mean of each minibatch number
+    /// (loss, named metrics, tensor metrics) of the chunk. Pruning over chunks reads them.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>> ChunkMetrics { get; init; } = [];
 
     /// <summary>The mean train loss of the last chunk trained.</summary>
     public double? LastTrainLoss { get; init; }
@@ -159,6 +169,12 @@ public sealed record RunState : IJournaled
                 return [new RunEnded(RunStatus.Failed, EndReason.Failure, fail.Failure)];
             case StopRun stop when !IsEnded:
                 return [new RunEnded(RunStatus.Stopped, stop.Reason, null)];
+            case ResumeRun when Status == RunStatus.Stopped:
+                return [new RunResumed()];
+            case DeleteRun when Status is RunStatus.New or RunStatus.Ongoing or RunStatus.Stopped or RunStatus.Failed:
+                return [new RunEnded(RunStatus.Deleted, EndReason.User, Failure)];
+            case WarmStart warm when Status == RunStatus.New:
+                return [new RunWarmStarted(warm.ParentRunId, warm.State)];
             default:
                 return [];
         }
@@ -183,6 +199,7 @@ public sealed record RunState : IJournaled
             ChunksDone = ChunksDone + 1,
             LastTrainLoss = c.MeanLoss,
             TrainRecords = [.. TrainRecords, .. c.Records],
+            ChunkMetrics = [.. ChunkMetrics, MeanNumbers(c.Records)],
             LastCheckpoint = c.Checkpoint ?? LastCheckpoint,
         },
         ValidationCompleted v => this with { ValidationDone = true, ValidationRecords = v.Records },
@@ -205,8 +222,47 @@ public sealed record RunState : IJournaled
         },
         RestoredFromCheckpoint restored => restored.State,
         RunEnded end => this with { Status = end.Status, EndedBy = end.EndedBy, Failure = end.Failure },
+        RunResumed => this with { Status = RunStatus.Ongoing, EndedBy = null },
+        RunWarmStarted warm => warm.State,
         _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown run event"),
     };
+
+    /// <summary>
+    /// The state a warm clone starts from: this run's progress (epochs, chunks, the current epoch's records, the
+    /// metric histories) under the clone's id and knobs, ongoing, with <paramref name="checkpoint"/> (the copy of this
+    /// run's trained state, filed under the clone) as its newest checkpoint.
+    /// </summary>
+    public RunState WarmCloneAs(int runId, Config config, CheckpointRef? checkpoint) => new RunState(runId, config)
+    {
+        Status = RunStatus.Ongoing,
+        ChunksPerEpoch = ChunksPerEpoch,
+        HasValidation = HasValidation,
+        EpochsDone = EpochsDone,
+        ChunksDone = ChunksDone,
+        ValidationDone = ValidationDone,
+        TrainClosed = TrainClosed,
+        ValidationClosed = ValidationClosed,
+        LastTrainLoss = LastTrainLoss,
+        TrainRecords = TrainRecords.Select(r => r with { RunId = runId }).ToList(),
+        ValidationRecords = ValidationRecords.Select(r => r with { RunId = runId }).ToList(),
+        TrainHistory = TrainHistory,
+        ValidationHistory = ValidationHistory,
+        ChunkMetrics = ChunkMetrics,
+        LastCheckpoint = checkpoint,
+    };
+
+    /// <summary>The examples-weighted mean of each number of <paramref name="records"/> (see <see cref="MinibatchRecord.Numbers"/>).</summary>
+    private static IReadOnlyDictionary<string, double> MeanNumbers(IReadOnlyList<MinibatchRecord> records)
+    {
+        var sums = new Dictionary<string, (double Sum, long Weight)>();
+        foreach (var record in records)
+            foreach (var (name, value) in record.Numbers())
+            {
+                var (sum, weight) = sums.GetValueOrDefault(name);
+                sums[name] = (sum + value * record.Examples, weight + record.Examples);
+            }
+        return sums.ToDictionary(kv => kv.Key, kv => kv.Value.Weight == 0 ? double.NaN : kv.Value.Sum / kv.Value.Weight);
+    }
 
     /// <summary>A one-line progress description: <c>epoch 2/3 chunk 1/4</c>, <c>epoch 2/3 validating</c>...</summary>
     [JsonIgnore]

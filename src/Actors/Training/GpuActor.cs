@@ -102,7 +102,7 @@ public sealed class GpuActor : ReceiveActor
             var plan = task.Kind == TaskKind.Train
                 ? EpochPlan.ForTraining(rows, cfg.BatchSize, services.Settings.Chunks, seed, task.Epoch)
                 : EpochPlan.ForEvaluation(rows, cfg.BatchSize);
-            state = services.Models.CheckOut(task.RunId, () => Restored(RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
+            state = services.Models.CheckOut(task.RunId, () => Restored(task.RunId, RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
             SpecCall.Run("device", () => state.MoveTo(device.TorchDevice));
             if (task.Kind == TaskKind.Train)
                 lock (TorchRandom.Lock) torch.manual_seed(SplitMix64.Mix(seed, task.Epoch, task.Chunk));
@@ -118,13 +118,17 @@ public sealed class GpuActor : ReceiveActor
         RequestAhead();
     }
 
-    /// <summary>A fresh run state, brought to its newest durable checkpoint when it has one (after a resume).</summary>
-    private RunModel Restored(RunModel fresh, CheckpointRef? checkpoint)
+    /// <summary>
+    /// A fresh run state, brought to the trained state a warm clone copied from its parent, or else to its newest
+    /// durable checkpoint when it has one (after a resume).
+    /// </summary>
+    private RunModel Restored(int runId, RunModel fresh, CheckpointRef? checkpoint)
     {
-        if (checkpoint is null || services.Checkpoints is not { } store) return fresh;
+        services.WarmStarts.TryRemove(runId, out var warm);
+        if (warm is null && (checkpoint is null || services.Checkpoints is null)) return fresh;
         try
         {
-            SpecCall.Run("checkpoint", () => RunStateCodec.RestoreInto(fresh, store.Load(checkpoint)));
+            SpecCall.Run("checkpoint", () => RunStateCodec.RestoreInto(fresh, warm ?? services.Checkpoints!.Load(checkpoint!)));
             return fresh;
         }
         catch

@@ -129,6 +129,16 @@ public sealed class RunModelCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// The checkpoint payload of a resting run's state (see <see cref="Checkpoints.RunStateCodec.Capture"/>), or null when
+    /// the run's state is not in host memory. The run stays resting.
+    /// </summary>
+    public byte[]? Capture(int runId)
+    {
+        lock (resting)
+            return resting.TryGetValue(runId, out var model) ? Checkpoints.RunStateCodec.Capture(model) : null;
+    }
+
     /// <summary>Releases a run's state (the run ended, or its task failed and the state is suspect).</summary>
     public void Release(int runId, RunModel? model = null)
     {

@@ -63,6 +63,12 @@ public sealed class TrainingServices : IDisposable
     /// </summary>
     public ConcurrentDictionary<CheckpointRef, byte[]> PendingCheckpoints { get; } = new();
 
+    /// <summary>
+    /// The trained state each warm clone starts from, copied from its parent, until a device creates the clone's model
+    /// (it is also written to the checkpoint store, for a resume).
+    /// </summary>
+    public ConcurrentDictionary<int, Checkpoint> WarmStarts { get; } = new();
+
     /// <summary>Whether the data handle has <paramref name="mode"/>'s partition.</summary>
     public bool HasPartition(Mode mode) => Data.HasPartition(mode);
 
