@@ -19,8 +19,26 @@ public abstract class ConfigGroup
     public IReadOnlyList<ConfigError> Validate()
     {
         var errors = new ErrorSink();
-        Collect(errors);
+        CollectGroup(errors);
         return errors.Errors;
+    }
+
+    /// <summary>
+    /// The automatic pruning rule that judges all the runs of this group, or <see langword="null"/> for none. Only
+    /// the group given to the fit may carry one: on an item of a <see cref="ConfigList"/> it is an error at
+    /// <c>[i].pruning</c>.
+    /// </summary>
+    public PruningRule? Pruning { get; private set; }
+
+    /// <summary>
+    /// A copy of this group judged by <paramref name="rule"/> (<see langword="null"/>: no pruning); this group is
+    /// unchanged. The rule's faults are reported by <see cref="Validate"/> at <c>pruning.*</c>.
+    /// </summary>
+    public ConfigGroup WithPruning(PruningRule? rule)
+    {
+        var copy = (ConfigGroup)MemberwiseClone(); // every field is immutable, so a shallow copy is a true copy
+        copy.Pruning = rule;
+        return copy;
     }
 
     /// <summary>
@@ -73,6 +91,18 @@ public abstract class ConfigGroup
     /// <see cref="LrSchedulers"/>; <c>null</c> means none). Any other key is an error.</item>
     /// <item><c>"named_metrics"</c>: a plain array of metric names such as <c>"top1_accuracy"</c>. It is a list by
     /// nature, so here an array is the literal list, not a knob.</item>
+    /// <item><c>"pruning"</c> (optional; <c>null</c> means none): the automatic pruning rule that judges all the runs
+    /// of the group, a <see cref="PruningRule"/>:
+    /// <c>{"rule": "sha", "metric": "top1_accuracy", "mode": "max", "resource": "epochs", "eta": 2, "min_resource": 1}</c>.
+    /// <c>"rule"</c> (required) is <c>"sha"</c>, <c>"asha"</c> or <c>"median"</c>; <c>"metric"</c> (required) names
+    /// the metric it ranks runs by; <c>"mode"</c> (required) is <c>"max"</c> or <c>"min"</c>; <c>"resource"</c> is
+    /// <c>"epochs"</c> (the default) or <c>"chunks"</c>; <c>"eta"</c> (sha and asha only, a whole number &gt;= 2,
+    /// default 3); <c>"min_resource"</c> (a whole number &gt;= 1, default 1: the first rung of sha and asha, the grace
+    /// period of median); <c>"min_samples"</c> (median only, a whole number &gt;= 1, default 3). Any other key, or a
+    /// key the rule does not use, is an error. Only the document's top-level object carries it, with any
+    /// <c>"search"</c> (a list too: <c>{"search": "list", "configs": [...], "pruning": {...}}</c>); inside a config of
+    /// a list it is an error at <c>configs[i].pruning</c> (or <c>[i].pruning</c>), so a top-level JSON array has
+    /// none.</item>
     /// <item>Any other top-level key is an error, so typos never pass silently.</item>
     /// </list>
     /// <para><b>Values.</b> Anywhere else, a value may be a knob, at any depth (a user knob, a value inside a map of
@@ -103,7 +133,8 @@ public abstract class ConfigGroup
     /// <para><b>Errors.</b> Malformed JSON is reported with the source name, line and position. Every other fault is
     /// reported at its knob path: <c>train.batch_size</c>, <c>train.optimizer.args.lr</c>, <c>user_knobs.hidden</c>,
     /// <c>named_metrics[1]</c>, the i-th option of a List at <c>path[i]</c>, the i-th config of a list at
-    /// <c>[i].train.epochs</c> (top-level array) or <c>configs[i].train.epochs</c>.</para>
+    /// <c>[i].train.epochs</c> (top-level array) or <c>configs[i].train.epochs</c>, the pruning rule's at
+    /// <c>pruning.eta</c>.</para>
     /// </remarks>
     public static ConfigGroup FromJson(string json, string sourceName) => ConfigJson.Read(json, sourceName);
 
@@ -126,6 +157,14 @@ public abstract class ConfigGroup
     /// <summary>A single config with knobs is a grid search over them (no knob: exactly one config).</summary>
     public static implicit operator ConfigGroup(ConfigTemplate template) => new GridSearch(template);
 
+    /// <summary>The faults of the group given to the fit: its own and its pruning rule's.</summary>
+    internal void CollectGroup(ErrorSink errors)
+    {
+        Collect(errors);
+        Pruning?.Collect(errors.Under(PruningRule.JsonKey));
+    }
+
+    /// <summary>The faults of the group's configs (the pruning rule is checked by <see cref="CollectGroup"/>).</summary>
     internal abstract void Collect(ErrorSink errors);
 
     internal abstract IEnumerable<Config> ExpandValid();
@@ -149,7 +188,7 @@ public sealed class GridSearch(ConfigTemplate template) : ConfigGroup
     internal override IEnumerable<Config> ExpandValid() =>
         Expansion.Grid(TemplateTree.Build(Template, new ErrorSink())).Select(Expansion.ToConfig);
 
-    internal override void Write(Utf8JsonWriter writer) => ConfigJson.WriteTemplate(writer, "grid", Template, null);
+    internal override void Write(Utf8JsonWriter writer) => ConfigJson.WriteTemplate(writer, "grid", Template, null, Pruning);
 }
 
 /// <summary>
@@ -193,7 +232,7 @@ public sealed class RandomSearch : ConfigGroup
         for (var i = 0; i < Samples; i++) yield return Expansion.ToConfig(Expansion.Sample(root, random));
     }
 
-    internal override void Write(Utf8JsonWriter writer) => ConfigJson.WriteTemplate(writer, "random", Template, this);
+    internal override void Write(Utf8JsonWriter writer) => ConfigJson.WriteTemplate(writer, "random", Template, this, Pruning);
 }
 
 /// <summary>
@@ -228,7 +267,11 @@ public sealed class ConfigList : ConfigGroup
         {
             var under = errors.Under(KnobPath.Index(ItemPath, i));
             if (Items[i] is null) under.Add("", "is null");
-            else Items[i].Collect(under);
+            else
+            {
+                Items[i].Collect(under);
+                if (Items[i].Pruning is not null) under.Add(PruningRule.JsonKey, ConfigJson.NestedPruning);
+            }
         }
     }
 
@@ -241,6 +284,7 @@ public sealed class ConfigList : ConfigGroup
         writer.WriteStartArray("configs");
         foreach (var item in Items) item.Write(writer);
         writer.WriteEndArray();
+        ConfigJson.WritePruning(writer, Pruning);
         writer.WriteEndObject();
     }
 }

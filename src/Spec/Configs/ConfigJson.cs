@@ -39,8 +39,11 @@ internal static class ConfigJson
         using (doc)
         {
             var errors = new ErrorSink();
-            var group = ReadGroup(doc.RootElement, "", errors, sourceName);
-            group.Collect(errors);
+            var root = doc.RootElement;
+            var group = ReadGroup(root, "", errors, sourceName);
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty(PruningRule.JsonKey, out var pruning))
+                group = group.WithPruning(PruningRule.Read(pruning, PruningRule.JsonKey, errors));
+            group.CollectGroup(errors);
             if (errors.Errors.Count > 0) throw new ConfigException(errors.Errors);
             return group;
         }
@@ -78,8 +81,12 @@ internal static class ConfigJson
         }
 
         var allowed = search switch { Random => RandomKeys, List => ListKeys, _ => TemplateKeys };
-        foreach (var key in props.Keys.Where(k => !allowed.Contains(k)))
-            errors.Add(KnobPath.Join(path, key), UnknownTopLevelKey(key, search, allowed));
+        string[] expected = path.Length == 0 ? [.. allowed, PruningRule.JsonKey] : allowed;
+        foreach (var key in props.Keys.Where(k => !allowed.Contains(k) && k != PruningRule.JsonKey))
+            errors.Add(KnobPath.Join(path, key), UnknownTopLevelKey(key, search, expected));
+        // the document's own pruning is read by Read; one rule judges all the runs of a fit, so none sits deeper
+        if (path.Length > 0 && props.ContainsKey(PruningRule.JsonKey))
+            errors.Add(KnobPath.Join(path, PruningRule.JsonKey), NestedPruning);
 
         if (search == List)
         {
@@ -104,6 +111,10 @@ internal static class ConfigJson
         var seed = ReadInt(props, SeedKey, path, errors) ?? RandomSearch.DefaultSeed;
         return new RandomSearch(template, samples, seed);
     }
+
+    /// <summary>The fault of a pruning rule on a config inside a list, in JSON or in C#.</summary>
+    internal const string NestedPruning = "applies only to the whole group, at the top level of the document (one rule " +
+        "judges all the runs of a fit); to prune a list, write {\"search\": \"list\", \"configs\": [...], \"pruning\": {...}}";
 
     private static string UnknownTopLevelKey(string key, string search, string[] allowed) => key switch
     {
@@ -264,7 +275,7 @@ internal static class ConfigJson
     }
 
     /// <summary>An object's properties in order; a key given twice is an error (the second would silently win).</summary>
-    private static Dictionary<string, JsonElement> Properties(JsonElement e, string path, ErrorSink errors)
+    internal static Dictionary<string, JsonElement> Properties(JsonElement e, string path, ErrorSink errors)
     {
         var result = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
         foreach (var p in e.EnumerateObject())
@@ -273,7 +284,7 @@ internal static class ConfigJson
         return result;
     }
 
-    private static string Describe(JsonElement e) => e.ValueKind switch
+    internal static string Describe(JsonElement e) => e.ValueKind switch
     {
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => "an array",
@@ -296,7 +307,8 @@ internal static class ConfigJson
         return Encoding.UTF8.GetString(stream.ToArray());
     }
 
-    public static void WriteTemplate(Utf8JsonWriter w, string search, ConfigTemplate template, RandomSearch? random)
+    public static void WriteTemplate(Utf8JsonWriter w, string search, ConfigTemplate template, RandomSearch? random,
+        PruningRule? pruning)
     {
         var errors = new ErrorSink();
         var root = TemplateTree.Build(template, errors);
@@ -328,7 +340,16 @@ internal static class ConfigJson
             }
             w.WriteEndObject();
         }
+        WritePruning(w, pruning);
         w.WriteEndObject();
+    }
+
+    /// <summary>The <c>"pruning"</c> key of a config object, when the group has a rule.</summary>
+    public static void WritePruning(Utf8JsonWriter w, PruningRule? pruning)
+    {
+        if (pruning is null) return;
+        w.WritePropertyName(PruningRule.JsonKey);
+        pruning.Write(w);
     }
 
     private static void WriteNode(Utf8JsonWriter w, Node node)
