@@ -134,7 +134,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
                 $"experiment '{name}' has an interrupted fit (fit {interrupted.Definition.FitId}); resume it before starting another")));
             return;
         }
-        var definition = new FitDefinition(state.NextFitId, start.Spec, start.DataHandleJson, start.DataDirectory, start.Settings);
+        var definition = new FitDefinition(state.NextFitId, start.Spec, start.DataHandleJson, start.DataDirectory, start.Settings, start.Pruning);
         var runs = start.Configs.Select((cfg, i) => new RunDefinition(state.NextRunId + i, cfg)).ToList();
         if (!TryPrepare(definition, out var prepared)) return;
 
@@ -199,7 +199,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         var unresolved = state.Unresolved
             .Select(c => new ApplyControl(c.OpId, c.Op, runs.FirstOrDefault(r => r.RunId == c.NewRunId)))
             .ToList();
-        fitActor.Tell(new RunFit(runs, unresolved));
+        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning));
         Become(Fitting);
     }
 

@@ -39,4 +39,6 @@ public sealed record ControlResolved(int OpId, DateTime ResolvedUtc, ControlStat
 /// <param name="DataHandleJson">The data handle, as JSON with paths relative to <paramref name="DataDirectory"/>.</param>
 /// <param name="DataDirectory">The folder the data handle's paths are relative to.</param>
 /// <param name="Settings">The runtime settings of the fit.</param>
-public sealed record FitDefinition(int FitId, SpecReference Spec, string DataHandleJson, string DataDirectory, RuntimeSettings Settings);
+/// <param name="Pruning">The config group's pruning rule, if it has one.</param>
+public sealed record FitDefinition(int FitId, SpecReference Spec, string DataHandleJson, string DataDirectory, RuntimeSettings Settings,
+    Spec.Configs.PruningRule? Pruning = null);

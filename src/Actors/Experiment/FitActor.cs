@@ -9,6 +9,7 @@ using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
+using RapidFire.Spec.Configs;
 using static RapidFire.Actors.Experiment.FitProtocol;
 using static RapidFire.Actors.Experiment.ExperimentProtocol;
 using static RapidFire.Actors.Training.GpuProtocol;
@@ -44,6 +45,8 @@ public sealed class FitActor : ReceiveActor
     private IActorRef? requester;
     private IActorRef? metrics;
     private bool hasValidation;
+    private PruningRule? pruning;
+    private readonly HashSet<int> pruned = [];
 
     /// <summary>Props of a fit training on <paramref name="devices"/>.</summary>
     public static Props Props(TrainingServices services, IReadOnlyList<DeviceSlot> devices) =>
@@ -79,6 +82,7 @@ public sealed class FitActor : ReceiveActor
             if (updated.State.IsEnded) services.Specs.Remove(updated.State.RunId);
             if (updated.State.Status == RunStatus.Deleted) services.Models.Release(updated.State.RunId);
             ApplyReady(updated.State.RunId);
+            Prune();
             Advance();
         });
         Receive<TaskFinished>(finished =>
@@ -147,6 +151,8 @@ public sealed class FitActor : ReceiveActor
             gpus[device.Id] = Track(Context.ActorOf(GpuActor.Props(device, services, loaders), $"device-{device.Id.Replace(':', '-')}"));
         runActors.Clear();
         controllers.Clear();
+        pruning = start.Pruning;
+        pruned.Clear();
         var unresolved = start.Unresolved ?? [];
         // A clone whose operation had not taken effect is created by that operation, below.
         var created = unresolved.Select(u => u.NewRun?.RunId).OfType<int>().ToHashSet();
@@ -157,6 +163,35 @@ public sealed class FitActor : ReceiveActor
         }
         Become(Fitting);
         foreach (var control in unresolved) Accept(control, Sender);
+    }
+
+    /// <summary>
+    /// Asks the pruning rule about the runs' metrics so far: it stops the runs that fall behind (at once: they stand at
+    /// a chunk boundary, and are held until their stop is journaled) and holds those waiting at a rung.
+    /// </summary>
+    private void Prune()
+    {
+        if (pruning is null || fit.Cancelling) return;
+        var snapshots = fit.Runs.Values.Where(r => r.Status != RunStatus.New).Select(r => new PruningSnapshot(r.RunId, !r.IsEnded,
+            r.ResumedByUser, Metric(r).ToList())).ToList();
+        var bound = fit.Runs.Values.Select(r => pruning.Resource == PruningResource.Chunks ? r.MaxEpochs * r.ChunksPerEpoch : r.MaxEpochs)
+            .DefaultIfEmpty(1).Max();
+        var decision = Pruner.Decide(pruning, snapshots, Math.Max(1, bound));
+        foreach (var stop in decision.Stops.Where(s => pruned.Add(s.RunId)))
+        {
+            runActors[stop.RunId].Tell(new StopRun(pruning.EndedBy));
+            Context.System.EventStream.Publish(new RunPruned(stop.RunId, stop.Reason));
+        }
+        fit = fit with { Held = [.. decision.Held, .. decision.Stops.Select(s => s.RunId)] };
+    }
+
+    /// <summary>The pruning metric after each unit of resource: each epoch's validation (else train) metric, or each chunk's train metric.</summary>
+    private IEnumerable<double> Metric(RunState run)
+    {
+        var metric = pruning!.Metric;
+        var history = pruning.Resource == PruningResource.Chunks ? run.ChunkMetrics
+            : run.HasValidation ? run.ValidationHistory : run.TrainHistory;
+        return history.Select(h => h.TryGetValue(metric, out var value) ? value : double.NaN);
     }
 
     private int ChunksPerEpoch(Config cfg) =>

@@ -12,9 +12,10 @@ public static class FitProtocol
     /// Train these runs concurrently; answered with <see cref="FitCompleted"/>, or a <see cref="Akka.Actor.Status.Failure"/>
     /// when the fit cannot start. <paramref name="Unresolved"/>: IC operations accepted before a crash that had not
     /// taken effect; they are carried out as the runs come back (a clone among them is created by its operation, not
-    /// started with the others).
+    /// started with the others). <paramref name="Pruning"/>: the rule that stops runs falling behind (see <see cref="Pruner"/>).
     /// </summary>
-    public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null);
+    public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null,
+        Spec.Configs.PruningRule? Pruning = null);
 
     /// <summary>
     /// May IC operation <paramref name="OpId"/> be carried out? Answered with <see cref="ControlChecked"/>; nothing

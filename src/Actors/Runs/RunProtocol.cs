@@ -64,5 +64,8 @@ public sealed record RunUpdated(RunState State, bool Recovered = false);
 /// </summary>
 public sealed record RunJournaled(int RunId, IRunEvent Event);
 
+/// <summary>A pruning rule stopped a run: why, for the experiment's log and console.</summary>
+public sealed record RunPruned(int RunId, string Reason);
+
 /// <summary>A run's warning for the experiment's log and console, such as a corrupt checkpoint it fell back from.</summary>
 public sealed record RunWarning(int RunId, string Message);

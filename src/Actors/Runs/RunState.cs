@@ -113,6 +113,9 @@ public sealed record RunState : IJournaled
     /// </summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>> ChunkMetrics { get; init; } = [];
 
+    /// <summary>Whether a user resumed the run after it was stopped: pruning rules leave it alone from then on.</summary>
+    public bool ResumedByUser { get; init; }
+
     /// <summary>The mean train loss of the last chunk trained.</summary>
     public double? LastTrainLoss { get; init; }
 
@@ -222,7 +225,7 @@ public sealed record RunState : IJournaled
         },
         RestoredFromCheckpoint restored => restored.State,
         RunEnded end => this with { Status = end.Status, EndedBy = end.EndedBy, Failure = end.Failure },
-        RunResumed => this with { Status = RunStatus.Ongoing, EndedBy = null },
+        RunResumed => this with { Status = RunStatus.Ongoing, EndedBy = null, ResumedByUser = true },
         RunWarmStarted warm => warm.State,
         _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown run event"),
     };
