@@ -398,3 +398,43 @@ public sealed class ApiTests : IAsyncLifetime
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+/// <summary>Captures the process's console, so it runs alone (after the parallel tests; Akka's loggers write there).</summary>
+[CollectionDefinition(nameof(ConsoleCapture), DisableParallelization = true)]
+public sealed class ConsoleCapture;
+
+[Collection(nameof(ConsoleCapture))]
+public sealed class ApiConsoleTests
+{
+    [Fact]
+    public async Task Serving_writes_nothing_to_the_console()
+    {
+        var folder = Directory.CreateTempSubdirectory("rf-api-quiet-").FullName;
+        var control = new RecordingExperimentControl(folder);
+        control.Runs.Add(RecordingExperimentControl.InSecondEpoch(1, RecordingExperimentControl.ConfigWith(8, 0.1)));
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        var captured = new StringWriter();
+        Console.SetOut(captured);
+        Console.SetError(captured);
+        try
+        {
+            await using (var server = await ApiServer.StartAsync(control))
+            {
+                using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+                await http.GetStringAsync("/api/runs");
+                await http.PostAsync("/api/runs/1/clone", new StringContent("{ bad"));
+                await http.GetAsync("/api/nothing");
+                control.Failure = new InvalidOperationException("down");
+                await http.GetAsync("/api/runs");
+            }
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+            Directory.Delete(folder, recursive: true);
+        }
+
+        Assert.Equal("", captured.ToString());
+    }
+}
