@@ -391,6 +391,36 @@ public sealed class ApiTests : IAsyncLifetime
         await Assert.ThrowsAnyAsync<IOException>(() => ApiServer.StartAsync(control, port));
     }
 
+    [Fact]
+    public async Task A_request_from_a_web_page_elsewhere_is_refused_and_one_from_the_servers_own_origin_is_served()
+    {
+        async Task<HttpStatusCode> Delete(string origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/runs/1/delete");
+            request.Headers.Add("Origin", origin);
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.Forbidden, await Delete("https://evil.example"));
+        Assert.Equal(HttpStatusCode.Forbidden, await Delete("http://localhost:1"));
+        Assert.Equal(HttpStatusCode.Forbidden, await Delete("null"));
+        Assert.Empty(control.Ops);
+        Assert.Equal(HttpStatusCode.OK, await Delete(server.Url));
+        Assert.Equal(HttpStatusCode.OK, await Delete(server.Url.Replace("127.0.0.1", "localhost")));
+    }
+
+    [Fact]
+    public async Task A_request_naming_a_foreign_host_is_refused_against_dns_rebinding()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/runs");
+        request.Headers.Host = "rebound.example";
+        using var response = await http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Contains("'rebound.example' is not a loopback host", (await Body(response)).GetProperty("error").GetString());
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

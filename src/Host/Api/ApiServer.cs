@@ -36,8 +36,9 @@ namespace RapidFire.Host.Api;
 /// integer, an <c>all</c> that is not a boolean, or a malformed clone body (not JSON, not an object, <c>set</c> not an
 /// object, an empty or repeated knob path, <c>warm</c> not a boolean, an unknown field: fields are checked, not
 /// ignored, so a typo like <c>"warn"</c> is not silently a cold clone); 413 for a body over
-/// <see cref="MaxBodyBytes"/>; 500 with <see cref="ErrorView"/> when the experiment fails to answer. Unknown query
-/// parameters are ignored.</para>
+/// <see cref="MaxBodyBytes"/>; 403 for a Host header that is not a loopback host (DNS rebinding) or an
+/// <c>Origin</c> other than the server's own (a web page elsewhere); 500 with <see cref="ErrorView"/> when the
+/// experiment fails to answer. Unknown query parameters are ignored.</para>
 /// </remarks>
 public sealed class ApiServer : IAsyncDisposable
 {
@@ -87,6 +88,7 @@ public sealed class ApiServer : IAsyncDisposable
         builder.Services.AddSingleton<IHostLifetime, PassiveLifetime>();
         var app = builder.Build();
         app.Use(AnswerErrors);
+        app.Use(RefuseBrowsersElsewhere);
         Map(app, control);
         try
         {
@@ -275,6 +277,36 @@ public sealed class ApiServer : IAsyncDisposable
             await Error($"{http.Request.Method} {http.Request.Path} failed: {message}", status).ExecuteAsync(http);
         }
     }
+
+    /// <summary>
+    /// Loopback is not a wall against a browser on this machine: a page from anywhere may POST to 127.0.0.1 (a simple
+    /// cross-origin request needs no preflight), and a rebound DNS name reaches it with a foreign Host header. So a
+    /// request must name a loopback host, and one with an <c>Origin</c> must come from this server's own origin.
+    /// </summary>
+    private static async Task RefuseBrowsersElsewhere(HttpContext http, RequestDelegate next)
+    {
+        var port = http.Connection.LocalPort;
+        if (!IsLoopbackHost(http.Request.Host.Host))
+        {
+            await Error($"the Host header '{http.Request.Host}' is not a loopback host", StatusCodes.Status403Forbidden).ExecuteAsync(http);
+            return;
+        }
+        if (http.Request.Headers.Origin.Count > 0)
+        {
+            var origin = http.Request.Headers.Origin.ToString();
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp || !IsLoopbackHost(uri.Host) || uri.Port != port)
+            {
+                await Error($"requests from the web origin '{origin}' are refused: the API answers its own origin and non-browser clients only",
+                    StatusCodes.Status403Forbidden).ExecuteAsync(http);
+                return;
+            }
+        }
+        await next(http);
+    }
+
+    private static bool IsLoopbackHost(string host) =>
+        string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase) ||
+        (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>A host lifetime that neither waits for nor reacts to console signals.</summary>
     private sealed class PassiveLifetime : IHostLifetime
