@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.CommandLine;
 using System.Globalization;
 using RapidFire.Actors.Runs;
+using RapidFire.Host.Api;
 using RapidFire.Spec;
 using RapidFire.Spec.Configs;
 using Spectre.Console;
@@ -11,7 +12,8 @@ namespace RapidFire.Host.Cli;
 
 /// <summary>
 /// <c>rapidfire fit --spec S.cs --data handle.json --config configs.json --experiment NAME --dir DIR [--chunks N]
-/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S]</c>: trains every config concurrently, with a live table.
+/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--api-port P]</c>: trains every config concurrently, with a live table,
+/// serving the experiment's HTTP API (<see cref="ApiServer"/>) on a loopback port while it trains.
 /// </summary>
 public static class FitCommand
 {
@@ -30,9 +32,10 @@ public static class FitCommand
         var chunks = new Option<int?>("--chunks") { Description = "Chunks per epoch (default 4): how often runs hop between devices." };
         var devices = new Option<string?>("--devices") { Description = "cpu, cpu:N, cuda or cuda:I,J (default cpu)." };
         var seed = new Option<long?>("--seed") { Description = "Seed of runs without a `seed` knob (default 42)." };
+        var apiPort = ApiPortOption();
         var command = new Command("fit", "Train every config of the group concurrently, chunk by chunk, with validation every epoch.")
         {
-            spec, data, config, name, dir, settings, chunks, devices, seed,
+            spec, data, config, name, dir, settings, chunks, devices, seed, apiPort,
         };
         command.SetAction(async (parse, cancellation) =>
         {
@@ -48,7 +51,7 @@ public static class FitCommand
             return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, Settings(parse.GetValue(settings))),
                 _ => Task.FromResult(inputs.Runs),
                 experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),
-                stdout, stderr);
+                parse.GetValue(apiPort), stdout, stderr);
         });
         return command;
     }
@@ -59,19 +62,27 @@ public static class FitCommand
         var name = new Option<string>("--experiment") { Description = "The experiment to resume.", Required = true };
         var dir = DirOption();
         var settings = SettingsOption();
-        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings };
+        var apiPort = ApiPortOption();
+        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings, apiPort };
         command.SetAction(async (parse, cancellation) => await Watch(
             () => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, Settings(parse.GetValue(settings))),
             async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
             experiment => experiment.ResumeFitAsync(cancellation),
-            stdout, stderr));
+            parse.GetValue(apiPort), stdout, stderr));
         return command;
     }
 
-    private static Option<DirectoryInfo> DirOption() => new("--dir")
+    internal static Option<DirectoryInfo> DirOption() => new("--dir")
     {
         Description = "The experiments directory.",
         DefaultValueFactory = _ => new DirectoryInfo(Experiment.DefaultDirectory),
+    };
+
+    private static Option<int> ApiPortOption() => new("--api-port")
+    {
+        Description = "The loopback port of the experiment's HTTP API, which `rapidfire runs` uses (default 0: a free port).",
+        DefaultValueFactory = _ => 0,
+        Validators = { result => { if (result.GetValueOrDefault<int>() is < 0 or > 65535) result.AddError("--api-port must be 0 to 65535"); } },
     };
 
     private static Option<FileInfo?> SettingsOption() => new("--settings")
@@ -82,9 +93,12 @@ public static class FitCommand
     private static Akka.Configuration.Config? Settings(FileInfo? file) =>
         file is null ? null : Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(file.FullName));
 
-    /// <summary>Opens the experiment, runs the operation with a live table, prints the final table; returns the exit code.</summary>
+    /// <summary>
+    /// Opens the experiment, serves its HTTP API, runs the operation with a live table, prints the final table; returns
+    /// the exit code.
+    /// </summary>
     private static async Task<int> Watch(Func<Experiment> open, Func<Experiment, Task<IReadOnlyList<Config>>> runsOf,
-        Func<Experiment, Task<FitResult>> operation, TextWriter stdout, TextWriter stderr)
+        Func<Experiment, Task<FitResult>> operation, int apiPort, TextWriter stdout, TextWriter stderr)
     {
         var console = ConsoleFor(stdout);
         Experiment experiment;
@@ -102,6 +116,7 @@ public static class FitCommand
         {
             FitResult result;
             RunBoard board;
+            ApiServer? api = null;
             try
             {
                 var runs = await runsOf(experiment);
@@ -109,6 +124,21 @@ public static class FitCommand
                 experiment.Progress += board.Take;
                 if (!console.Profile.Capabilities.Interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
                 console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
+                // TODO(merge): Experiment implements IExperimentControl on main; then this is ApiServer.StartAsync(experiment, apiPort).
+                if ((object)experiment is IExperimentControl control)
+                {
+                    try
+                    {
+                        api = await ApiServer.StartAsync(control, apiPort);
+                    }
+                    catch (IOException e)
+                    {
+                        stderr.WriteLine($"error: the HTTP API could not listen on port {apiPort}: {e.Message} (--api-port 0 picks a free port)");
+                        return CouldNotStart;
+                    }
+                    console.WriteLine($"api: {api.Url}");
+                }
+                else stderr.WriteLine("warning: the HTTP API is not served: Experiment does not implement IExperimentControl in this build");
                 var fit = operation(experiment);
                 if (console.Profile.Capabilities.Interactive)
                     await console.Live(board.Table()).StartAsync(async live =>
@@ -127,6 +157,11 @@ public static class FitCommand
                 foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
                 return CouldNotStart;
             }
+            finally
+            {
+                // The fit is over: `rapidfire runs` reads runs.csv from here on (the host file goes with the server).
+                if (api is not null) await api.DisposeAsync();
+            }
 
             // A fit that ran to its end ends the experiment (its artifacts stay); a cancelled one stays open.
             if (!result.Cancelled) experiment.End();
@@ -138,7 +173,7 @@ public static class FitCommand
         }
     }
 
-    private static IAnsiConsole ConsoleFor(TextWriter writer)
+    internal static IAnsiConsole ConsoleFor(TextWriter writer)
     {
         var isTerminal = writer == Console.Out && !Console.IsOutputRedirected;
         var console = AnsiConsole.Create(new AnsiConsoleSettings

@@ -18,6 +18,7 @@ public static class RapidFireCli
             ValidateCommand.Create(stdout, stderr),
             FitCommand.Create(stdout, stderr),
             FitCommand.CreateResume(stdout, stderr),
+            RunsCommand.Create(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

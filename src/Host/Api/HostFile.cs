@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace RapidFire.Host.Api;
+
+/// <summary>
+/// <c>&lt;experiment folder&gt;/host.json</c>: where the process that runs an experiment serves its HTTP API. The
+/// <see cref="ApiServer"/> writes it when it starts and deletes it when it stops; the CLI reads it to find the host of
+/// an experiment through the experiment's folder. A file left by a killed process is stale: <see cref="FindLiveAsync"/>
+/// ignores it (the process is gone, or the URL does not answer for this experiment).
+/// </summary>
+/// <param name="Url">The API's base URL, <c>http://127.0.0.1:PORT</c>.</param>
+/// <param name="Pid">The host process's id.</param>
+/// <param name="Experiment">The experiment's name.</param>
+/// <param name="StartedUtc">When the server started.</param>
+public sealed record HostFile(string Url, int Pid, string Experiment, DateTime StartedUtc)
+{
+    /// <summary>The file's name in the experiment folder.</summary>
+    public const string FileName = "host.json";
+
+    /// <summary>The path of the host file of the experiment in <paramref name="experimentPath"/>.</summary>
+    public static string PathIn(string experimentPath) => Path.Combine(experimentPath, FileName);
+
+    /// <summary>Writes <paramref name="host"/> into <paramref name="experimentPath"/> atomically (a temp file, then a rename).</summary>
+    public static void Write(string experimentPath, HostFile host)
+    {
+        var path = PathIn(experimentPath);
+        var temp = $"{path}.{Environment.ProcessId}.tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(host, ApiJson.Options));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>The host file of the experiment in <paramref name="experimentPath"/>; null when there is none or it cannot be read.</summary>
+    public static HostFile? TryRead(string experimentPath)
+    {
+        try
+        {
+            var host = JsonSerializer.Deserialize<HostFile>(File.ReadAllText(PathIn(experimentPath)), ApiJson.Options);
+            return host is { Url.Length: > 0, Pid: > 0 } && Uri.TryCreate(host.Url, UriKind.Absolute, out _) ? host : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return null; // missing, being replaced, or not ours: no host
+        }
+    }
+
+    /// <summary>Deletes the host file in <paramref name="experimentPath"/> if it still names <paramref name="url"/> (a newer host's file stays).</summary>
+    public static void DeleteIfOurs(string experimentPath, string url)
+    {
+        if (TryRead(experimentPath)?.Url != url) return;
+        try
+        {
+            File.Delete(PathIn(experimentPath));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left behind, it is stale: readers check that its host is alive.
+        }
+    }
+
+    /// <summary>Whether the host is alive: its process exists and its URL answers <c>GET /api/experiment</c> for this experiment.</summary>
+    public async Task<bool> IsAliveAsync(TimeSpan timeout, CancellationToken cancellation = default)
+    {
+        if (!ProcessExists(Pid)) return false;
+        using var http = new HttpClient { Timeout = timeout };
+        try
+        {
+            var experiment = await http.GetFromJsonAsync<ExperimentView>(new Uri(new Uri(Url), "api/experiment"), ApiJson.Options, cancellation);
+            return experiment?.Name == Experiment;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or NotSupportedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The live host of the experiment in <paramref name="experimentPath"/>, or null (no host file, or a stale one).</summary>
+    public static async Task<HostFile?> FindLiveAsync(string experimentPath, TimeSpan timeout, CancellationToken cancellation = default) =>
+        TryRead(experimentPath) is { } host && await host.IsAliveAsync(timeout, cancellation) ? host : null;
+
+    private static bool ProcessExists(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid); // throws when no such process runs
+            return true;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}
