@@ -5,6 +5,8 @@ using RapidFire.Actors.Experiment;
 using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Control;
+using RapidFire.Host.Api;
 using RapidFire.Actors.Persistence;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
@@ -61,6 +63,12 @@ public sealed record TaskDone(GpuProtocol.TaskFinished Task) : ExperimentEvent;
 /// <summary>A warning of the runtime, such as a corrupt checkpoint it fell back from.</summary>
 public sealed record Warning(string Message) : ExperimentEvent;
 
+/// <summary>An IC operation was asked for, or took effect, or was refused: its line of the IC log as it now stands.</summary>
+public sealed record ControlLogged(ControlRecord Record) : ExperimentEvent;
+
+/// <summary>A pruning rule stopped a run, and why.</summary>
+public sealed record RunPrunedBy(int RunId, string Reason) : ExperimentEvent;
+
 /// <summary>
 /// An experiment: a named folder under an experiments directory holding its journal, checkpoints, metric files and
 /// log, and the embedded actor runtime that trains its fits. Names are unique in their directory; one experiment is
@@ -74,7 +82,7 @@ public sealed record Warning(string Message) : ExperimentEvent;
 ///     ConfigGroup.Load("configs.json"), DataHandle.Load("datahandle.json"));
 /// </code>
 /// </example>
-public sealed class Experiment : IDisposable
+public sealed class Experiment : IDisposable, IExperimentControl
 {
     /// <summary>The experiments directory used when none is given.</summary>
     public const string DefaultDirectory = "rapidfire-experiments";
@@ -90,6 +98,7 @@ public sealed class Experiment : IDisposable
     private readonly FileStream directoryLock;
     private readonly TaskCompletionSource<string> journalFailure = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool ended;
+    private readonly Dictionary<int, RunState> lastRuns = [];
 
     /// <summary>
     /// Creates a new experiment in <paramref name="directory"/>. A name that exists there is refused (the message
@@ -131,7 +140,7 @@ public sealed class Experiment : IDisposable
                 system = ActorSystem.Create("rapidfire", hocon);
                 files = new ExperimentFiles(Path);
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-                foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable) })
+                foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
                     system.EventStream.Subscribe(bridge, type);
                 var checkpoints = System.IO.Path.Combine(Path, "checkpoints");
                 experiment = system.ActorOf(ExperimentActor.Props(name,
@@ -193,8 +202,9 @@ public sealed class Experiment : IDisposable
         ObjectDisposedException.ThrowIf(ended, this);
         var settings = (options ?? new FitOptions()).Over(defaults);
         var runs = configs.Expand();
-        var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs);
-        files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch)");
+        var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs, configs.Pruning);
+        files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch" +
+                  (configs.Pruning is { } rule ? $", pruning by {rule.Name} on {rule.Metric}" : "") + ")");
         return Operate(start, settings, cancellation);
     }
 
@@ -243,6 +253,51 @@ public sealed class Experiment : IDisposable
             default:
                 throw new InvalidOperationException($"unexpected reply {reply}");
         }
+    }
+
+    /// <summary>
+    /// Carries out an IC operation on a run of the fit in progress (see <see cref="ControlOp"/>): a run that is training
+    /// takes it at its next chunk boundary (the outcome is then <see cref="ControlStatus.Pending"/>), any other at once.
+    /// An operation that does not apply comes back <see cref="ControlStatus.Rejected"/> with the reason. Every operation
+    /// is journaled and shows in the IC log (<see cref="ControlLogAsync"/>, <c>ic-log.csv</c>).
+    /// </summary>
+    public async Task<ControlOutcome> ControlAsync(ControlOp op, CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        return await experiment.Ask<ControlOutcome>(new ExperimentProtocol.RequestControl(op), TimeSpan.FromSeconds(60), cancellation);
+    }
+
+    /// <summary>Stops a run at its next chunk boundary; it keeps its progress (see <see cref="ControlAsync"/>).</summary>
+    public Task<ControlOutcome> StopRunAsync(int runId) => ControlAsync(ControlOp.Stop(runId));
+
+    /// <summary>Resumes a stopped run from where it stopped.</summary>
+    public Task<ControlOutcome> ResumeRunAsync(int runId) => ControlAsync(ControlOp.Resume(runId));
+
+    /// <summary>Deletes a run: it ends and leaves the live views; its journal and files stay.</summary>
+    public Task<ControlOutcome> DeleteRunAsync(int runId) => ControlAsync(ControlOp.Delete(runId));
+
+    /// <summary>
+    /// Clones a run with some knobs changed (paths such as <c>optimizer.args.lr</c>, values as JSON); with
+    /// <paramref name="warm"/>, the clone starts from the parent's model, optimizer and scheduler state at its last
+    /// finished chunk. The outcome names the new run.
+    /// </summary>
+    public Task<ControlOutcome> CloneRunAsync(int runId, IReadOnlyDictionary<string, string> changes, bool warm = false) =>
+        ControlAsync(ControlOp.CloneOf(runId, changes, warm));
+
+    /// <summary>The IC log: every operation asked for in this experiment, oldest first.</summary>
+    public async Task<IReadOnlyList<ControlRecord>> ControlLogAsync(CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        return await experiment.Ask<IReadOnlyList<ControlRecord>>(new ExperimentProtocol.GetControlLog(), TimeSpan.FromSeconds(30), cancellation);
+    }
+
+    /// <summary>Every run's latest state: the fit's in progress, else the journal's runs of the last fit as its end left them.</summary>
+    public async Task<RunsSnapshot> RunsAsync(CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        var status = await experiment.Ask<FitProtocol.FitStatus>(new FitProtocol.GetStatus(), TimeSpan.FromSeconds(30), cancellation);
+        if (status.Fitting) return new RunsSnapshot(status.Runs, true);
+        lock (lastRuns) return new RunsSnapshot([.. lastRuns.Values.OrderBy(r => r.RunId)], false);
     }
 
     /// <summary>Cancels the current operation, if any; its task returns with <see cref="FitResult.Cancelled"/>.</summary>
@@ -297,10 +352,19 @@ public sealed class Experiment : IDisposable
             case RunChanged { Recovered: true, Run: var run }:
                 files.Log($"run {run.RunId} recovered: {run.Status}, {run.ChunksTrained} chunks trained ({run.Where})");
                 break;
+            case ControlLogged { Record: var record }:
+                files.Control(record);
+                if (record.Status != ControlStatus.Pending || record.ResolvedUtc is null)
+                    files.Log($"ic op {record.OpId}: {record.Op} -> {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}");
+                break;
+            case RunPrunedBy pruned:
+                files.Log($"run {pruned.RunId} pruned: {pruned.Reason}");
+                break;
             case RunChanged { Run.IsEnded: true } changed:
                 files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {changed.Run.Failure}")}");
                 break;
         }
+        if (e is RunChanged { Run: var latest }) lock (lastRuns) lastRuns[latest.RunId] = latest;
         Progress?.Invoke(e);
     }
 
@@ -330,6 +394,7 @@ public sealed class Experiment : IDisposable
     private async Task RebuildFilesAsync()
     {
         var state = await StateAsync();
+        foreach (var control in state.Controls) files.Control(control);
         foreach (var run in state.Fits.SelectMany(f => f.Runs))
             foreach (var e in await JournalHistory.RunEventsAsync(system, $"{Name}/", run.RunId))
                 files.Apply(run.RunId, e);
@@ -385,6 +450,8 @@ public sealed class Experiment : IDisposable
             Receive<MetricsProtocol.EpochRecorded>(e => experiment.Publish(new EpochDone(e)));
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
+            Receive<ControlRecord>(e => experiment.Publish(new ControlLogged(e)));
+            Receive<RunPruned>(e => experiment.Publish(new RunPrunedBy(e.RunId, e.Reason)));
             Receive<ExperimentProtocol.JournalUnavailable>(e => experiment.journalFailure.TrySetResult(e.Reason));
         }
     }

@@ -27,6 +27,7 @@ public sealed class ExperimentFiles
     private readonly object gate = new();
     private readonly Dictionary<int, List<MinibatchRow>> minibatches = [];
     private readonly Dictionary<int, List<EpochRow>> epochs = [];
+    private readonly SortedDictionary<int, Actors.Control.ControlRecord> controls = [];
 
     /// <summary>Files of the experiment folder <paramref name="directory"/>.</summary>
     public ExperimentFiles(string directory)
@@ -70,6 +71,30 @@ public sealed class ExperimentFiles
                     WriteMetrics(runId);
                     break;
             }
+        }
+    }
+
+    /// <summary>The IC log: one row per IC operation (time, op id, run, operation, arguments, status, outcome, new run).</summary>
+    public string ControlLogFile => Path.Combine(directory, "ic-log.csv");
+
+    /// <summary>Takes an IC operation's record as it now stands and rewrites <c>ic-log.csv</c>.</summary>
+    public void Control(Actors.Control.ControlRecord record)
+    {
+        lock (gate)
+        {
+            controls[record.OpId] = record;
+            Write(ControlLogFile, controls.Values.OrderBy(c => c.OpId).Select(c => new Dictionary<string, string>
+            {
+                ["requested_utc"] = c.RequestedUtc.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                ["op_id"] = Text(c.OpId),
+                ["run_id"] = Text(c.Op.RunId),
+                ["operation"] = c.Op.Name,
+                ["arguments"] = c.Op.Arguments,
+                ["status"] = c.Status.ToString().ToLowerInvariant(),
+                ["outcome"] = c.Outcome,
+                ["new_run_id"] = c.NewRunId is { } id ? Text(id) : "",
+                ["resolved_utc"] = c.ResolvedUtc?.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) ?? "",
+            }).ToList());
         }
     }
 

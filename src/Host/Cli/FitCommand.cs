@@ -124,21 +124,16 @@ public static class FitCommand
                 experiment.Progress += board.Take;
                 if (!console.Profile.Capabilities.Interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
                 console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
-                // TODO(merge): Experiment implements IExperimentControl on main; then this is ApiServer.StartAsync(experiment, apiPort).
-                if ((object)experiment is IExperimentControl control)
+                try
                 {
-                    try
-                    {
-                        api = await ApiServer.StartAsync(control, apiPort);
-                    }
-                    catch (IOException e)
-                    {
-                        stderr.WriteLine($"error: the HTTP API could not listen on port {apiPort}: {e.Message} (--api-port 0 picks a free port)");
-                        return CouldNotStart;
-                    }
-                    console.WriteLine($"api: {api.Url}");
+                    api = await ApiServer.StartAsync(experiment, apiPort);
                 }
-                else stderr.WriteLine("warning: the HTTP API is not served: Experiment does not implement IExperimentControl in this build");
+                catch (IOException e)
+                {
+                    stderr.WriteLine($"error: the HTTP API could not listen on port {apiPort}: {e.Message} (--api-port 0 picks a free port)");
+                    return CouldNotStart;
+                }
+                console.WriteLine($"api: {api.Url}");
                 var fit = operation(experiment);
                 if (console.Profile.Capabilities.Interactive)
                     await console.Live(board.Table()).StartAsync(async live =>
@@ -233,7 +228,8 @@ public static class FitCommand
             table.AddColumn("progress");
             foreach (var knob in varying) table.AddColumn(knob);
             table.AddColumn(new TableColumn("train loss").RightAligned());
-            var states = (final ?? runs.Values.OrderBy(r => r.RunId).ToList());
+            // Deleted runs leave the live views (runs.csv and the journal keep them).
+            var states = (final ?? runs.Values.OrderBy(r => r.RunId).ToList()).Where(r => r.Status != RunStatus.Deleted).ToList();
             var metricNames = states.SelectMany(r => r.ValidationHistory.Count > 0 ? r.ValidationHistory[^1].Keys : []).Distinct().ToList();
             foreach (var metric in metricNames) table.AddColumn(new TableColumn($"val {metric}").RightAligned());
             foreach (var run in states)

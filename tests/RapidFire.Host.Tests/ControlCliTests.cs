@@ -1,0 +1,110 @@
+using RapidFire.Host.Api;
+using RapidFire.Host.Cli;
+using nietras.SeparatedValues;
+
+namespace RapidFire.Host.Tests;
+
+/// <summary>
+/// End to end: `rapidfire fit` trains in a child process while this process steers it with `rapidfire runs stop` and
+/// `rapidfire runs clone --warm` through its HTTP API; the child is then killed and `rapidfire resume` finishes the fit.
+/// </summary>
+[Collection(ExperimentCollection.Name)]
+public sealed class ControlCliTests : IDisposable
+{
+    private readonly string directory = Directory.CreateTempSubdirectory("rf-control-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    private string Experiments => Path.Combine(directory, "experiments");
+
+    private (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var code = RapidFireCli.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private static List<Dictionary<string, string>> Rows(string path)
+    {
+        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
+        var names = reader.Header.ColNames;
+        var rows = new List<Dictionary<string, string>>();
+        foreach (var row in reader)
+        {
+            var cells = new Dictionary<string, string>();
+            foreach (var name in names) cells[name] = row[name].ToString();
+            rows.Add(cells);
+        }
+        return rows;
+    }
+
+    [Fact]
+    public async Task Runs_stopped_and_warm_cloned_from_another_process_survive_a_kill_and_resume()
+    {
+        var data = RepoPaths.MnistExample("data");
+        var handle = Path.Combine(directory, "handle.json");
+        var configs = Path.Combine(directory, "configs.json");
+        File.WriteAllText(handle, $$"""
+            { "locators": { "train": "{{data}}/train.csv", "validation": "{{data}}/validation.csv", "objects": "{{data}}" },
+              "download_columns": ["filepath"], "fraction": 0.25, "seed": 3 }
+            """);
+        File.WriteAllText(configs, """
+            { "user_knobs": { "model_type": "cnn", "hidden": [32, 64], "dropout": 0.1 },
+              "train": { "epochs": 20, "batch_size": 32, "optimizer": { "name": "Adam", "args": { "lr": 0.003 } } },
+              "named_metrics": ["top1_accuracy"] }
+            """);
+        var experiment = Path.Combine(Experiments, "steered");
+        using var child = ChildCli.Start("fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", handle, "--config", configs,
+            "--experiment", "steered", "--dir", Experiments, "--chunks", "4");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await HostFile.FindLiveAsync(experiment, TimeSpan.FromSeconds(2)) is null)
+        {
+            Assert.False(child.HasExited, child.Output);
+            Assert.True(DateTime.UtcNow < deadline, "the fit's API did not come up: " + child.Output);
+            await Task.Delay(100);
+        }
+
+        var stop = Cli("runs", "stop", "1", "--experiment", "steered", "--dir", Experiments);
+        Assert.True(stop.Code == 0, stop.Out + stop.Err);
+        Assert.Contains("op 1: stop run 1", stop.Out);
+        var clone = Cli("runs", "clone", "2", "--experiment", "steered", "--dir", Experiments, "--set", "optimizer.args.lr=0.001", "--warm");
+        Assert.True(clone.Code == 0, clone.Out + clone.Err);
+        Assert.Contains("op 2: clone-warm run 2", clone.Out);
+        var refused = Cli("runs", "clone", "2", "--experiment", "steered", "--dir", Experiments, "--set", "hidden=16", "--warm");
+        Assert.Equal(1, refused.Code);
+        Assert.True(refused.Err.Contains("hidden change the model's architecture"), refused.Err + refused.Out);
+
+        // Both took effect (at their runs' chunk boundaries) before the kill.
+        var icLog = Path.Combine(experiment, "ic-log.csv");
+        while (!File.Exists(icLog) || Rows(icLog).Count(r => r["status"] == "applied") < 2)
+        {
+            Assert.False(child.HasExited, child.Output);
+            Assert.True(DateTime.UtcNow < deadline, "the operations did not take effect: " + child.Output);
+            await Task.Delay(50);
+        }
+        var list = Cli("runs", "list", "--experiment", "steered", "--dir", Experiments);
+        Assert.Equal(0, list.Code);
+        Assert.Contains("Stopped", list.Out);
+        Assert.False(child.HasExited, "the fit ended before it could be killed: " + child.Output);
+        child.Kill();
+
+        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", "steered", "--dir", Experiments);
+        Assert.True(code == 0, output);
+
+        var runs = Rows(Path.Combine(experiment, "runs.csv")).ToDictionary(r => r["run_id"]);
+        Assert.Equal(("Stopped", "user"), (runs["1"]["status"], runs["1"]["ended_by"]));
+        Assert.True(int.Parse(runs["1"]["epochs_done"]) < 20);
+        Assert.Equal("Completed", runs["2"]["status"]);
+        Assert.Equal(("Completed", "0.001", "64"), (runs["3"]["status"], runs["3"]["optimizer.args.lr"], runs["3"]["hidden"]));
+
+        var log = Rows(icLog);
+        Assert.Equal(["stop", "clone-warm", "clone-warm"], log.Select(r => r["operation"]));
+        Assert.Equal(["applied", "applied", "rejected"], log.Select(r => r["status"]));
+        Assert.Equal("optimizer.args.lr=0.001", log[1]["arguments"]);
+        Assert.Equal("3", log[1]["new_run_id"]);
+        Assert.Contains("run 3 created from run 2, warm", log[1]["outcome"]);
+        var notRunning = Cli("runs", "list", "--experiment", "steered", "--dir", Experiments);
+        Assert.Contains("is not running", notRunning.Out);
+    }
+}
