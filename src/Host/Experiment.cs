@@ -241,7 +241,8 @@ public sealed class Experiment : IDisposable, IExperimentControl
             case FitProtocol.FitCompleted completed:
                 // Every event of the fit was published before its end: once the bridge answers, all were handled.
                 await bridge.Ask<EventBridge.Flushed>(new EventBridge.Flush(), TimeSpan.FromSeconds(30));
-                files.WriteRuns(completed.Runs);
+                var journaled = await StateAsync();
+                files.WriteRuns(completed.Runs, journaled.Fits.SelectMany(f => f.Runs).ToList());
                 files.Log($"fit ended{(completed.Cancelled ? " (cancelled)" : "")}: " +
                           string.Join(", ", completed.Runs.Select(r => $"run {r.RunId} {r.Status}{(r.EndedBy is null ? "" : $" ({r.EndedBy})")}")));
                 return new FitResult(completed.Runs, completed.Cancelled);

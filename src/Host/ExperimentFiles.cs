@@ -119,14 +119,26 @@ public sealed class ExperimentFiles
         Rows(epochs, runId).RemoveAll(r => !Kept(r.Mode, r.Epoch, 0, closedRow: true));
     }
 
-    /// <summary>Writes <c>runs.csv</c> (adding to the rows of earlier fits of the experiment).</summary>
-    public void WriteRuns(IReadOnlyList<RunState> runs)
+    /// <summary>
+    /// Writes <c>runs.csv</c> (adding to the rows of earlier fits of the experiment). A clone's row names its parent
+    /// (<c>cloned_from</c>) and whether it started warm, from <paramref name="definitions"/>.
+    /// </summary>
+    public void WriteRuns(IReadOnlyList<RunState> runs, IReadOnlyList<Actors.Experiment.ExperimentProtocol.RunDefinition>? definitions = null)
     {
         lock (gate)
         {
             var rows = File.Exists(RunsFile) ? ReadRows(RunsFile) : [];
             rows.RemoveAll(r => runs.Any(run => r.GetValueOrDefault("run_id") == Text(run.RunId)));
-            rows.AddRange(runs.Select(RunRow));
+            foreach (var run in runs)
+            {
+                var row = RunRow(run);
+                if (definitions?.FirstOrDefault(d => d.RunId == run.RunId) is { ClonedFrom: { } parent } clone)
+                {
+                    row["cloned_from"] = Text(parent);
+                    row["warm_start"] = clone.Warm ? "true" : "false";
+                }
+                rows.Add(row);
+            }
             Write(RunsFile, rows);
         }
     }

@@ -97,6 +97,8 @@ public sealed class ControlCliTests : IDisposable
         Assert.True(int.Parse(runs["1"]["epochs_done"]) < 20);
         Assert.Equal("Completed", runs["2"]["status"]);
         Assert.Equal(("Completed", "0.001", "64"), (runs["3"]["status"], runs["3"]["optimizer.args.lr"], runs["3"]["hidden"]));
+        Assert.Equal(("2", "true"), (runs["3"]["cloned_from"], runs["3"]["warm_start"]));
+        Assert.Equal("", runs["1"]["cloned_from"]);
 
         var log = Rows(icLog);
         Assert.Equal(["stop", "clone-warm", "clone-warm"], log.Select(r => r["operation"]));

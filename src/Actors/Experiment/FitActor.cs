@@ -119,7 +119,7 @@ public sealed class FitActor : ReceiveActor
             if (fit.Applying.TryGetValue(done.OpId, out var control))
             {
                 fit = fit.Resolved(done.OpId);
-                Report(Outcome(control, done.Changed, done.State));
+                Report(ControlOutcomes.Of(control, done.Changed, done.State));
             }
             Advance();
         });
@@ -172,26 +172,13 @@ public sealed class FitActor : ReceiveActor
     private void Prune()
     {
         if (pruning is null || fit.Cancelling) return;
-        var snapshots = fit.Runs.Values.Where(r => r.Status != RunStatus.New).Select(r => new PruningSnapshot(r.RunId, !r.IsEnded,
-            r.ResumedByUser, Metric(r).ToList())).ToList();
-        var bound = fit.Runs.Values.Select(r => pruning.Resource == PruningResource.Chunks ? r.MaxEpochs * r.ChunksPerEpoch : r.MaxEpochs)
-            .DefaultIfEmpty(1).Max();
-        var decision = Pruner.Decide(pruning, snapshots, Math.Max(1, bound));
+        var decision = Pruner.Decide(pruning, fit.Runs.Values);
         foreach (var stop in decision.Stops.Where(s => pruned.Add(s.RunId)))
         {
             runActors[stop.RunId].Tell(new StopRun(pruning.EndedBy));
             Context.System.EventStream.Publish(new RunPruned(stop.RunId, stop.Reason));
         }
         fit = fit with { Held = [.. decision.Held, .. decision.Stops.Select(s => s.RunId)] };
-    }
-
-    /// <summary>The pruning metric after each unit of resource: each epoch's validation (else train) metric, or each chunk's train metric.</summary>
-    private IEnumerable<double> Metric(RunState run)
-    {
-        var metric = pruning!.Metric;
-        var history = pruning.Resource == PruningResource.Chunks ? run.ChunkMetrics
-            : run.HasValidation ? run.ValidationHistory : run.TrainHistory;
-        return history.Select(h => h.TryGetValue(metric, out var value) ? value : double.NaN);
     }
 
     private int ChunksPerEpoch(Config cfg) =>
@@ -334,32 +321,6 @@ public sealed class FitActor : ReceiveActor
     {
         fit = fit.Resolved(control.OpId);
         Report(new ControlOutcome(control.OpId, control.Op, ControlStatus.Dropped, why, control.NewRun?.RunId));
-    }
-
-    /// <summary>How a carried-out operation ended, for the user.</summary>
-    private static ControlOutcome Outcome(PendingControl control, bool changed, RunState run)
-    {
-        var op = control.Op;
-        var took = changed || op.Kind switch
-        {
-            ControlKind.Stop => run.Status == RunStatus.Stopped,
-            ControlKind.Resume => run.Status == RunStatus.Ongoing,
-            ControlKind.Delete => run.Status == RunStatus.Deleted,
-            _ => run.Status != RunStatus.New,
-        };
-        if (!took)
-            return new ControlOutcome(control.OpId, op, ControlStatus.Dropped,
-                $"run {run.RunId} is {run.Status}{(run.EndedBy is null ? "" : $" ({run.EndedBy})")}: the operation no longer applies", control.NewRun?.RunId);
-        var message = op.Kind switch
-        {
-            ControlKind.Stop => $"run {run.RunId} stopped after {run.ChunksTrained} chunks ({run.EpochsDone} epochs); resume continues from there",
-            ControlKind.Resume => $"run {run.RunId} resumed at {run.Where}",
-            ControlKind.Delete => $"run {run.RunId} deleted",
-            _ when control.NewRun is { Warm: true } => $"run {run.RunId} created from run {op.RunId}, warm: it continues from run {op.RunId}'s " +
-                                                    (run.ChunksTrained == 0 ? "initial state" : $"state after {run.ChunksTrained} chunks, at {run.Where}"),
-            _ => $"run {run.RunId} created from run {op.RunId}: it trains from scratch",
-        };
-        return new ControlOutcome(control.OpId, op, ControlStatus.Applied, message, control.NewRun?.RunId);
     }
 
     private void Report(ControlOutcome outcome, bool resolved = true)

@@ -62,7 +62,7 @@ public sealed record PruningDecision(IReadOnlyList<PruneStop> Stops, IReadOnlySe
 /// standing at r is stopped when at least MinSamples other runs reached r and its value at r is strictly worse than
 /// the median of the others' values at r (the mean of the two middle values when their number is even).</para>
 /// </remarks>
-public static class Pruner
+public static partial class Pruner
 {
     /// <summary>
     /// The pruning points of <paramref name="rule"/>, ascending: MinResource·Eta^k below
