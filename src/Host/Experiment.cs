@@ -355,8 +355,9 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 break;
             case ControlLogged { Record: var record }:
                 files.Control(record);
-                if (record.Status != ControlStatus.Pending || record.ResolvedUtc is null)
-                    files.Log($"ic op {record.OpId}: {record.Op} -> {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}");
+                files.Log(record.Status == ControlStatus.Pending
+                    ? $"ic op {record.OpId}: {record.Op} requested"
+                    : $"ic op {record.OpId}: {record.Op} -> {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}");
                 break;
             case RunPrunedBy pruned:
                 files.Log($"run {pruned.RunId} pruned: {pruned.Reason}");

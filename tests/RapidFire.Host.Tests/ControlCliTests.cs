@@ -39,8 +39,7 @@ public sealed class ControlCliTests : IDisposable
         return rows;
     }
 
-    [Fact]
-    public async Task Runs_stopped_and_warm_cloned_from_another_process_survive_a_kill_and_resume()
+    private ChildCli StartFit(string name, params string[] more)
     {
         var data = RepoPaths.MnistExample("data");
         var handle = Path.Combine(directory, "handle.json");
@@ -54,16 +53,30 @@ public sealed class ControlCliTests : IDisposable
               "train": { "epochs": 20, "batch_size": 32, "optimizer": { "name": "Adam", "args": { "lr": 0.003 } } },
               "named_metrics": ["top1_accuracy"] }
             """);
-        var experiment = Path.Combine(Experiments, "steered");
-        using var child = ChildCli.Start("fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", handle, "--config", configs,
-            "--experiment", "steered", "--dir", Experiments, "--chunks", "4");
+        return ChildCli.Start(["fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", handle, "--config", configs,
+            "--experiment", name, "--dir", Experiments, "--chunks", "4", .. more]);
+    }
+
+    /// <summary>Waits until the child's API answers, then until <paramref name="applied"/> operations took effect after the caller's requests.</summary>
+    private static async Task Until(ChildCli child, Func<Task<bool>> condition, string what)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await HostFile.FindLiveAsync(experiment, TimeSpan.FromSeconds(2)) is null)
+        while (!await condition())
         {
             Assert.False(child.HasExited, child.Output);
-            Assert.True(DateTime.UtcNow < deadline, "the fit's API did not come up: " + child.Output);
-            await Task.Delay(100);
+            Assert.True(DateTime.UtcNow < deadline, $"{what}: {child.Output}");
+            await Task.Delay(50);
         }
+    }
+
+    private static int Applied(string icLog) => File.Exists(icLog) ? Rows(icLog).Count(r => r["status"] == "applied") : 0;
+
+    [Fact]
+    public async Task Runs_stopped_and_warm_cloned_from_another_process_survive_a_kill_and_resume()
+    {
+        var experiment = Path.Combine(Experiments, "steered");
+        using var child = StartFit("steered");
+        await Until(child, async () => await HostFile.FindLiveAsync(experiment, TimeSpan.FromSeconds(2)) is not null, "the fit's API did not come up");
 
         var stop = Cli("runs", "stop", "1", "--experiment", "steered", "--dir", Experiments);
         Assert.True(stop.Code == 0, stop.Out + stop.Err);
@@ -77,12 +90,7 @@ public sealed class ControlCliTests : IDisposable
 
         // Both took effect (at their runs' chunk boundaries) before the kill.
         var icLog = Path.Combine(experiment, "ic-log.csv");
-        while (!File.Exists(icLog) || Rows(icLog).Count(r => r["status"] == "applied") < 2)
-        {
-            Assert.False(child.HasExited, child.Output);
-            Assert.True(DateTime.UtcNow < deadline, "the operations did not take effect: " + child.Output);
-            await Task.Delay(50);
-        }
+        await Until(child, () => Task.FromResult(Applied(icLog) >= 2), "the operations did not take effect");
         var list = Cli("runs", "list", "--experiment", "steered", "--dir", Experiments);
         Assert.Equal(0, list.Code);
         Assert.Contains("Stopped", list.Out);
@@ -108,5 +116,47 @@ public sealed class ControlCliTests : IDisposable
         Assert.Contains("run 3 created from run 2, warm", log[1]["outcome"]);
         var notRunning = Cli("runs", "list", "--experiment", "steered", "--dir", Experiments);
         Assert.Contains("is not running", notRunning.Out);
+    }
+
+    [Fact]
+    public async Task A_run_stopped_before_a_kill_resumes_from_its_checkpoint_when_checkpoints_are_taken_every_epoch()
+    {
+        var settings = Path.Combine(directory, "epoch.conf");
+        File.WriteAllText(settings, "rapidfire.save-strategy = epoch");
+        var experimentPath = Path.Combine(Experiments, "epochly");
+        using (var child = StartFit("epochly", "--settings", settings))
+        {
+            await Until(child, async () => await HostFile.FindLiveAsync(experimentPath, TimeSpan.FromSeconds(2)) is not null, "the fit's API did not come up");
+            Assert.Equal(0, Cli("runs", "stop", "1", "--experiment", "epochly", "--dir", Experiments).Code);
+            await Until(child, () => Task.FromResult(Applied(Path.Combine(experimentPath, "ic-log.csv")) >= 1), "the stop did not take effect");
+            Assert.False(child.HasExited, "the fit ended before it could be killed: " + child.Output);
+            child.Kill();
+        }
+
+        using var experiment = Experiment.Resume("epochly", Experiments,
+            Akka.Configuration.ConfigurationFactory.ParseString("rapidfire.save-strategy = epoch"));
+        var fit = experiment.ResumeFitAsync();
+        var stopped = await experiment.RunsAsync();
+        while (!stopped.Fitting || stopped.Runs.Count < 2 || stopped.Runs.Any(r => r.Status == Actors.Runs.RunStatus.New))
+        {
+            await Task.Delay(20);
+            stopped = await experiment.RunsAsync();
+        }
+        Assert.Equal(Actors.Runs.RunStatus.Stopped, stopped.Runs.Single(r => r.RunId == 1).Status);
+        var resumed = await experiment.ResumeRunAsync(1);
+        Assert.Equal(Actors.Control.ControlStatus.Applied, resumed.Status);
+        var result = await fit;
+        var run1 = result.Runs.Single(r => r.RunId == 1);
+        Assert.Equal(Actors.Runs.RunStatus.Completed, run1.Status);
+        Assert.True(run1.ResumedByUser);
+        // It went back to its newest checkpoint (an epoch's end) when the stop had fallen inside an epoch.
+        Assert.Equal(run1.EpochsDone * run1.ChunksPerEpoch, run1.ChunkMetrics.Count);
+        var stoppedAfter = int.Parse(System.Text.RegularExpressions.Regex.Match(
+            (await experiment.ControlLogAsync())[0].Outcome, "stopped after ([0-9]+) chunks").Groups[1].Value);
+        var journal = File.ReadAllText(Path.Combine(experimentPath, "experiment.log"));
+        if (stoppedAfter % 4 != 0) Assert.Matches("warning: run 1: .*(no valid checkpoint is left, so the run starts over|resuming from)", journal);
+        else Assert.DoesNotContain("warning: run 1:", journal);
+        var log = (await experiment.ControlLogAsync()).Select(c => (c.Op.Name, c.Status)).ToList();
+        Assert.Equal([("stop", Actors.Control.ControlStatus.Applied), ("resume", Actors.Control.ControlStatus.Applied)], log);
     }
 }

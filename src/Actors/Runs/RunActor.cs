@@ -104,6 +104,10 @@ public sealed class RunActor : ReceivePersistentActor
     private void Handle(IRunCommand command, int? opId = null)
     {
         var events = state.Decide(command);
+        if (command is ResumeRun && events.Count > 0 && !services.Models.IsResting(state.RunId) && Restore() is { } restored)
+            // Stopped before a crash: its trained state is only in the checkpoint store, which may be behind the journal
+            // (checkpoints every epoch). Like a recovered run it goes back to the newest valid checkpoint, then resumes.
+            events = [restored, .. events];
         var carried = command switch
         {
             ChunkTrained trained => trained.Checkpoint,

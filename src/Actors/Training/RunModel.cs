@@ -129,6 +129,12 @@ public sealed class RunModelCache : IDisposable
         }
     }
 
+    /// <summary>Whether a run's state rests in host memory (not checked out, not released).</summary>
+    public bool IsResting(int runId)
+    {
+        lock (resting) return resting.ContainsKey(runId);
+    }
+
     /// <summary>
     /// The checkpoint payload of a resting run's state (see <see cref="Checkpoints.RunStateCodec.Capture"/>), or null when
     /// the run's state is not in host memory. The run stays resting.
