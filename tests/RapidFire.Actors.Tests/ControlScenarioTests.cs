@@ -193,7 +193,7 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
         Assert.Contains("batch_size (16 → 32) cuts the epoch into other minibatches",
             Refusal(ControlOp.CloneOf(2, new Dictionary<string, string> { ["batch_size"] = "32" }, warm: true)));
         var architecture = Refusal(ControlOp.CloneOf(2, new Dictionary<string, string> { ["hidden"] = "12" }, warm: true));
-        Assert.StartsWith("hidden change the model's architecture: '0.weight' is [6, 4] Float32 in run 2 and [12, 4] Float32 with the clone's knobs", architecture);
+        Assert.StartsWith("changing hidden changes the model's architecture: '0.weight' is [6, 4] Float32 in run 2 and [12, 4] Float32 with the clone's knobs", architecture);
         Assert.EndsWith("clone without a warm start", architecture);
 
         var stop = Operate(fit, ControlOp.Stop(2));

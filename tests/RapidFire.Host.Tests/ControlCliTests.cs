@@ -86,7 +86,7 @@ public sealed class ControlCliTests : IDisposable
         Assert.Contains("op 2: clone-warm run 2", clone.Out);
         var refused = Cli("runs", "clone", "2", "--experiment", "steered", "--dir", Experiments, "--set", "hidden=16", "--warm");
         Assert.Equal(1, refused.Code);
-        Assert.True(refused.Err.Contains("hidden change the model's architecture"), refused.Err + refused.Out);
+        Assert.True(refused.Err.Contains("changing hidden changes the model's architecture"), refused.Err + refused.Out);
 
         // Both took effect (at their runs' chunk boundaries) before the kill.
         var icLog = Path.Combine(experiment, "ic-log.csv");
@@ -116,6 +116,10 @@ public sealed class ControlCliTests : IDisposable
         Assert.Contains("run 3 created from run 2, warm", log[1]["outcome"]);
         var notRunning = Cli("runs", "list", "--experiment", "steered", "--dir", Experiments);
         Assert.Contains("is not running", notRunning.Out);
+        var finishedLog = Cli("runs", "log", "--experiment", "steered", "--dir", Experiments);
+        Assert.Equal(0, finishedLog.Code);
+        Assert.Contains("its IC log", finishedLog.Out);
+        Assert.Contains("clone-warm", finishedLog.Out);
     }
 
     [Fact]

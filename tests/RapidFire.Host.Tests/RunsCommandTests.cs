@@ -156,13 +156,23 @@ public sealed class RunsCommandTests : IAsyncLifetime
     [Fact]
     public void Operations_without_a_running_host_exit_2_saying_how_to_start_it()
     {
-        foreach (var args in new[] { new[] { "stop", "1" }, ["clone", "1", "--set", "hidden=8"], ["log"] })
+        foreach (var args in new[] { new[] { "stop", "1" }, ["clone", "1", "--set", "hidden=8"] })
         {
             var (code, _, errors) = Runs(args);
 
             Assert.Equal(RunsCommand.NotRunning, code);
             Assert.Equal($"error: experiment exp is not running in {dir}; start it with `rapidfire fit` or `rapidfire resume`", errors.Trim());
         }
+    }
+
+    [Fact]
+    public void The_log_of_an_experiment_that_is_not_running_is_read_from_its_folder()
+    {
+        var (code, output, _) = Runs("log");
+
+        Assert.Equal(RapidFireCli.Ok, code);
+        Assert.Contains("experiment exp is not running: its IC log", output);
+        Assert.Contains("no IC operations yet", output);
     }
 
     [Fact]

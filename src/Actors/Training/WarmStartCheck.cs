@@ -19,7 +19,7 @@ public static class WarmStartCheck
     /// </remarks>
     public static string? Architecture(int parentId, MLSpec parentSpec, Config parentCfg, MLSpec cloneSpec, Config cloneCfg, IEnumerable<string> changed)
     {
-        var knobs = string.Join(", ", changed);
+        var knobs = $"changing {string.Join(", ", changed)}";
         lock (TorchRandom.Lock)
         {
             using var generator = torch.random.get_rng_state();
@@ -42,14 +42,14 @@ public static class WarmStartCheck
                     foreach (var (name, tensor) in expected)
                     {
                         if (!actual.TryGetValue(name, out var other))
-                            return $"{knobs} change the model's architecture: the clone's model has no '{name}'; {Advice(parentId)}";
+                            return $"{knobs} changes the model's architecture: the clone's model has no '{name}'; {Advice(parentId)}";
                         if (!tensor.shape.SequenceEqual(other.shape) || tensor.dtype != other.dtype)
-                            return $"{knobs} change the model's architecture: '{name}' is {Shape(tensor)} in run {parentId} and {Shape(other)} " +
+                            return $"{knobs} changes the model's architecture: '{name}' is {Shape(tensor)} in run {parentId} and {Shape(other)} " +
                                    $"with the clone's knobs; {Advice(parentId)}";
                     }
                     var extra = actual.Keys.Except(expected.Keys).FirstOrDefault();
                     return extra is null ? null
-                        : $"{knobs} change the model's architecture: the clone's model has '{extra}', run {parentId}'s has not; {Advice(parentId)}";
+                        : $"{knobs} changes the model's architecture: the clone's model has '{extra}', run {parentId}'s has not; {Advice(parentId)}";
                 }
             }
             finally

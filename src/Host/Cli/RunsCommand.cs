@@ -116,12 +116,22 @@ public static class RunsCommand
         var command = new Command("log", "Print the IC log: every operation asked for in the experiment and what came of it.") { name, dir };
         command.SetAction((parse, cancellation) => Guarded(stderr, async () =>
         {
-            var (client, code) = await Connect(parse.GetValue(name)!, parse.GetValue(dir)!, stderr, cancellation);
-            if (client is null) return code;
-            using (client)
+            var experiment = parse.GetValue(name)!;
+            var (folder, problem) = Folder(experiment, parse.GetValue(dir)!);
+            if (folder is null) return Fail(stderr, problem, NotRunning);
+            var console = FitCommand.ConsoleFor(stdout);
+            IReadOnlyList<ControlLogEntry> log;
+            if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host)
             {
-                var log = await client.ControlLogAsync(cancellation);
-                var console = FitCommand.ConsoleFor(stdout);
+                using var client = new ApiClient(host.Url, RequestTimeout);
+                log = await client.ControlLogAsync(cancellation);
+            }
+            else
+            {
+                log = ReadLog(Path.Combine(folder, "ic-log.csv"));
+                console.WriteLine($"experiment {experiment} is not running: its IC log ({Path.Combine(folder, "ic-log.csv")})");
+            }
+            {
                 if (log.Count == 0)
                 {
                     console.WriteLine("no IC operations yet");
@@ -139,6 +149,24 @@ public static class RunsCommand
         }));
         return command;
     }
+
+    /// <summary>The IC log an experiment left in its folder (none when no operation was ever asked for).</summary>
+    private static List<ControlLogEntry> ReadLog(string file)
+    {
+        var entries = new List<ControlLogEntry>();
+        if (!File.Exists(file)) return entries;
+        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(file);
+        foreach (var row in reader)
+            entries.Add(new ControlLogEntry(row["op_id"].Parse<int>(), Time(row["requested_utc"].ToString()) ?? default, row["operation"].ToString(),
+                row["run_id"].Parse<int>(), row["arguments"].ToString(), Enum.Parse<ControlStatus>(row["status"].ToString(), ignoreCase: true),
+                row["outcome"].ToString(), row["new_run_id"].ToString() is { Length: > 0 } id ? int.Parse(id, CultureInfo.InvariantCulture) : null,
+                Time(row["resolved_utc"].ToString())));
+        return entries;
+    }
+
+    private static DateTime? Time(string text) => text.Length > 0
+        ? DateTime.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal)
+        : null;
 
     /// <summary>POSTs an operation to the experiment's host and prints the outcome line.</summary>
     private static Task<int> Send(string name, DirectoryInfo dir, string operation, int runId, IReadOnlyDictionary<string, string>? changes,
