@@ -1,6 +1,8 @@
 using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Training;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 using Cfg = RapidFire.Spec.Config;
 
@@ -214,5 +216,115 @@ public sealed class RunStateCodecTests : IDisposable
         var error = Assert.Throws<InvalidDataException>(() => RunStateCodec.RestoreInto(fresh, checkpoint));
         Assert.Contains(store.Describe(checkpoint.Ref), error.Message);
         Assert.Contains("lr_scheduler", error.Message);
+    }
+
+    // ---- warm starts: a parent's checkpoint restored under a clone's knobs ----
+
+    private static Cfg WithoutScheduler(Cfg cfg) => new(cfg.Where(kv => kv.Key != Cfg.LrSchedulerKey));
+
+    /// <summary>The parent's knobs with another learning rate, as a clone's are made.</summary>
+    private static Cfg WithLr(Cfg cfg, double lr) =>
+        ControlRules.CloneConfig(cfg, new Dictionary<string, string> { ["optimizer.args.lr"] = lr.ToString("R", System.Globalization.CultureInfo.InvariantCulture) });
+
+    private static byte[] Bytes(Action<BinaryWriter> write)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) write(writer);
+        return stream.ToArray();
+    }
+
+    /// <summary>The optimizer's per-parameter state (Adam's step count and moments), as bytes.</summary>
+    private static byte[][] PerParameterState(RunModel state) =>
+        ((OptimizerHelper)state.Optimizer).state_dict().State.Select(s => Bytes(s.SaveStateDict)).ToArray();
+
+    /// <summary>The optimizer's param-group options (learning rate, betas, weight decay...), as bytes.</summary>
+    private static byte[][] Options(RunModel state) =>
+        ((OptimizerHelper)state.Optimizer).state_dict().Options.Select(o => Bytes(o.SaveStateDict)).ToArray();
+
+    [Fact]
+    public async Task A_warm_start_takes_the_parents_weights_and_adam_moments_with_the_clones_learning_rate()
+    {
+        var parentCfg = WithoutScheduler(Config("Adam"));
+        using var parent = RunModel.Create(new TinySpec(), parentCfg, Seed);
+        TrainSteps(parent, 0, 4);
+        var checkpoint = await SaveAndLoad(parent, 0, new CheckpointRef(1, 0, 3));
+
+        using var clone = RunModel.Create(new TinySpec(), WithLr(parentCfg, 0.002), Seed);
+        Assert.False(BitIdentical(parent, clone));
+        Assert.NotEqual(PerParameterState(parent), PerParameterState(clone)); // else the checks below would prove nothing
+        RunStateCodec.RestoreInto(clone, checkpoint);
+
+        Assert.True(BitIdentical(parent, clone));
+        Assert.Equal([0.002], LearningRates(clone));
+        Assert.Equal([0.01], LearningRates(parent));
+        var parentState = PerParameterState(parent);
+        Assert.NotEmpty(parentState);
+        Assert.Equal(parentState, PerParameterState(clone));
+
+        // The same step from the same moments at the same learning rate lands on the same weights.
+        foreach (var group in parent.Optimizer.ParamGroups) group.LearningRate = 0.002;
+        TrainSteps(parent, 4, 5);
+        TrainSteps(clone, 4, 5);
+        Assert.True(BitIdentical(parent, clone));
+    }
+
+    [Fact]
+    public async Task A_warm_start_replays_the_parents_scheduler_steps_from_the_clones_learning_rate()
+    {
+        var parentCfg = Config("Adam"); // StepLR, gamma 0.5 per step
+        using var parent = RunModel.Create(new TinySpec(), parentCfg, Seed);
+        var steps = TrainSteps(parent, 0, 4, schedulerAfter: [1]);
+        var checkpoint = await SaveAndLoad(parent, steps, new CheckpointRef(1, 1, 0));
+
+        using var clone = RunModel.Create(new TinySpec(), WithLr(parentCfg, 0.002), Seed);
+        RunStateCodec.RestoreInto(clone, checkpoint);
+
+        Assert.True(BitIdentical(parent, clone));
+        Assert.Equal(0.01 * 0.5, LearningRates(parent).Single(), 1e-15);
+        Assert.Equal(0.002 * 0.5, LearningRates(clone).Single(), 1e-15);
+        Assert.Equal(PerParameterState(parent), PerParameterState(clone));
+    }
+
+    [Fact]
+    public async Task A_plain_restore_under_the_same_knobs_gives_back_the_same_optimizer_options()
+    {
+        var cfg = Config("Adam");
+        using var original = RunModel.Create(new TinySpec(), cfg, Seed);
+        var steps = TrainSteps(original, 0, 4, schedulerAfter: [1, 3]);
+        var checkpoint = await SaveAndLoad(original, steps, new CheckpointRef(1, 1, 1));
+
+        using var restored = RunModel.Create(new TinySpec(), cfg, Seed);
+        RunStateCodec.RestoreInto(restored, checkpoint);
+
+        Assert.Equal(Options(original), Options(restored));
+        Assert.Equal(PerParameterState(original), PerParameterState(restored));
+        Assert.Equal(0.01 * 0.25, LearningRates(restored).Single(), 1e-15);
+    }
+
+    [Theory]
+    [InlineData(0, 0, 0)]
+    [InlineData(0, 2, 0)]
+    [InlineData(0, 3, 1)] // the epoch's last chunk: its scheduler step is taken
+    [InlineData(2, 1, 2)]
+    [InlineData(2, 3, 3)]
+    public void Scheduler_steps_at_a_checkpoint_count_the_finished_epochs(int epoch, int chunk, int expected)
+    {
+        Assert.Equal(expected, CheckpointHeader.SchedulerStepsAt(new CheckpointRef(1, epoch, chunk), chunksPerEpoch: 4, Config("Adam")));
+    }
+
+    [Theory]
+    [InlineData(0, 3)]
+    [InlineData(2, 1)]
+    [InlineData(2, 3)]
+    public void Scheduler_steps_at_a_checkpoint_are_none_without_an_lr_scheduler(int epoch, int chunk)
+    {
+        Assert.Equal(0, CheckpointHeader.SchedulerStepsAt(new CheckpointRef(1, epoch, chunk), chunksPerEpoch: 4, WithoutScheduler(Config("Adam"))));
+    }
+
+    [Fact]
+    public void Scheduler_steps_with_one_chunk_per_epoch_count_every_epoch_including_the_current_one()
+    {
+        Assert.Equal(1, CheckpointHeader.SchedulerStepsAt(new CheckpointRef(1, 0, 0), chunksPerEpoch: 1, Config("Adam")));
+        Assert.Equal(3, CheckpointHeader.SchedulerStepsAt(new CheckpointRef(1, 2, 0), chunksPerEpoch: 1, Config("Adam")));
     }
 }

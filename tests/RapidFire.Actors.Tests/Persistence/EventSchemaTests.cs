@@ -1,9 +1,11 @@
 using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Control;
 using RapidFire.Actors.Experiment;
 using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Persistence;
 using RapidFire.Actors.Runs;
 using RapidFire.Spec;
+using RapidFire.Spec.Configs;
 using RapidFire.Spec.Metrics;
 
 namespace RapidFire.Actors.Tests.Persistence;
@@ -60,5 +62,119 @@ public class EventSchemaTests
         Assert.Equal(JournalSerializer.ToJson(state), JournalSerializer.ToJson(back));
         Assert.Equal((RunStatus.Stopped, 1, new CheckpointRef(2, 0, 0)), (back.Status, back.ChunksDone, back.LastCheckpoint));
         Assert.Equal(Cfg, back.Config);
+    }
+
+    // ---- interactive control ----
+
+    private static readonly DateTime At = new(2025, 1, 2, 3, 4, 5, DateTimeKind.Utc);
+
+    /// <summary>Writes <paramref name="e"/>, checks the JSON, reads it back and checks it writes the same JSON again.</summary>
+    private static T Pinned<T>(T e, string json) where T : notnull
+    {
+        Assert.Equal(json, JournalSerializer.ToJson(e));
+        var back = JournalSerializer.FromJson<T>(json);
+        Assert.Equal(json, JournalSerializer.ToJson(back));
+        return back;
+    }
+
+    [Fact]
+    public void A_control_request_without_a_new_run_is_written_as_this_json_and_reads_back_equal()
+    {
+        var back = Pinned(new ControlRequested(1, At, ControlOp.Stop(2), 1, null),
+            """{"OpId":1,"RequestedUtc":"2025-01-02T03:04:05Z","Op":{"Kind":"Stop","RunId":2,"Warm":false,"Name":"stop","Arguments":""},"FitId":1}""");
+        Assert.Equal(new ControlRequested(1, At, ControlOp.Stop(2), 1, null), back);
+        Assert.Equal(DateTimeKind.Utc, back.RequestedUtc.Kind);
+    }
+
+    [Fact]
+    public void A_clone_request_with_its_changes_and_new_run_is_written_as_this_json_and_reads_back_equal()
+    {
+        var changes = new Dictionary<string, string> { ["optimizer.args.lr"] = "0.01", ["model"] = "\"cnn\"" };
+        var e = new ControlRequested(2, At, ControlOp.CloneOf(1, changes, warm: true), 1, new ExperimentProtocol.RunDefinition(3, Cfg, 1, true));
+
+        var back = Pinned(e, """{"OpId":2,"RequestedUtc":"2025-01-02T03:04:05Z","Op":{"Kind":"Clone","RunId":1,"Changes":{"optimizer.args.lr":"0.01","model":"\u0022cnn\u0022"},"Warm":true,"Name":"clone-warm","Arguments":"optimizer.args.lr=0.01 model=\u0022cnn\u0022"},"FitId":1,"NewRun":{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"ClonedFrom":1,"Warm":true}}""");
+
+        Assert.Equal((ControlKind.Clone, 1, true), (back.Op.Kind, back.Op.RunId, back.Op.Warm));
+        Assert.Equal(changes, back.Op.Changes);
+        Assert.Equal(e.NewRun, back.NewRun);
+    }
+
+    [Fact]
+    public void A_control_resolution_is_written_as_this_json_and_reads_back_equal()
+    {
+        var e = new ControlResolved(2, At, ControlStatus.Dropped, "the fit was cancelled before the operation took effect");
+        Assert.Equal(e, Pinned(e, """{"OpId":2,"ResolvedUtc":"2025-01-02T03:04:05Z","Status":"Dropped","Outcome":"the fit was cancelled before the operation took effect"}"""));
+    }
+
+    [Fact]
+    public void A_run_resumed_event_is_an_empty_object()
+    {
+        Assert.Equal(new RunResumed(), Pinned(new RunResumed(), "{}"));
+    }
+
+    [Fact]
+    public void A_warm_start_is_written_with_the_state_it_starts_from_and_reads_back_equal()
+    {
+        var parent = new RunState(1, Cfg).Apply(new RunStarted(2, false))
+            .Apply(new ChunkCompleted(0, 0, 0.9, [], new CheckpointRef(1, 0, 0)));
+        var e = new RunWarmStarted(1, parent.WarmCloneAs(3, Cfg, new CheckpointRef(3, 0, 0)));
+
+        var back = Pinned(e, """{"ParentRunId":1,"State":{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"Status":"Ongoing","ChunksPerEpoch":2,"HasValidation":false,"EpochsDone":0,"ChunksDone":1,"ValidationDone":false,"TrainClosed":false,"ValidationClosed":false,"Converged":false,"ChunkMetrics":[{}],"ResumedByUser":false,"LastTrainLoss":0.9,"TrainRecords":[],"ValidationRecords":[],"LastCheckpoint":{"RunId":3,"Epoch":0,"Chunk":0},"TrainHistory":[],"ValidationHistory":[]}}""");
+
+        Assert.Equal(1, back.ParentRunId);
+        Assert.Equal((3, RunStatus.Ongoing, 1, new CheckpointRef(3, 0, 0)), (back.State.RunId, back.State.Status, back.State.ChunksDone, back.State.LastCheckpoint));
+        Assert.Equal(Cfg, back.State.Config);
+    }
+
+    [Fact]
+    public void A_run_definition_names_its_parent_and_warm_only_when_set()
+    {
+        Pinned(new ExperimentProtocol.RunDefinition(3, Cfg),
+            """{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16}}""");
+        Assert.Equal(new ExperimentProtocol.RunDefinition(3, Cfg, 1), Pinned(new ExperimentProtocol.RunDefinition(3, Cfg, 1, Warm: false),
+            """{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"ClonedFrom":1}"""));
+        Assert.Equal(new ExperimentProtocol.RunDefinition(3, Cfg, 1, true), Pinned(new ExperimentProtocol.RunDefinition(3, Cfg, 1, Warm: true),
+            """{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"ClonedFrom":1,"Warm":true}"""));
+    }
+
+    // LoaderCount is written too, and it follows the machine's cores unless Loaders is set.
+    private static readonly RuntimeSettings Settings = new(Loaders: 3);
+
+    private const string FitJsonStart =
+        """{"FitId":1,"Spec":{"TypeName":"My.Spec, My","Name":"My.Spec"},"DataHandleJson":"{}","DataDirectory":"/data","Settings":{"Chunks":4,"Devices":"cpu","Seed":42,"Prefetch":4,"Loaders":3,"TorchThreads":0,"SaveStrategy":"chunk","KeepCheckpoints":2,"SnapshotEvery":100,"JournalIdPrefix":"","LoaderCount":3}""";
+
+    [Fact]
+    public void A_fit_definition_without_a_pruning_rule_leaves_it_out()
+    {
+        var back = Pinned(new FitDefinition(1, new SpecReference(null, null, "My.Spec, My"), "{}", "/data", Settings), FitJsonStart + "}");
+        Assert.Null(back.Pruning);
+    }
+
+    [Fact]
+    public void A_fit_definition_with_a_pruning_rule_is_written_as_this_json_and_reads_back_equal()
+    {
+        var rule = new PruningRule(PruningKind.SuccessiveHalving, "top1_accuracy", MetricGoal.Max) { Eta = 2, Resource = PruningResource.Chunks };
+        var back = Pinned(new FitDefinition(1, new SpecReference(null, null, "My.Spec, My"), "{}", "/data", Settings, rule),
+            FitJsonStart + ""","Pruning":{"Kind":"SuccessiveHalving","Metric":"top1_accuracy","Mode":"Max","Resource":"Chunks","Eta":2,"MinResource":1,"MinSamples":3,"Name":"sha","EndedBy":"sha"}}""");
+        Assert.Equal(rule, back.Pruning);
+        Assert.Equal(Settings, back.Settings);
+    }
+
+    [Fact]
+    public void A_median_rule_reads_back_with_its_min_samples()
+    {
+        var rule = new PruningRule(PruningKind.MedianStopping, "loss", MetricGoal.Min) { MinResource = 2, MinSamples = 4 };
+        var back = JournalSerializer.FromJson<FitDefinition>(JournalSerializer.ToJson(
+            new FitDefinition(2, new SpecReference(null, null, "My.Spec, My"), "{}", "/data", Settings, rule)));
+        Assert.Equal(rule, back.Pruning);
+    }
+
+    [Fact]
+    public void Every_ic_event_has_its_manifest()
+    {
+        Assert.Equal("control-requested.v1", EventSchema.ManifestOf(typeof(ControlRequested)));
+        Assert.Equal("control-resolved.v1", EventSchema.ManifestOf(typeof(ControlResolved)));
+        Assert.Equal("run-resumed.v1", EventSchema.ManifestOf(typeof(RunResumed)));
+        Assert.Equal("run-warm-started.v1", EventSchema.ManifestOf(typeof(RunWarmStarted)));
     }
 }
