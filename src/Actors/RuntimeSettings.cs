@@ -37,6 +37,7 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public int LoaderCount => Loaders > 0 ? Loaders : Math.Max(1, Environment.ProcessorCount / 2);
 
     /// <summary>libtorch's intra-op threads for <paramref name="cpuDevices"/> CPU devices (all cores when every device is CUDA).</summary>

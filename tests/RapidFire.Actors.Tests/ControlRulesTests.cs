@@ -194,6 +194,14 @@ public class ControlRulesTests
     }
 
     [Fact]
+    public void A_value_of_another_kind_than_the_parents_is_refused_naming_both()
+    {
+        var error = Assert.Single(Refused(("hidden", "wide")).Errors);
+        Assert.Equal(("hidden", "is a number in the run (8); got a string \"wide\""), (error.Path, error.Message));
+        Assert.Equal(16.5, CloneOf(("hidden", "16.5"))["hidden"]); // a real for a whole number is still a number
+    }
+
+    [Fact]
     public void A_new_optimizer_argument_may_be_added()
     {
         var clone = CloneOf(("optimizer.args.weight_decay", "0.1"));

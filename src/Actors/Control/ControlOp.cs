@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 
 namespace RapidFire.Actors.Control;
 
@@ -37,6 +38,7 @@ public sealed record ControlOp(ControlKind Kind, int RunId, IReadOnlyDictionary<
         new(ControlKind.Clone, runId, changes, warm);
 
     /// <summary>The operation's name, as the IC log and the HTTP API spell it: stop, resume, delete, clone, clone-warm.</summary>
+    [JsonIgnore]
     public string Name => Kind switch
     {
         ControlKind.Clone when Warm => "clone-warm",
@@ -44,6 +46,7 @@ public sealed record ControlOp(ControlKind Kind, int RunId, IReadOnlyDictionary<
     };
 
     /// <summary>The arguments for the IC log: <c>optimizer.args.lr=0.01 hidden=64</c>, or empty.</summary>
+    [JsonIgnore]
     public string Arguments => Changes is null ? "" : string.Join(" ", Changes.Select(kv => $"{kv.Key}={kv.Value}"));
 
     /// <inheritdoc />

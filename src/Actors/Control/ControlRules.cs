@@ -96,7 +96,10 @@ public static class ControlRules
             }
             try
             {
-                map[leaf] = ConfigValue.Normalize(Parse(text), path);
+                var value = ConfigValue.Normalize(Parse(text), path);
+                if (map.TryGetValue(leaf, out var old) && old is not null && value is not null && Kind(old) != Kind(value))
+                    throw new ConfigException(rawPath, $"is {Kind(old)} in the run ({ConfigValue.ToJson(old)}); got {Kind(value)} {ConfigValue.ToJson(value)}");
+                map[leaf] = value;
             }
             catch (ConfigException e)
             {
@@ -180,6 +183,15 @@ public static class ControlRules
             return text;
         }
     }
+
+    private static string Kind(object value) => value switch
+    {
+        long or double => "a number",
+        string => "a string",
+        bool => "a boolean",
+        IReadOnlyDictionary<string, object?> => "a map",
+        _ => "a list",
+    };
 
     private static Dictionary<string, object?> Mutable(IEnumerable<KeyValuePair<string, object?>> map) =>
         map.ToDictionary(kv => kv.Key, kv => kv.Value is IReadOnlyDictionary<string, object?> nested ? Mutable(nested) : kv.Value, StringComparer.Ordinal);

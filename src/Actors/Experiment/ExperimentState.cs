@@ -37,7 +37,9 @@ public sealed record ExperimentState
     public FitRecord? Unfinished => Fits.LastOrDefault(f => !f.Ended);
 
     /// <summary>The id the next run gets: run ids are unique in the experiment.</summary>
-    public int NextRunId => Fits.SelectMany(f => f.Runs).Select(r => r.RunId).DefaultIfEmpty(0).Max() + 1;
+    public int NextRunId => Fits.SelectMany(f => f.Runs).Select(r => r.RunId)
+        .Concat(Controls.Select(c => c.NewRunId).OfType<int>()) // a dropped clone's id is not handed out again
+        .DefaultIfEmpty(0).Max() + 1;
 
     /// <summary>The id the next fit gets.</summary>
     public int NextFitId => Fits.Count + 1;

@@ -320,6 +320,7 @@ public sealed class FitActor : ReceiveActor
     private void Drop(PendingControl control, string why)
     {
         fit = fit.Resolved(control.OpId);
+        if (control.NewRun is { } clone) services.Specs.Remove(clone.RunId); // built when its architecture was checked
         Report(new ControlOutcome(control.OpId, control.Op, ControlStatus.Dropped, why, control.NewRun?.RunId));
     }
 

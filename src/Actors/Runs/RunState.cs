@@ -172,7 +172,7 @@ public sealed record RunState : IJournaled
                 return [new RunEnded(RunStatus.Failed, EndReason.Failure, fail.Failure)];
             case StopRun stop when !IsEnded:
                 return [new RunEnded(RunStatus.Stopped, stop.Reason, null)];
-            case ResumeRun when Status == RunStatus.Stopped:
+            case ResumeRun when Status == RunStatus.Stopped && ChunksPerEpoch > 0: // one stopped before it started has nothing to resume
                 return [new RunResumed()];
             case DeleteRun when Status is RunStatus.New or RunStatus.Ongoing or RunStatus.Stopped or RunStatus.Failed:
                 return [new RunEnded(RunStatus.Deleted, EndReason.User, Failure)];

@@ -86,9 +86,11 @@ public sealed record PruningRule(PruningKind Kind, string Metric, MetricGoal Mod
     public int MinSamples { get; init; } = DefaultMinSamples;
 
     /// <summary>The rule's name as the JSON format spells it: <c>sha</c>, <c>asha</c> or <c>median</c>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string Name => NameOf(Kind);
 
     /// <summary>The <c>ended_by</c> of a run this rule stopped: <c>sha</c>, <c>asha</c> or <c>median</c>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string EndedBy => Name;
 
     /// <summary>The name of a rule as the JSON format spells it: <c>sha</c>, <c>asha</c> or <c>median</c>.</summary>

@@ -81,7 +81,7 @@ public class EventSchemaTests
     public void A_control_request_without_a_new_run_is_written_as_this_json_and_reads_back_equal()
     {
         var back = Pinned(new ControlRequested(1, At, ControlOp.Stop(2), 1, null),
-            """{"OpId":1,"RequestedUtc":"2025-01-02T03:04:05Z","Op":{"Kind":"Stop","RunId":2,"Warm":false,"Name":"stop","Arguments":""},"FitId":1}""");
+            """{"OpId":1,"RequestedUtc":"2025-01-02T03:04:05Z","Op":{"Kind":"Stop","RunId":2,"Warm":false},"FitId":1}""");
         Assert.Equal(new ControlRequested(1, At, ControlOp.Stop(2), 1, null), back);
         Assert.Equal(DateTimeKind.Utc, back.RequestedUtc.Kind);
     }
@@ -92,7 +92,7 @@ public class EventSchemaTests
         var changes = new Dictionary<string, string> { ["optimizer.args.lr"] = "0.01", ["model"] = "\"cnn\"" };
         var e = new ControlRequested(2, At, ControlOp.CloneOf(1, changes, warm: true), 1, new ExperimentProtocol.RunDefinition(3, Cfg, 1, true));
 
-        var back = Pinned(e, """{"OpId":2,"RequestedUtc":"2025-01-02T03:04:05Z","Op":{"Kind":"Clone","RunId":1,"Changes":{"optimizer.args.lr":"0.01","model":"\u0022cnn\u0022"},"Warm":true,"Name":"clone-warm","Arguments":"optimizer.args.lr=0.01 model=\u0022cnn\u0022"},"FitId":1,"NewRun":{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"ClonedFrom":1,"Warm":true}}""");
+        var back = Pinned(e, """{"OpId":2,"RequestedUtc":"2025-01-02T03:04:05Z","Op":{"Kind":"Clone","RunId":1,"Changes":{"optimizer.args.lr":"0.01","model":"\u0022cnn\u0022"},"Warm":true},"FitId":1,"NewRun":{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"ClonedFrom":1,"Warm":true}}""");
 
         Assert.Equal((ControlKind.Clone, 1, true), (back.Op.Kind, back.Op.RunId, back.Op.Warm));
         Assert.Equal(changes, back.Op.Changes);
@@ -137,11 +137,11 @@ public class EventSchemaTests
             """{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"ClonedFrom":1,"Warm":true}"""));
     }
 
-    // LoaderCount is written too, and it follows the machine's cores unless Loaders is set.
+    // LoaderCount follows the machine's cores unless Loaders is set; it is not journaled.
     private static readonly RuntimeSettings Settings = new(Loaders: 3);
 
     private const string FitJsonStart =
-        """{"FitId":1,"Spec":{"TypeName":"My.Spec, My","Name":"My.Spec"},"DataHandleJson":"{}","DataDirectory":"/data","Settings":{"Chunks":4,"Devices":"cpu","Seed":42,"Prefetch":4,"Loaders":3,"TorchThreads":0,"SaveStrategy":"chunk","KeepCheckpoints":2,"SnapshotEvery":100,"JournalIdPrefix":"","LoaderCount":3}""";
+        """{"FitId":1,"Spec":{"TypeName":"My.Spec, My","Name":"My.Spec"},"DataHandleJson":"{}","DataDirectory":"/data","Settings":{"Chunks":4,"Devices":"cpu","Seed":42,"Prefetch":4,"Loaders":3,"TorchThreads":0,"SaveStrategy":"chunk","KeepCheckpoints":2,"SnapshotEvery":100,"JournalIdPrefix":""}""";
 
     [Fact]
     public void A_fit_definition_without_a_pruning_rule_leaves_it_out()
@@ -155,7 +155,7 @@ public class EventSchemaTests
     {
         var rule = new PruningRule(PruningKind.SuccessiveHalving, "top1_accuracy", MetricGoal.Max) { Eta = 2, Resource = PruningResource.Chunks };
         var back = Pinned(new FitDefinition(1, new SpecReference(null, null, "My.Spec, My"), "{}", "/data", Settings, rule),
-            FitJsonStart + ""","Pruning":{"Kind":"SuccessiveHalving","Metric":"top1_accuracy","Mode":"Max","Resource":"Chunks","Eta":2,"MinResource":1,"MinSamples":3,"Name":"sha","EndedBy":"sha"}}""");
+            FitJsonStart + ""","Pruning":{"Kind":"SuccessiveHalving","Metric":"top1_accuracy","Mode":"Max","Resource":"Chunks","Eta":2,"MinResource":1,"MinSamples":3}}""");
         Assert.Equal(rule, back.Pruning);
         Assert.Equal(Settings, back.Settings);
     }
