@@ -186,7 +186,6 @@ public static class FitCommand
     {
         private readonly ConcurrentDictionary<int, RunState> runs = new();
         private readonly ConcurrentDictionary<int, double> lastTrainLoss = new();
-        private readonly IReadOnlyList<string> varying = VaryingKnobs(configs);
 
         public void Take(ExperimentEvent e)
         {
@@ -213,6 +212,14 @@ public static class FitCommand
                 case Warning warning:
                     output.WriteLine($"warning: {warning.Message}");
                     break;
+                case ControlLogged { Record: var record }:
+                    output.WriteLine(record.Status == Actors.Control.ControlStatus.Pending
+                        ? $"ic op {record.OpId}: {record.Op} requested"
+                        : $"ic op {record.OpId}: {record.Op}: {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}");
+                    break;
+                case RunPrunedBy pruned:
+                    output.WriteLine($"run {pruned.RunId} pruned: {pruned.Reason}");
+                    break;
                 case RunChanged { Run: { IsEnded: true } run }:
                     output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +
                                      (run.Failure is null ? "" : $": {run.Failure}"));
@@ -226,10 +233,12 @@ public static class FitCommand
             table.AddColumn("run");
             table.AddColumn("status");
             table.AddColumn("progress");
-            foreach (var knob in varying) table.AddColumn(knob);
-            table.AddColumn(new TableColumn("train loss").RightAligned());
             // Deleted runs leave the live views (runs.csv and the journal keep them).
             var states = (final ?? runs.Values.OrderBy(r => r.RunId).ToList()).Where(r => r.Status != RunStatus.Deleted).ToList();
+            // The knobs that vary among the runs shown (clones bring their own), or among the configs before any reported.
+            var varying = VaryingKnobs(states.Count > 0 ? states.Select(r => r.Config).ToList() : configs);
+            foreach (var knob in varying) table.AddColumn(knob);
+            table.AddColumn(new TableColumn("train loss").RightAligned());
             var metricNames = states.SelectMany(r => r.ValidationHistory.Count > 0 ? r.ValidationHistory[^1].Keys : []).Distinct().ToList();
             foreach (var metric in metricNames) table.AddColumn(new TableColumn($"val {metric}").RightAligned());
             foreach (var run in states)
