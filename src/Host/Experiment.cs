@@ -160,6 +160,13 @@ public sealed class Experiment : IDisposable, IExperimentControl
     }
 
     /// <summary>
+    /// Opens an existing experiment to look at it (its runs as journaled, their metrics, the IC log), for instance to
+    /// serve its dashboard after the fit; <see cref="ResumeFitAsync"/> continues an interrupted fit from here too.
+    /// </summary>
+    public static Experiment Open(string name, string directory = DefaultDirectory, Akka.Configuration.Config? config = null) =>
+        Resume(name, directory, config);
+
+    /// <summary>
     /// Opens an existing experiment to continue it after a crash (then call <see cref="ResumeFitAsync"/>). Its metric
     /// files are rebuilt from the journal first.
     /// </summary>
@@ -285,6 +292,13 @@ public sealed class Experiment : IDisposable, IExperimentControl
     public Task<ControlOutcome> CloneRunAsync(int runId, IReadOnlyDictionary<string, string> changes, bool warm = false) =>
         ControlAsync(ControlOp.CloneOf(runId, changes, warm));
 
+    /// <summary>A run's metrics so far (every minibatch, every closed epoch), as journaled; null for an unknown run.</summary>
+    public async Task<RunMetrics?> MetricsAsync(int runId, CancellationToken cancellation = default)
+    {
+        var runs = await RunsAsync(cancellation);
+        return runs.Runs.Any(r => r.RunId == runId) ? files.Metrics(runId) : null;
+    }
+
     /// <summary>The IC log: every operation asked for in this experiment, oldest first.</summary>
     public async Task<IReadOnlyList<ControlRecord>> ControlLogAsync(CancellationToken cancellation = default)
     {
@@ -398,8 +412,15 @@ public sealed class Experiment : IDisposable, IExperimentControl
         var state = await StateAsync();
         foreach (var control in state.Controls) files.Control(control);
         foreach (var run in state.Fits.SelectMany(f => f.Runs))
+        {
+            var folded = new RunState(run.RunId, run.Config);
             foreach (var e in await JournalHistory.RunEventsAsync(system, $"{Name}/", run.RunId))
+            {
                 files.Apply(run.RunId, e);
+                folded = folded.Apply(e);
+            }
+            lock (lastRuns) lastRuns[run.RunId] = folded;
+        }
     }
 
     /// <summary>Where the journal lives: <c>rapidfire.journal.provider</c> is sqlite (a file in the experiment folder, the default), postgresql or memory.</summary>

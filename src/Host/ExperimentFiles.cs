@@ -19,9 +19,10 @@ namespace RapidFire.Host;
 /// </remarks>
 public sealed class ExperimentFiles
 {
-    private sealed record MinibatchRow(Mode Mode, int Epoch, int Chunk, Dictionary<string, string> Cells);
+    private sealed record MinibatchRow(Mode Mode, int Epoch, int Chunk, int Step, IReadOnlyDictionary<string, double> Numbers,
+        Dictionary<string, string> Cells);
 
-    private sealed record EpochRow(Mode Mode, int Epoch, Dictionary<string, string> Cells);
+    private sealed record EpochRow(Mode Mode, int Epoch, IReadOnlyDictionary<string, double> Numbers, Dictionary<string, string> Cells);
 
     private readonly string directory;
     private readonly object gate = new();
@@ -59,7 +60,7 @@ public sealed class ExperimentFiles
                     Rows(minibatches, runId).AddRange(validation.Records.Select(MinibatchRowOf));
                     break;
                 case EpochMetricsRecorded epoch:
-                    Rows(epochs, runId).Add(new EpochRow(epoch.Mode, epoch.Epoch,
+                    Rows(epochs, runId).Add(new EpochRow(epoch.Mode, epoch.Epoch, epoch.Metrics,
                         Row([("mode", epoch.Mode.ToName()), ("epoch", Text(epoch.Epoch + 1))], epoch.Metrics)));
                     WriteMetrics(runId);
                     break;
@@ -104,9 +105,28 @@ public sealed class ExperimentFiles
         lock (gate) File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {line}{Environment.NewLine}");
     }
 
-    private static MinibatchRow MinibatchRowOf(MinibatchRecord m) => new(m.Mode, m.Epoch, m.Chunk, Row(
-        [("mode", m.Mode.ToName()), ("epoch", Text(m.Epoch + 1)), ("chunk", Text(m.Chunk + 1)), ("step", Text(m.Step + 1)), ("examples", Text(m.Examples))],
-        m.Numbers()));
+    private static MinibatchRow MinibatchRowOf(MinibatchRecord m)
+    {
+        var numbers = m.Numbers();
+        return new(m.Mode, m.Epoch, m.Chunk, m.Step, numbers, Row(
+            [("mode", m.Mode.ToName()), ("epoch", Text(m.Epoch + 1)), ("chunk", Text(m.Chunk + 1)), ("step", Text(m.Step + 1)), ("examples", Text(m.Examples))],
+            numbers));
+    }
+
+    /// <summary>
+    /// A run's journaled metrics so far: every minibatch (train and validation, in order) and every closed epoch, as
+    /// the metric files hold them.
+    /// </summary>
+    public Api.RunMetrics Metrics(int runId)
+    {
+        lock (gate)
+        {
+            var points = minibatches.GetValueOrDefault(runId, [])
+                .Select(r => new Api.MinibatchPoint(r.Mode.ToName(), r.Epoch + 1, r.Chunk + 1, r.Step + 1, r.Numbers)).ToList();
+            var closed = epochs.GetValueOrDefault(runId, []).Select(r => new Api.EpochPoint(r.Mode.ToName(), r.Epoch + 1, r.Numbers)).ToList();
+            return new Api.RunMetrics(runId, points, closed);
+        }
+    }
 
     /// <summary>Drops the rows of what a run lost when it went back to a checkpoint's state.</summary>
     private void Truncate(int runId, RunState state)

@@ -73,6 +73,31 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
+    public async Task A_finished_experiment_opened_again_shows_its_runs_and_metrics_from_its_journal()
+    {
+        var dir = Path.Combine(mnist.Directory, "experiments");
+        FitResult result;
+        using (var experiment = new Experiment("viewed", dir))
+        {
+            result = await experiment.RunFitAsync(SpecSource.FromFile(RepoPaths.MnistExample("MnistSpec.cs")),
+                ConfigGroup.Load(mnist.ConfigPath), DataHandle.Load(mnist.HandlePath), new FitOptions(Chunks: 2));
+            experiment.End();
+        }
+
+        using var opened = Experiment.Open("viewed", dir);
+        var runs = await opened.RunsAsync();
+        Assert.False(runs.Fitting);
+        Assert.Equal(result.Runs.Select(r => (r.RunId, r.Status, r.EpochsDone)), runs.Runs.Select(r => (r.RunId, r.Status, r.EpochsDone)));
+        var metrics = await opened.MetricsAsync(2);
+        Assert.NotNull(metrics);
+        Assert.Equal(10, metrics.Minibatches.Count(m => m.Mode == "train"));   // 300 train rows / 32
+        Assert.Equal(3, metrics.Minibatches.Count(m => m.Mode == "validation"));
+        Assert.Equal(["train", "validation"], metrics.Epochs.Select(e => e.Mode));
+        Assert.Equal(result.Runs[1].ValidationHistory[0]["top1_accuracy"], metrics.Epochs[1].Values["top1_accuracy"]);
+        Assert.Null(await opened.MetricsAsync(9));
+    }
+
+    [Fact]
     public async Task A_cancelled_fit_returns_with_its_runs_stopped()
     {
         using var experiment = new Experiment("cancel", Path.Combine(mnist.Directory, "experiments"));

@@ -53,6 +53,22 @@ internal sealed class RecordingExperimentControl(string path, string name = "exp
         }
     }
 
+    /// <summary>The metrics each run answers with (a run without an entry has none yet).</summary>
+    public Dictionary<int, RunMetrics> Metrics { get; } = [];
+
+    public Task<RunMetrics?> MetricsAsync(int runId, CancellationToken cancellation = default)
+    {
+        if (Failure is not null) throw Failure;
+        lock (ops)
+            return Task.FromResult(Metrics.TryGetValue(runId, out var metrics) ? metrics
+                : Runs.Any(r => r.RunId == runId) ? new RunMetrics(runId, [], []) : null);
+    }
+
+    public event Action<ExperimentEvent>? Progress;
+
+    /// <summary>Raises <see cref="Progress"/> as the runtime would.</summary>
+    public void Raise(ExperimentEvent e) => Progress?.Invoke(e);
+
     public Task<IReadOnlyList<ControlRecord>> ControlLogAsync(CancellationToken cancellation = default)
     {
         if (Failure is not null) throw Failure;
