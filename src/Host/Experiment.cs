@@ -138,7 +138,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 defaults = RuntimeSettings.From(user);
                 var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
                 system = ActorSystem.Create("rapidfire", hocon);
-                files = new ExperimentFiles(Path);
+                files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
                 foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
                     system.EventStream.Subscribe(bridge, type);
