@@ -191,6 +191,9 @@ public sealed class Experiment : IDisposable, IExperimentControl
     /// <summary>The experiment's folder: <c>journal.db</c>, <c>checkpoints/</c>, <c>runs.csv</c>, <c>metrics/</c>, <c>experiment.log</c>.</summary>
     public string Path { get; }
 
+    /// <summary>Appends a line to the experiment's log (<c>experiment.log</c>), with the time: for hosts and exporters reporting on it.</summary>
+    public void Log(string line) => files.Log(line);
+
     /// <summary>
     /// Raised for every run change, minibatch, closed epoch, finished device task and warning, on a runtime thread:
     /// keep handlers short.
