@@ -138,7 +138,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 defaults = RuntimeSettings.From(user);
                 var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
                 system = ActorSystem.Create("rapidfire", hocon);
-                files = new ExperimentFiles(Path);
+                files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
                 foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
                     system.EventStream.Subscribe(bridge, type);
@@ -190,6 +190,9 @@ public sealed class Experiment : IDisposable, IExperimentControl
 
     /// <summary>The experiment's folder: <c>journal.db</c>, <c>checkpoints/</c>, <c>runs.csv</c>, <c>metrics/</c>, <c>experiment.log</c>.</summary>
     public string Path { get; }
+
+    /// <summary>Appends a line to the experiment's log (<c>experiment.log</c>), with the time: for hosts and exporters reporting on it.</summary>
+    public void Log(string line) => files.Log(line);
 
     /// <summary>
     /// Raised for every run change, minibatch, closed epoch, finished device task and warning, on a runtime thread:

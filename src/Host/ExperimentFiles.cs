@@ -15,7 +15,8 @@ namespace RapidFire.Host;
 /// <remarks>
 /// The metric files are a projection of the runs' journals: they take only journaled events (<see cref="Apply"/>),
 /// live or read back on resume, so after a crash and a resume they hold the same rows as after an uninterrupted fit.
-/// They are rewritten whenever an epoch closes and when a run ends.
+/// They are rewritten whenever an epoch closes and when a run ends. With Parquet on, <c>runs.parquet</c> and each
+/// <c>run-N.*.parquet</c> are rewritten with their CSV (<see cref="Export.ParquetTables"/>).
 /// </remarks>
 public sealed class ExperimentFiles
 {
@@ -25,15 +26,17 @@ public sealed class ExperimentFiles
     private sealed record EpochRow(Mode Mode, int Epoch, IReadOnlyDictionary<string, double> Numbers, Dictionary<string, string> Cells);
 
     private readonly string directory;
+    private readonly bool parquet;
     private readonly object gate = new();
     private readonly Dictionary<int, List<MinibatchRow>> minibatches = [];
     private readonly Dictionary<int, List<EpochRow>> epochs = [];
     private readonly SortedDictionary<int, Actors.Control.ControlRecord> controls = [];
 
-    /// <summary>Files of the experiment folder <paramref name="directory"/>.</summary>
-    public ExperimentFiles(string directory)
+    /// <summary>Files of the experiment folder <paramref name="directory"/>; with <paramref name="parquet"/>, the tables are also written as Parquet.</summary>
+    public ExperimentFiles(string directory, bool parquet = false)
     {
         this.directory = directory;
+        this.parquet = parquet;
         Directory.CreateDirectory(MetricsDirectory);
     }
 
@@ -159,7 +162,7 @@ public sealed class ExperimentFiles
                 }
                 rows.Add(row);
             }
-            Write(RunsFile, rows);
+            WriteTable(RunsFile, rows, Export.ParquetTables.RunsColumn);
         }
     }
 
@@ -187,8 +190,15 @@ public sealed class ExperimentFiles
 
     private void WriteMetrics(int runId)
     {
-        if (minibatches.TryGetValue(runId, out var m)) Write(Path.Combine(MetricsDirectory, $"run-{runId}.minibatches.csv"), m.Select(r => r.Cells).ToList());
-        if (epochs.TryGetValue(runId, out var e)) Write(Path.Combine(MetricsDirectory, $"run-{runId}.epochs.csv"), e.Select(r => r.Cells).ToList());
+        if (minibatches.TryGetValue(runId, out var m)) WriteTable(Path.Combine(MetricsDirectory, $"run-{runId}.minibatches.csv"), m.Select(r => r.Cells).ToList(), Export.ParquetTables.MetricsColumn);
+        if (epochs.TryGetValue(runId, out var e)) WriteTable(Path.Combine(MetricsDirectory, $"run-{runId}.epochs.csv"), e.Select(r => r.Cells).ToList(), Export.ParquetTables.MetricsColumn);
+    }
+
+    /// <summary>Writes a table's CSV, and its Parquet file beside it when Parquet is on.</summary>
+    private void WriteTable(string csvPath, IReadOnlyList<Dictionary<string, string>> rows, Func<string, Export.ColumnType> parquetTypes)
+    {
+        Write(csvPath, rows);
+        if (parquet) Export.ParquetTables.Write(Export.ParquetTables.PathFor(csvPath), rows, parquetTypes);
     }
 
     private static List<T> Rows<T>(Dictionary<int, List<T>> table, int runId)
