@@ -235,7 +235,7 @@
   async function pollStatus() {
     try {
       const status = await get('/api/status');
-      const changed = state.status?.fitting !== status.fitting;
+      const changed = state.status != null && state.status.fitting !== status.fitting;
       state.status = status;
       state.statusAt = Date.now();
       state.reachable = true;
@@ -278,7 +278,10 @@
     badge.textContent = !state.reachable ? 'host unreachable' : !s ? 'loading…' : s.fitting ? 'fitting' : 'not running';
     badge.className = 'badge' + (!state.reachable ? ' unreachable' : s?.fitting ? ' fitting' : '');
     const op = $('experiment-operation');
-    if (s?.fitting) {
+    if (!state.reachable) {
+      op.textContent = 'its process has ended, or does not answer';
+      op.title = '';
+    } else if (s?.fitting) {
       // Elapsed on the server's clock: its time when it answered, plus the time since on this page's clock.
       const elapsed = Date.parse(s.server_time_utc) - Date.parse(s.started_utc) + (Date.now() - state.statusAt);
       op.textContent = s.operation + (s.started_utc ? ` · ${duration(elapsed)}` : '');
@@ -488,13 +491,14 @@
 
   function chartOptions(chart, ids, metric) {
     const axis = { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#dde1e8' } };
+    const counts = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6]; // x is a count: whole ticks
     return {
       width: Math.max(300, chart.el.clientWidth),
       height: 280,
       legend: { show: false },
       scales: { x: { time: false } },
       cursor: { drag: { x: true, y: false } },
-      axes: [{ ...axis, label: chart.x }, { ...axis, label: metric, size: 64, values: (u, ticks) => ticks.map(fmt) }],
+      axes: [{ ...axis, label: chart.x, incrs: counts }, { ...axis, label: metric, size: 64, values: (u, ticks) => ticks.map(fmt) }],
       series: [{ label: chart.x }, ...ids.map(id => ({
         label: `run ${id}`, stroke: color(id), width: 1.5, show: !state.hidden.has(id), value: (u, v) => fmt(v),
         points: chart === charts.val ? { show: true, size: 6 } : {},
