@@ -87,7 +87,7 @@ internal static class DashboardEndpoints
             return Task.CompletedTask;
         }
         headers.ContentLength = asset.Content.Length;
-        return HttpMethods.IsHead(http.Request.Method) ? Task.CompletedTask : http.Response.Body.WriteAsync(asset.Content).AsTask();
+        return http.Response.Body.WriteAsync(asset.Content).AsTask();
     }
 
     private static IResult Error(string message, int status) => Results.Json(new ErrorView(message), ApiJson.Options, statusCode: status);
