@@ -64,10 +64,28 @@ internal sealed class RecordingExperimentControl(string path, string name = "exp
                 : Runs.Any(r => r.RunId == runId) ? new RunMetrics(runId, [], []) : null);
     }
 
-    public event Action<ExperimentEvent>? Progress;
+    private Action<ExperimentEvent>? progress;
+    private int subscribers;
+
+    public event Action<ExperimentEvent>? Progress
+    {
+        add { lock (ops) { progress += value; subscribers++; } }
+        remove { lock (ops) { progress -= value; subscribers--; } }
+    }
+
+    /// <summary>How many handlers are subscribed to <see cref="Progress"/> now.</summary>
+    public int Subscribers
+    {
+        get { lock (ops) return subscribers; }
+    }
 
     /// <summary>Raises <see cref="Progress"/> as the runtime would.</summary>
-    public void Raise(ExperimentEvent e) => Progress?.Invoke(e);
+    public void Raise(ExperimentEvent e)
+    {
+        Action<ExperimentEvent>? handlers;
+        lock (ops) handlers = progress;
+        handlers?.Invoke(e);
+    }
 
     public Task<IReadOnlyList<ControlRecord>> ControlLogAsync(CancellationToken cancellation = default)
     {

@@ -30,6 +30,8 @@ namespace RapidFire.Host.Api;
 /// what <c>--set hidden=64</c> means (JSON when it parses as JSON, else a string; write <c>"\"64\""</c> for the string
 /// 64); any other JSON value is passed on as its JSON text.</item>
 /// <item><c>GET /api/ic-log</c>: <see cref="ControlLogEntry"/> list, oldest first.</item>
+/// <item>The web dashboard: <c>GET /</c>, <c>/dashboard/{file}</c>, <c>/api/events</c> (server-sent events),
+/// <c>/api/runs/{id}/metrics</c>, <c>/api/log?tail=N</c>, <c>/api/status</c> (see <see cref="Dashboard.DashboardEndpoints"/>).</item>
 /// </list>
 /// <para>Status codes: 200 for a pending, applied or dropped operation; 409 for a rejected one (the body is still the
 /// outcome); 404 with <see cref="ErrorView"/> for an unknown run or endpoint; 400 for a run id that is not a positive
@@ -169,10 +171,15 @@ public sealed class ApiServer : IAsyncDisposable
         app.MapGet("/api/ic-log", async Task<IResult> (HttpContext http) =>
             Json((await control.ControlLogAsync(http.RequestAborted)).Select(ControlLogEntry.Of).ToList()));
 
+        MapDashboard(app, control);
+
         app.MapFallback("{*path}", IResult (HttpContext http) =>
             Error($"there is no endpoint {http.Request.Method} {http.Request.Path}: see /api/experiment, /api/runs, /api/runs/{{id}}, /api/ic-log",
                 StatusCodes.Status404NotFound));
     }
+
+    /// <summary>The web dashboard at <c>/</c> and its endpoints (<c>/api/events</c>, <c>/api/runs/{id}/metrics</c>, <c>/api/log</c>, <c>/api/status</c>): see <see cref="Dashboard.DashboardEndpoints"/>.</summary>
+    private static void MapDashboard(WebApplication app, IExperimentControl control) => Dashboard.DashboardEndpoints.Map(app, control);
 
     /// <summary>Reads a clone's body: <c>{"set": {path: value}, "warm": bool}</c>, both optional; an empty body is <c>{}</c>.</summary>
     private static async Task<(Dictionary<string, string>? Changes, bool Warm, string? Problem)> ReadClone(HttpContext http)
