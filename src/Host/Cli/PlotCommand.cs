@@ -128,7 +128,7 @@ public static class PlotCommand
         var title = $"{request.Name}: {chosenMode.ToName()} {request.Metric} per {per}" + (request.Smooth > 1 && chosenLevel == MetricLevel.Minibatch ? $" (mean of {request.Smooth})" : "");
         MetricChart.WritePng(path, lines, title,
             chosenLevel == MetricLevel.Minibatch ? $"{chosenMode.ToName()} minibatches" : "epoch", request.Metric,
-            markers: chosenLevel == MetricLevel.Epoch || series.Any(s => s.Xs.Count == 1), integerX: chosenLevel == MetricLevel.Epoch,
+            markers: chosenLevel == MetricLevel.Epoch || series.Any(s => s.Xs.Count == 1),
             request.Width, request.Height);
         stdout.WriteLine($"wrote {path}: {title}, {series.Count} run(s), {series.Sum(s => s.Xs.Count)} values");
         return RapidFireCli.Ok;

@@ -22,10 +22,10 @@ public static class MetricChart
     /// <summary>
     /// Writes a chart of <paramref name="lines"/> (one line per run, coloured by run id, with a legend) to the PNG
     /// <paramref name="path"/>, creating its folder. With <paramref name="markers"/> each value gets a dot (epoch-level
-    /// charts have few points; a single one would otherwise not show). <paramref name="integerX"/> keeps x ticks whole.
+    /// charts have few points; a single one would otherwise not show). x is a count (minibatches or epochs): its ticks are whole.
     /// </summary>
     public static void WritePng(string path, IReadOnlyList<ChartLine> lines, string title, string xLabel, string yLabel,
-        bool markers, bool integerX, int width = 1000, int height = 600)
+        bool markers, int width = 1000, int height = 600)
     {
         var plot = new Plot();
         plot.Font.Set(SansFont.Value);
@@ -43,8 +43,9 @@ public static class MetricChart
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
-        if (integerX) plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
-        plot.ShowLegend(Edge.Right);
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        // Below the chart: labels are long (the knobs that differ) and wrap into rows there.
+        plot.ShowLegend(Edge.Bottom);
         var folder = Path.GetDirectoryName(Path.GetFullPath(path));
         if (folder is not null) Directory.CreateDirectory(folder);
         // Written aside, then renamed: a dashboard or viewer polling the file never reads half a PNG.
