@@ -5,8 +5,8 @@ using RapidFire.Actors.Runs;
 using RapidFire.Host.Api;
 using RapidFire.Host.Cli.Progress;
 using RapidFire.Spec;
-using RapidFire.Spec.Progress;
 using RapidFire.Spec.Configs;
+using RapidFire.Spec.Progress;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 

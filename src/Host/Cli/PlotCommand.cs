@@ -42,7 +42,7 @@ public static class PlotCommand
         var runs = new Option<string?>("--runs") { Description = "The runs to draw, e.g. 1,3,4 (default: every run but deleted ones)." };
         var smooth = new Option<int>("--smooth")
         {
-            Description = "Minibatch level: draw the mean of the last N minibatches (default 1: the raw values).",
+            Description = "Minibatch level: draw the mean of the last N minibatches (1: the raw values).",
             DefaultValueFactory = _ => 1,
             Validators = { r => { if (r.GetValueOrDefault<int>() < 1) r.AddError("--smooth must be 1 or more"); } },
         };
@@ -217,7 +217,7 @@ public static class PlotCommand
 
     private static Option<int> SizeOption(string name, int value) => new(name)
     {
-        Description = $"The image's {name[2..]} in pixels (default {value}).",
+        Description = $"The image's {name[2..]} in pixels.",
         DefaultValueFactory = _ => value,
         Validators = { r => { if (r.GetValueOrDefault<int>() is < 200 or > 8000) r.AddError($"{name} must be 200 to 8000"); } },
     };
