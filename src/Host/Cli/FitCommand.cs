@@ -3,8 +3,10 @@ using System.CommandLine;
 using System.Globalization;
 using RapidFire.Actors.Runs;
 using RapidFire.Host.Api;
+using RapidFire.Host.Cli.Progress;
 using RapidFire.Spec;
 using RapidFire.Spec.Configs;
+using RapidFire.Spec.Progress;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -101,6 +103,8 @@ public static class FitCommand
         Func<Experiment, Task<FitResult>> operation, int apiPort, TextWriter stdout, TextWriter stderr)
     {
         var console = ConsoleFor(stdout);
+        var interactive = console.Profile.Capabilities.Interactive;
+        var work = new ProgressBoard();
         Experiment experiment;
         try
         {
@@ -122,7 +126,10 @@ public static class FitCommand
                 var runs = await runsOf(experiment);
                 board = new RunBoard(runs);
                 experiment.Progress += board.Take;
-                if (!console.Profile.Capabilities.Interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
+                // Long work reports to one sink: the live board on a terminal, throttled plain lines otherwise.
+                IProgress<ProgressUpdate> sink = interactive ? work : new ProgressLog(stdout);
+                experiment.Progress += new TrainingProgress.Feed(sink).Take;
+                if (!interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
                 console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
                 try
                 {
@@ -135,12 +142,14 @@ public static class FitCommand
                 }
                 console.WriteLine($"api: {api.Url}");
                 var fit = operation(experiment);
-                if (console.Profile.Capabilities.Interactive)
-                    await console.Live(board.Table()).StartAsync(async live =>
+                if (interactive)
+                    // Redrawn in place; cleared at the end, where the final table takes its place. The bars of all
+                    // work come first so that a table taller than the terminal is what gets cut.
+                    await console.Live(board.LiveView(work)).AutoClear(true).Overflow(VerticalOverflow.Ellipsis).StartAsync(async live =>
                     {
                         while (!fit.IsCompleted)
                         {
-                            live.UpdateTarget(board.Table());
+                            live.UpdateTarget(board.LiveView(work));
                             await Task.WhenAny(fit, Task.Delay(250, CancellationToken.None));
                         }
                     });
@@ -182,7 +191,7 @@ public static class FitCommand
     }
 
     /// <summary>The live state of every run, fed by the experiment's events (on runtime threads).</summary>
-    private sealed class RunBoard(IReadOnlyList<Config> configs)
+    internal sealed class RunBoard(IReadOnlyList<Config> configs)
     {
         private readonly ConcurrentDictionary<int, RunState> runs = new();
         private readonly ConcurrentDictionary<int, double> lastTrainLoss = new();
@@ -227,12 +236,21 @@ public static class FitCommand
             }
         }
 
-        public Table Table(IReadOnlyList<RunState>? final = null)
+        /// <summary>
+        /// The live view: the bars of all long work but the runs' own (all runs' training, checkpoint writes,
+        /// downloads), then the table with a bar per run.
+        /// </summary>
+        public IRenderable LiveView(ProgressBoard work) =>
+            new Rows(work.Render(t => !(t.Activity == ProgressActivity.Training && t.RunId is not null)), Table(bars: true));
+
+        /// <summary>The runs' table; with <paramref name="bars"/>, a bar per run of its chunks trained out of all it will train.</summary>
+        public Table Table(IReadOnlyList<RunState>? final = null, bool bars = false)
         {
             var table = new Table().Border(TableBorder.Rounded);
             table.AddColumn("run");
             table.AddColumn("status");
             table.AddColumn("progress");
+            if (bars) table.AddColumn("trained");
             // Deleted runs leave the live views (runs.csv and the journal keep them).
             var states = (final ?? runs.Values.OrderBy(r => r.RunId).ToList()).Where(r => r.Status != RunStatus.Deleted).ToList();
             // The knobs that vary among the runs shown (clones bring their own), or among the configs before any reported.
@@ -249,6 +267,11 @@ public static class FitCommand
                     new Markup(Status(run)),
                     new Text(run.Where),
                 };
+                if (bars)
+                {
+                    var progress = TrainingProgress.Of(run);
+                    cells.Add(new Text(ProgressBar.Text(progress.Fraction, 12), ProgressBoard.BarStyle(progress)));
+                }
                 cells.AddRange(varying.Select(k => new Text(Knob(run.Config, k))));
                 cells.Add(new Text(Number(lastTrainLoss.TryGetValue(run.RunId, out var loss) ? loss : run.LastTrainLoss)));
                 var last = run.ValidationHistory.Count > 0 ? run.ValidationHistory[^1] : null;

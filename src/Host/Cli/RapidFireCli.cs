@@ -19,6 +19,7 @@ public static class RapidFireCli
             FitCommand.Create(stdout, stderr),
             FitCommand.CreateResume(stdout, stderr),
             RunsCommand.Create(stdout, stderr),
+            PlotCommand.Create(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }
