@@ -6,6 +6,7 @@ using nietras.SeparatedValues;
 using RapidFire.Actors.Control;
 using RapidFire.Actors.Runs;
 using RapidFire.Host.Api;
+using RapidFire.Spec;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -218,7 +219,8 @@ public static class RunsCommand
     /// <summary>The table of a running experiment: the live state of each run.</summary>
     private static Table LiveTable(IReadOnlyList<RunView> runs)
     {
-        var knobs = runs.Select(r => r.Knobs.ToDictionary(kv => kv.Key, kv => RunView.Text(kv.Value))).ToList();
+        // Secret knobs come masked from the host; masked here too, for a host that predates masking.
+        var knobs = runs.Select(r => r.Knobs.ToDictionary(kv => kv.Key, kv => SecretMask.MaskText(kv.Key, RunView.Text(kv.Value)))).ToList();
         var varying = Varying(knobs);
         var metrics = runs.SelectMany(r => r.Validation?.Keys ?? []).Distinct().ToList();
         var table = new Table().Border(TableBorder.Rounded);
@@ -256,7 +258,8 @@ public static class RunsCommand
             foreach (var row in reader)
             {
                 var cells = new Dictionary<string, string>(StringComparer.Ordinal);
-                foreach (var column in columns) cells[column] = row[column].ToString();
+                // A runs.csv written before secrets were masked still shows them masked.
+                foreach (var column in columns) cells[column] = SecretMask.MaskText(column, row[column].ToString());
                 rows.Add(cells);
             }
         }
