@@ -57,7 +57,7 @@ public static class RunsCommand
             var console = FitCommand.ConsoleFor(stdout);
             if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is not { } host)
                 return FinalTable(folder, parse.GetValue(name)!, parse.GetValue(all), console, stderr);
-            using var client = new ApiClient(host.Url, RequestTimeout);
+            using var client = new ApiClient(host.Url, RequestTimeout, host.Token);
             var experiment = await client.ExperimentAsync(cancellation);
             var views = (await client.RunsAsync(parse.GetValue(all), cancellation)).OrderBy(v => v.RunId).ToList();
             console.WriteLine($"experiment {experiment.Name}: {(experiment.Fitting ? "fitting" : "not fitting")}, {views.Count} runs ({host.Url})");
@@ -124,7 +124,7 @@ public static class RunsCommand
             IReadOnlyList<ControlLogEntry> log;
             if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host)
             {
-                using var client = new ApiClient(host.Url, RequestTimeout);
+                using var client = new ApiClient(host.Url, RequestTimeout, host.Token);
                 log = await client.ControlLogAsync(cancellation);
             }
             else
@@ -202,7 +202,7 @@ public static class RunsCommand
     {
         var (folder, problem) = Folder(name, dir);
         if (folder is null) return (null, Fail(stderr, problem, NotRunning));
-        if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host) return (new ApiClient(host.Url, RequestTimeout), RapidFireCli.Ok);
+        if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host) return (new ApiClient(host.Url, RequestTimeout, host.Token), RapidFireCli.Ok);
         return (null, Fail(stderr,
             $"experiment {name} is not running in {dir.FullName}; start it with `rapidfire fit` or `rapidfire resume`", NotRunning));
     }
