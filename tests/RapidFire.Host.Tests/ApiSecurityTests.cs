@@ -406,6 +406,22 @@ public sealed class ApiSecurityTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Malformed_options_are_refused_naming_where_they_come_from_without_quoting_the_token()
+    {
+        var fromVariable = Assert.Throws<ConfigException>(() => ApiServerOptions.From(null, _ => "short-secret"));
+        Assert.StartsWith($"{ApiServerOptions.TokenVariable}: the access token must be at least 16 characters", fromVariable.Message);
+        Assert.DoesNotContain("short-secret", fromVariable.Message);
+
+        var fromHocon = Assert.Throws<ConfigException>(() => ApiServerOptions.From(Akka.Configuration.ConfigurationFactory.ParseString(
+            """rapidfire.api { token = "bad token with spaces", address = "gpu-box", port = 70000 }"""), _ => null));
+        Assert.Equal(3, fromHocon.Problems.Count);
+        Assert.Contains(fromHocon.Problems, p => p.StartsWith("rapidfire.api.token: the access token may hold only", StringComparison.Ordinal));
+        Assert.Contains(fromHocon.Problems, p => p.StartsWith("rapidfire.api.address: must be an IP address", StringComparison.Ordinal));
+        Assert.Contains(fromHocon.Problems, p => p.StartsWith("rapidfire.api.port: must be 0 to 65535", StringComparison.Ordinal));
+        Assert.DoesNotContain("bad token", fromHocon.Message);
+    }
+
+    [Fact]
     public void A_client_takes_the_token_of_host_token_else_the_environment_variable()
     {
         Func<string, string?> environment = name => name == ApiServerOptions.TokenVariable ? "env-token-0123456789ab" : null;

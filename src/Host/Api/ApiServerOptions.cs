@@ -1,4 +1,5 @@
 using RapidFire.Actors;
+using RapidFire.Spec;
 
 namespace RapidFire.Host.Api;
 
@@ -47,16 +48,26 @@ public sealed record ApiServerOptions
     /// </summary>
     /// <param name="settings">A HOCON config (the CLI's <c>--settings</c> file); null: the defaults.</param>
     /// <param name="environment">Reads an environment variable (default: the process's environment).</param>
+    /// <exception cref="ConfigException">A malformed token (naming the variable or the HOCON path, never quoting the
+    /// token), an address that is not an IP address or localhost, or a port out of range.</exception>
     public static ApiServerOptions From(Akka.Configuration.Config? settings = null, Func<string, string?>? environment = null)
     {
         var section = (settings ?? Akka.Configuration.Config.Empty).WithFallback(RuntimeSettings.Reference).GetConfig(Section);
-        var token = (environment ?? Environment.GetEnvironmentVariable)(TokenVariable) is { Length: > 0 } variable
-            ? variable
-            : section.GetString("token", "") is { Length: > 0 } configured ? configured : null;
+        var (token, source) = (environment ?? Environment.GetEnvironmentVariable)(TokenVariable) is { Length: > 0 } variable
+            ? (variable.Trim(), TokenVariable)
+            : (section.GetString("token", "") is { Length: > 0 } configured ? configured : null, $"{Section}.token");
+        var errors = new List<ConfigError>();
+        if (token is not null && ApiToken.Problem(token) is { } problem) errors.Add(new ConfigError(source, problem));
+        var address = section.GetString("address", "127.0.0.1");
+        if (!string.Equals(address, "localhost", StringComparison.OrdinalIgnoreCase) && !System.Net.IPAddress.TryParse(address.Trim('[', ']'), out _))
+            errors.Add(new ConfigError($"{Section}.address", $"must be an IP address (127.0.0.1, 0.0.0.0, ::, ...) or localhost, not '{address}'"));
+        var port = section.GetInt("port", 0);
+        if (port is < 0 or > System.Net.IPEndPoint.MaxPort) errors.Add(new ConfigError($"{Section}.port", $"must be 0 to 65535, not {port}"));
+        if (errors.Count > 0) throw new ConfigException(errors);
         return new ApiServerOptions
         {
-            Address = section.GetString("address", "127.0.0.1"),
-            Port = section.GetInt("port", 0),
+            Address = address,
+            Port = port,
             Token = token,
             AllowedHosts = section.GetStringList("allowed-hosts")?.ToList() ?? [],
         };
