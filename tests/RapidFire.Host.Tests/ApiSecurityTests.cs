@@ -193,6 +193,20 @@ public sealed class ApiSecurityTests : IAsyncLifetime
             r => r.Headers.Add("Cookie", $"rapidfire_token_{port + 1}={server.Token}"))).Status);
     }
 
+    [Fact]
+    public async Task A_configured_token_with_plus_slash_and_padding_works_through_the_query_and_the_cookie_it_sets()
+    {
+        const string token = "abc+def/ghi-0123456789==";
+        var server = await Start(new ApiServerOptions { Token = token });
+
+        var (status, response, _) = await Send(HttpMethod.Get, server.BrowserUrl.Replace("/?", "/api/runs?", StringComparison.Ordinal));
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        var cookie = Assert.Single(response.Headers.GetValues("Set-Cookie")).Split(';')[0]; // name=value as the browser sends it back
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, server.Url + "/api/runs", r => r.Headers.Add("Cookie", cookie))).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, server.Url + "/api/runs", Bearer(token))).Status);
+    }
+
     [Theory]
     [InlineData("Sec-Fetch-Mode", "navigate")]
     [InlineData("Accept", "text/html,application/xhtml+xml")]
