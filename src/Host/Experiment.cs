@@ -405,8 +405,8 @@ public sealed class Experiment : IDisposable, IExperimentControl
         var state = experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(60));
         var finished = Task.WhenAny(state, journalFailure.Task).GetAwaiter().GetResult();
         if (finished == journalFailure.Task || state.IsFaulted)
-            throw new InvalidOperationException($"the journal of experiment '{Name}' cannot be used: " +
-                (journalFailure.Task.IsCompleted ? journalFailure.Task.Result : state.Exception?.InnerException?.Message));
+            throw new InvalidOperationException($"the journal of experiment '{Name}' cannot be used: " + SecretMask.MaskConnectionString(
+                (journalFailure.Task.IsCompleted ? journalFailure.Task.Result : state.Exception?.InnerException?.Message) ?? ""));
     }
 
     /// <summary>Reads every run's journal back into the metric files (before a resumed fit adds to them).</summary>

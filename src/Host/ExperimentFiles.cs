@@ -102,10 +102,10 @@ public sealed class ExperimentFiles
         }
     }
 
-    /// <summary>Appends a line to <c>experiment.log</c>, with the time.</summary>
+    /// <summary>Appends a line to <c>experiment.log</c>, with the time (a password or token in it masked: <see cref="SecretMask.MaskConnectionString"/>).</summary>
     public void Log(string line)
     {
-        lock (gate) File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {line}{Environment.NewLine}");
+        lock (gate) File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {SecretMask.MaskConnectionString(line)}{Environment.NewLine}");
     }
 
     private static MinibatchRow MinibatchRowOf(MinibatchRecord m)
@@ -175,7 +175,7 @@ public sealed class ExperimentFiles
             ["ended_by"] = run.EndedBy ?? "",
             ["epochs_done"] = Text(run.EpochsDone),
         };
-        foreach (var (key, value) in run.Config.Leaves()) row[key] = value switch
+        foreach (var (key, value) in SecretMask.Mask(run.Config).Leaves()) row[key] = value switch
         {
             null => "",
             string text => text,

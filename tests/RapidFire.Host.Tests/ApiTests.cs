@@ -360,18 +360,7 @@ public sealed class ApiTests : IAsyncLifetime
         Assert.Null(await HostFile.FindLiveAsync(folder, TimeSpan.FromSeconds(5)));
     }
 
-    [Theory]
-    [InlineData("0.0.0.0")]
-    [InlineData("192.168.1.10")]
-    [InlineData("::")]
-    [InlineData("example.com")]
-    public async Task A_non_loopback_address_is_refused_until_the_dashboard_token_exists(string address)
-    {
-        var refused = await Assert.ThrowsAsync<ArgumentException>(() => ApiServer.StartAsync(control, 0, address));
-
-        Assert.Contains($"'{address}'", refused.Message);
-        Assert.Contains("access token of the dashboard issue", refused.Message);
-    }
+    // Non-loopback addresses and their access token: ApiSecurityTests.
 
     [Fact]
     public async Task Localhost_is_served_on_the_loopback_address()

@@ -45,9 +45,9 @@ public sealed record ControlOp(ControlKind Kind, int RunId, IReadOnlyDictionary<
         var kind => kind.ToString().ToLowerInvariant(),
     };
 
-    /// <summary>The arguments for the IC log: <c>optimizer.args.lr=0.01 hidden=64</c>, or empty.</summary>
+    /// <summary>The arguments for the IC log: <c>optimizer.args.lr=0.01 hidden=64</c>, or empty; a secret knob's value is masked (<c>api_key=***</c>).</summary>
     [JsonIgnore]
-    public string Arguments => Changes is null ? "" : string.Join(" ", Changes.Select(kv => $"{kv.Key}={kv.Value}"));
+    public string Arguments => Changes is null ? "" : string.Join(" ", Changes.Select(kv => $"{kv.Key}={RapidFire.Spec.SecretMask.MaskText(kv.Key, kv.Value)}"));
 
     /// <inheritdoc />
     public override string ToString() =>

@@ -98,7 +98,7 @@ public static class ControlRules
             {
                 var value = ConfigValue.Normalize(Parse(text), path);
                 if (map.TryGetValue(leaf, out var old) && old is not null && value is not null && Kind(old) != Kind(value))
-                    throw new ConfigException(rawPath, $"is {Kind(old)} in the run ({ConfigValue.ToJson(old)}); got {Kind(value)} {ConfigValue.ToJson(value)}");
+                    throw new ConfigException(rawPath, $"is {Kind(old)} in the run ({ConfigValue.ToJson(SecretMask.Mask(path, old))}); got {Kind(value)} {ConfigValue.ToJson(SecretMask.Mask(path, value))}");
                 map[leaf] = value;
             }
             catch (ConfigException e)

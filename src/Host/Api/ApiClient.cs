@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 
@@ -19,10 +20,15 @@ public sealed class ApiClient : IDisposable
 {
     private readonly HttpClient http;
 
-    /// <summary>A client of the API at <paramref name="url"/>, giving up on a request after <paramref name="timeout"/> (default 10 s).</summary>
-    public ApiClient(string url, TimeSpan? timeout = null)
+    /// <summary>
+    /// A client of the API at <paramref name="url"/>, giving up on a request after <paramref name="timeout"/> (default
+    /// 10 s), sending <paramref name="token"/> (<c>Authorization: Bearer</c>) when the server asks for one
+    /// (<see cref="HostFile.Token"/>).
+    /// </summary>
+    public ApiClient(string url, TimeSpan? timeout = null, string? token = null)
     {
         http = new HttpClient { BaseAddress = new Uri(url.TrimEnd('/') + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(10) };
+        if (!string.IsNullOrEmpty(token)) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
     }
 
     /// <summary><c>GET /api/experiment</c>.</summary>
@@ -61,12 +67,15 @@ public sealed class ApiClient : IDisposable
                ?? throw new ApiException(response.StatusCode, $"GET {path} answered null");
     }
 
-    private static async Task<ApiException> Failure(HttpResponseMessage response, CancellationToken cancellation)
+    private async Task<ApiException> Failure(HttpResponseMessage response, CancellationToken cancellation)
     {
         var text = await response.Content.ReadAsStringAsync(cancellation);
         try
         {
-            if (JsonSerializer.Deserialize<ErrorView>(text, ApiJson.Options) is { Error: { } error }) return new ApiException(response.StatusCode, error);
+            if (JsonSerializer.Deserialize<ErrorView>(text, ApiJson.Options) is { Error: { } error })
+                return new ApiException(response.StatusCode, response.StatusCode == HttpStatusCode.Unauthorized && http.DefaultRequestHeaders.Authorization is null
+                    ? $"{error}; this client found no token: the experiment's {ApiToken.FileName} is missing or not readable by this user, and {ApiServerOptions.TokenVariable} is unset"
+                    : error);
         }
         catch (JsonException)
         {

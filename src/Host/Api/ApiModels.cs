@@ -38,7 +38,8 @@ public sealed record ExperimentView(string Name, string Path, bool Fitting);
 /// <param name="MaxEpochs">The config's <c>epochs</c>.</param>
 /// <param name="ChunksDone">Chunks trained in the current epoch.</param>
 /// <param name="ChunksPerEpoch">Chunks per epoch (0 before the run starts).</param>
-/// <param name="Knobs">Every leaf knob by dotted path (<c>optimizer.args.lr</c>), with its JSON value.</param>
+/// <param name="Knobs">Every leaf knob by dotted path (<c>optimizer.args.lr</c>), with its JSON value; a secret one
+/// (<see cref="SecretMask"/>: <c>api_key</c>, <c>hf_token</c>, ...) is <c>"***"</c>.</param>
 /// <param name="TrainLoss">The mean train loss of the last chunk trained.</param>
 /// <param name="Train">The train metrics of the last completed epoch, if any.</param>
 /// <param name="Validation">The validation metrics of the last completed epoch, if any.</param>
@@ -65,7 +66,7 @@ public sealed record RunView(int RunId, RunStatus Status, string? EndedBy, strin
     private static Dictionary<string, JsonElement> KnobsOf(Config config)
     {
         var knobs = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
-        foreach (var (path, value) in config.Leaves())
+        foreach (var (path, value) in SecretMask.Mask(config).Leaves())
         {
             using var document = JsonDocument.Parse(ConfigValue.ToJson(value));
             knobs[path] = document.RootElement.Clone();

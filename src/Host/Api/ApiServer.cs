@@ -15,7 +15,7 @@ namespace RapidFire.Host.Api;
 
 /// <summary>
 /// The HTTP JSON API of a running experiment, over its <see cref="IExperimentControl"/>: its runs, the IC operations
-/// (stop, resume, delete, clone) and the IC log. Kestrel on a loopback address; while it runs,
+/// (stop, resume, delete, clone) and the IC log. Kestrel on a loopback address by default; while it runs,
 /// <c>&lt;experiment folder&gt;/host.json</c> (<see cref="HostFile"/>) says where it listens.
 /// </summary>
 /// <remarks>
@@ -38,9 +38,16 @@ namespace RapidFire.Host.Api;
 /// integer, an <c>all</c> that is not a boolean, or a malformed clone body (not JSON, not an object, <c>set</c> not an
 /// object, an empty or repeated knob path, <c>warm</c> not a boolean, an unknown field: fields are checked, not
 /// ignored, so a typo like <c>"warn"</c> is not silently a cold clone); 413 for a body over
-/// <see cref="MaxBodyBytes"/>; 403 for a Host header that is not a loopback host (DNS rebinding) or an
-/// <c>Origin</c> other than the server's own (a web page elsewhere); 500 with <see cref="ErrorView"/> when the
-/// experiment fails to answer. Unknown query parameters are ignored.</para>
+/// <see cref="MaxBodyBytes"/>; 403 for a Host header that is not a name of this server (DNS rebinding) or an
+/// <c>Origin</c> other than the server's own (a web page elsewhere); 401 with <see cref="ErrorView"/> for a request
+/// without the access token, when the server has one; 500 with <see cref="ErrorView"/> when the experiment fails to
+/// answer. Unknown query parameters are ignored.</para>
+/// <para>Access: on loopback without a configured token, anyone on this machine may call it (as any local process
+/// could read the experiment's files). Any other address needs an access token (generated when none is configured);
+/// then every request carries it: <c>Authorization: Bearer TOKEN</c>, or <c>?token=TOKEN</c> once in a browser (a
+/// cookie carries it from there), see <see cref="ApiServerOptions"/> and <see cref="ApiToken"/>. The token is written to
+/// <c>&lt;experiment folder&gt;/host.token</c> (owner-only) for the <c>rapidfire runs</c> verbs, never to
+/// <c>host.json</c>.</para>
 /// </remarks>
 public sealed class ApiServer : IAsyncDisposable
 {
@@ -51,31 +58,75 @@ public sealed class ApiServer : IAsyncDisposable
     private readonly string experimentPath;
     private int disposed;
 
-    private ApiServer(WebApplication app, string url, string experimentPath)
+    private ApiServer(WebApplication app, string url, string listenUrl, string? token, bool tokenGenerated, string experimentPath)
     {
         this.app = app;
         Url = url;
+        ListenUrl = listenUrl;
+        Token = token;
+        TokenGenerated = tokenGenerated;
         this.experimentPath = experimentPath;
     }
 
-    /// <summary>The API's base URL, <c>http://127.0.0.1:PORT</c>.</summary>
+    /// <summary>
+    /// The API's base URL from this machine, <c>http://127.0.0.1:PORT</c>: the bound address, or loopback for a server
+    /// bound to every address (<c>0.0.0.0</c>, <c>::</c>). <c>host.json</c> names it.
+    /// </summary>
     public string Url { get; }
+
+    /// <summary>Where it listens, <c>http://0.0.0.0:PORT</c> for every IPv4 address; the same as <see cref="Url"/> on loopback.</summary>
+    public string ListenUrl { get; }
+
+    /// <summary>The access token every request must carry, or null when none is asked for (loopback without a configured token).</summary>
+    public string? Token { get; }
+
+    /// <summary>Whether <see cref="Token"/> was generated at start (none was configured): the caller prints it, as nothing else shows it.</summary>
+    public bool TokenGenerated { get; }
+
+    /// <summary>
+    /// The URL that opens the server in a browser: <see cref="Url"/> with <c>?token=TOKEN</c> when there is a token (the
+    /// server then sets its cookie and drops the token from the address bar). For another machine, put this machine's
+    /// name or address in place of the host.
+    /// </summary>
+    public string BrowserUrl => Token is null ? Url + "/" : $"{Url}/?token={Uri.EscapeDataString(Token)}";
 
     /// <summary>
     /// Starts serving <paramref name="control"/> on <paramref name="address"/>:<paramref name="port"/> (0: a free port)
-    /// and writes its <see cref="HostFile"/> into the experiment folder.
+    /// and writes its <see cref="HostFile"/> into the experiment folder. The access token is the
+    /// <see cref="ApiServerOptions.TokenVariable"/> environment variable's when it is set; else a non-loopback address
+    /// gets a generated one (<see cref="Token"/>).
     /// </summary>
     /// <param name="control">The experiment to serve.</param>
     /// <param name="port">The TCP port; 0 picks a free one.</param>
-    /// <param name="address">A loopback address: <c>127.0.0.1</c>, <c>::1</c> or <c>localhost</c>.</param>
-    /// <exception cref="ArgumentException">The address is not a loopback address.</exception>
-    /// <exception cref="IOException">The port is taken.</exception>
-    public static async Task<ApiServer> StartAsync(IExperimentControl control, int port = 0, string address = "127.0.0.1")
+    /// <param name="address">An IP address (<c>127.0.0.1</c>, <c>::1</c>, <c>0.0.0.0</c>, ...) or <c>localhost</c>.</param>
+    /// <exception cref="ArgumentException">The address is not an IP address or localhost, or the configured token is malformed.</exception>
+    /// <exception cref="IOException">The port is taken, or the address is not one of this machine's.</exception>
+    public static Task<ApiServer> StartAsync(IExperimentControl control, int port = 0, string address = "127.0.0.1") =>
+        StartAsync(control, ApiServerOptions.From() with { Port = port, Address = address });
+
+    /// <summary>
+    /// Starts serving <paramref name="control"/> as <paramref name="options"/> say (taken as they are: no environment
+    /// variable is read; <see cref="ApiServerOptions.From"/> reads them) and writes its <see cref="HostFile"/>, and its
+    /// token's <c>host.token</c> when it has one, into the experiment folder.
+    /// </summary>
+    /// <param name="control">The experiment to serve.</param>
+    /// <param name="options">Address, port, access token, extra host names.</param>
+    /// <exception cref="ArgumentException">The address is not an IP address or localhost, or the token is malformed.</exception>
+    /// <exception cref="IOException">The port is taken, or the address is not one of this machine's.</exception>
+    public static async Task<ApiServer> StartAsync(IExperimentControl control, ApiServerOptions options)
     {
         ArgumentNullException.ThrowIfNull(control);
-        ArgumentOutOfRangeException.ThrowIfNegative(port);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, IPEndPoint.MaxPort);
-        var ip = Loopback(address);
+        ArgumentNullException.ThrowIfNull(options);
+        var port = options.Port;
+        ArgumentOutOfRangeException.ThrowIfNegative(port, nameof(options.Port));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(port, IPEndPoint.MaxPort, nameof(options.Port));
+        var ip = Address(options.Address);
+        var loopback = IPAddress.IsLoopback(ip);
+        var token = string.IsNullOrEmpty(options.Token) ? null : options.Token;
+        if (token is not null && ApiToken.Problem(token) is { } problem) throw new ArgumentException(problem, nameof(options));
+        var generated = token is null && !loopback;
+        if (generated) token = ApiToken.Generate();
+        var access = new ApiAccess(token, loopback, options.AllowedHosts);
 
         // The empty builder reads no appsettings or environment and adds no logging provider: nothing reaches the console.
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = "rapidfire-api" });
@@ -90,19 +141,28 @@ public sealed class ApiServer : IAsyncDisposable
         builder.Services.AddSingleton<IHostLifetime, PassiveLifetime>();
         var app = builder.Build();
         app.Use(AnswerErrors);
-        app.Use(RefuseBrowsersElsewhere);
+        app.Use(access.Check); // before everything served: API, pages, static files, event streams
         Map(app, control);
         try
         {
             await app.StartAsync();
-            var url = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+            var bound = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single());
+            var listenUrl = UrlOf(ip, bound.Port);
+            var url = ip.Equals(IPAddress.Any) ? UrlOf(IPAddress.Loopback, bound.Port)
+                : ip.Equals(IPAddress.IPv6Any) ? UrlOf(IPAddress.IPv6Loopback, bound.Port)
+                : listenUrl;
             Directory.CreateDirectory(control.Path);
+            if (token is not null) ApiToken.Write(control.Path, token); // before host.json: a client that finds the host finds its token
             HostFile.Write(control.Path, new HostFile(url, Environment.ProcessId, control.Name, DateTime.UtcNow));
-            return new ApiServer(app, url, control.Path);
+            return new ApiServer(app, url, listenUrl, token, generated, control.Path);
         }
-        catch
+        catch (Exception e)
         {
+            if (token is not null) ApiToken.DeleteIfOurs(control.Path, token);
             await app.DisposeAsync(); // a taken port, an unwritable folder: nothing stays listening
+            // An address that is not this machine's: an I/O error like a taken port (Kestrel reports that one as IOException).
+            if (e is System.Net.Sockets.SocketException socket)
+                throw new IOException($"the API cannot listen on {options.Address} port {port}: {socket.Message}", socket);
             throw;
         }
     }
@@ -112,20 +172,24 @@ public sealed class ApiServer : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref disposed, 1) == 1) return;
         HostFile.DeleteIfOurs(experimentPath, Url);
+        if (Token is not null) ApiToken.DeleteIfOurs(experimentPath, Token);
         using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await app.StopAsync(grace.Token);
         await app.DisposeAsync();
     }
 
-    private static IPAddress Loopback(string address)
+    private static IPAddress Address(string address)
     {
+        ArgumentNullException.ThrowIfNull(address);
         if (string.Equals(address, "localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
-        if (IPAddress.TryParse(address, out var ip) && IPAddress.IsLoopback(ip)) return ip;
+        if (IPAddress.TryParse(address.Trim('[', ']'), out var ip)) return ip;
         throw new ArgumentException(
-            $"the API listens on a loopback address only (127.0.0.1, ::1 or localhost), not '{address}': serving it to " +
-            "other machines lets them stop, delete and clone runs, so binding elsewhere needs the access token of the " +
-            "dashboard issue, which is not built yet", nameof(address));
+            $"the API listens on an IP address (127.0.0.1, ::1, 0.0.0.0, ::, or one of this machine's) or localhost, not '{address}'",
+            nameof(address));
     }
+
+    private static string UrlOf(IPAddress ip, int port) =>
+        string.Create(CultureInfo.InvariantCulture, $"http://{(ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{ip}]" : ip.ToString())}:{port}");
 
     private static void Map(WebApplication app, IExperimentControl control)
     {
@@ -284,36 +348,6 @@ public sealed class ApiServer : IAsyncDisposable
             await Error($"{http.Request.Method} {http.Request.Path} failed: {message}", status).ExecuteAsync(http);
         }
     }
-
-    /// <summary>
-    /// Loopback is not a wall against a browser on this machine: a page from anywhere may POST to 127.0.0.1 (a simple
-    /// cross-origin request needs no preflight), and a rebound DNS name reaches it with a foreign Host header. So a
-    /// request must name a loopback host, and one with an <c>Origin</c> must come from this server's own origin.
-    /// </summary>
-    private static async Task RefuseBrowsersElsewhere(HttpContext http, RequestDelegate next)
-    {
-        var port = http.Connection.LocalPort;
-        if (!IsLoopbackHost(http.Request.Host.Host))
-        {
-            await Error($"the Host header '{http.Request.Host}' is not a loopback host", StatusCodes.Status403Forbidden).ExecuteAsync(http);
-            return;
-        }
-        if (http.Request.Headers.Origin.Count > 0)
-        {
-            var origin = http.Request.Headers.Origin.ToString();
-            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp || !IsLoopbackHost(uri.Host) || uri.Port != port)
-            {
-                await Error($"requests from the web origin '{origin}' are refused: the API answers its own origin and non-browser clients only",
-                    StatusCodes.Status403Forbidden).ExecuteAsync(http);
-                return;
-            }
-        }
-        await next(http);
-    }
-
-    private static bool IsLoopbackHost(string host) =>
-        string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase) ||
-        (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     /// <summary>A host lifetime that neither waits for nor reacts to console signals.</summary>
     private sealed class PassiveLifetime : IHostLifetime

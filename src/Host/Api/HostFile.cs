@@ -1,6 +1,9 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace RapidFire.Host.Api;
 
@@ -8,7 +11,8 @@ namespace RapidFire.Host.Api;
 /// <c>&lt;experiment folder&gt;/host.json</c>: where the process that runs an experiment serves its HTTP API. The
 /// <see cref="ApiServer"/> writes it when it starts and deletes it when it stops; the CLI reads it to find the host of
 /// an experiment through the experiment's folder. A file left by a killed process is stale: <see cref="FindLiveAsync"/>
-/// ignores it (the process is gone, or the URL does not answer for this experiment).
+/// ignores it (the process is gone, or the URL does not answer for this experiment). It never holds the access token:
+/// that is in <c>host.token</c> beside it, readable by its owner only (<see cref="ApiToken"/>).
 /// </summary>
 /// <param name="Url">The API's base URL, <c>http://127.0.0.1:PORT</c>.</param>
 /// <param name="Pid">The host process's id.</param>
@@ -18,6 +22,14 @@ public sealed record HostFile(string Url, int Pid, string Experiment, DateTime S
 {
     /// <summary>The file's name in the experiment folder.</summary>
     public const string FileName = "host.json";
+
+    /// <summary>
+    /// The access token a client sends to this host (<see cref="ApiToken.ForClient"/>: the experiment's <c>host.token</c>,
+    /// else the <see cref="ApiServerOptions.TokenVariable"/> environment variable), as <see cref="FindLiveAsync"/> found
+    /// it; null for none. Never written to <c>host.json</c>.
+    /// </summary>
+    [JsonIgnore]
+    public string? Token { get; init; }
 
     /// <summary>The path of the host file of the experiment in <paramref name="experimentPath"/>.</summary>
     public static string PathIn(string experimentPath) => Path.Combine(experimentPath, FileName);
@@ -59,14 +71,22 @@ public sealed record HostFile(string Url, int Pid, string Experiment, DateTime S
         }
     }
 
-    /// <summary>Whether the host is alive: its process exists and its URL answers <c>GET /api/experiment</c> for this experiment.</summary>
+    /// <summary>
+    /// Whether the host is alive: its process exists and its URL answers <c>GET /api/experiment</c> for this experiment
+    /// (sent with <see cref="Token"/>), or asks for an access token that <see cref="Token"/> is not (401): a live host
+    /// this client may not use, which the next request reports.
+    /// </summary>
     public async Task<bool> IsAliveAsync(TimeSpan timeout, CancellationToken cancellation = default)
     {
         if (!ProcessExists(Pid)) return false;
         using var http = new HttpClient { Timeout = timeout };
+        if (Token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
         try
         {
-            var experiment = await http.GetFromJsonAsync<ExperimentView>(new Uri(new Uri(Url), "api/experiment"), ApiJson.Options, cancellation);
+            using var response = await http.GetAsync(new Uri(new Uri(Url), "api/experiment"), cancellation);
+            if (response.StatusCode == HttpStatusCode.Unauthorized) return true;
+            if (!response.IsSuccessStatusCode) return false;
+            var experiment = await response.Content.ReadFromJsonAsync<ExperimentView>(ApiJson.Options, cancellation);
             return experiment?.Name == Experiment;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or NotSupportedException)
@@ -76,8 +96,10 @@ public sealed record HostFile(string Url, int Pid, string Experiment, DateTime S
     }
 
     /// <summary>The live host of the experiment in <paramref name="experimentPath"/>, or null (no host file, or a stale one).</summary>
+    /// <remarks>The host found carries the access token this client sends it (<see cref="Token"/>).</remarks>
     public static async Task<HostFile?> FindLiveAsync(string experimentPath, TimeSpan timeout, CancellationToken cancellation = default) =>
-        TryRead(experimentPath) is { } host && await host.IsAliveAsync(timeout, cancellation) ? host : null;
+        TryRead(experimentPath) is { } file && file with { Token = ApiToken.ForClient(experimentPath) } is var host &&
+        await host.IsAliveAsync(timeout, cancellation) ? host : null;
 
     private static bool ProcessExists(int pid)
     {

@@ -302,6 +302,6 @@ public static class FitCommand
 
         /// <summary>A run's knobs for display: <c>optimizer.lr</c> rather than <c>optimizer.args.lr</c>.</summary>
         private static IEnumerable<KeyValuePair<string, string>> Leaves(Config cfg) =>
-            cfg.Leaves().Select(kv => KeyValuePair.Create(kv.Key.Replace(".args.", "."), ConfigValue.ToJson(kv.Value).Trim('"')));
+            SecretMask.Mask(cfg).Leaves().Select(kv => KeyValuePair.Create(kv.Key.Replace(".args.", "."), ConfigValue.ToJson(kv.Value).Trim('"')));
     }
 }

@@ -6,6 +6,7 @@ using nietras.SeparatedValues;
 using RapidFire.Actors.Control;
 using RapidFire.Actors.Runs;
 using RapidFire.Host.Api;
+using RapidFire.Spec;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -56,7 +57,7 @@ public static class RunsCommand
             var console = FitCommand.ConsoleFor(stdout);
             if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is not { } host)
                 return FinalTable(folder, parse.GetValue(name)!, parse.GetValue(all), console, stderr);
-            using var client = new ApiClient(host.Url, RequestTimeout);
+            using var client = new ApiClient(host.Url, RequestTimeout, host.Token);
             var experiment = await client.ExperimentAsync(cancellation);
             var views = (await client.RunsAsync(parse.GetValue(all), cancellation)).OrderBy(v => v.RunId).ToList();
             console.WriteLine($"experiment {experiment.Name}: {(experiment.Fitting ? "fitting" : "not fitting")}, {views.Count} runs ({host.Url})");
@@ -123,7 +124,7 @@ public static class RunsCommand
             IReadOnlyList<ControlLogEntry> log;
             if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host)
             {
-                using var client = new ApiClient(host.Url, RequestTimeout);
+                using var client = new ApiClient(host.Url, RequestTimeout, host.Token);
                 log = await client.ControlLogAsync(cancellation);
             }
             else
@@ -201,7 +202,7 @@ public static class RunsCommand
     {
         var (folder, problem) = Folder(name, dir);
         if (folder is null) return (null, Fail(stderr, problem, NotRunning));
-        if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host) return (new ApiClient(host.Url, RequestTimeout), RapidFireCli.Ok);
+        if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host) return (new ApiClient(host.Url, RequestTimeout, host.Token), RapidFireCli.Ok);
         return (null, Fail(stderr,
             $"experiment {name} is not running in {dir.FullName}; start it with `rapidfire fit` or `rapidfire resume`", NotRunning));
     }
@@ -218,7 +219,8 @@ public static class RunsCommand
     /// <summary>The table of a running experiment: the live state of each run.</summary>
     private static Table LiveTable(IReadOnlyList<RunView> runs)
     {
-        var knobs = runs.Select(r => r.Knobs.ToDictionary(kv => kv.Key, kv => RunView.Text(kv.Value))).ToList();
+        // Secret knobs come masked from the host; masked here too, for a host that predates masking.
+        var knobs = runs.Select(r => r.Knobs.ToDictionary(kv => kv.Key, kv => SecretMask.MaskText(kv.Key, RunView.Text(kv.Value)))).ToList();
         var varying = Varying(knobs);
         var metrics = runs.SelectMany(r => r.Validation?.Keys ?? []).Distinct().ToList();
         var table = new Table().Border(TableBorder.Rounded);
@@ -256,7 +258,8 @@ public static class RunsCommand
             foreach (var row in reader)
             {
                 var cells = new Dictionary<string, string>(StringComparer.Ordinal);
-                foreach (var column in columns) cells[column] = row[column].ToString();
+                // A runs.csv written before secrets were masked still shows them masked.
+                foreach (var column in columns) cells[column] = SecretMask.MaskText(column, row[column].ToString());
                 rows.Add(cells);
             }
         }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using RapidFire.Spec;
 
 namespace RapidFire.Host.Cli;
 
@@ -33,7 +34,7 @@ public static class ValidateCommand
             return RapidFireCli.InvalidInput;
         }
         foreach (var line in inputs.Summary) stderr.WriteLine(line);
-        for (var i = 0; i < inputs.Runs.Count; i++) stdout.WriteLine($"run {i + 1}: {inputs.Runs[i].ToJson()}");
+        for (var i = 0; i < inputs.Runs.Count; i++) stdout.WriteLine($"run {i + 1}: {SecretMask.Mask(inputs.Runs[i]).ToJson()}");
         return RapidFireCli.Ok;
     }
 }
