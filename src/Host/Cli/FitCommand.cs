@@ -14,8 +14,9 @@ namespace RapidFire.Host.Cli;
 
 /// <summary>
 /// <c>rapidfire fit --spec S.cs --data handle.json --config configs.json --experiment NAME --dir DIR [--chunks N]
-/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--api-port P]</c>: trains every config concurrently, with a live table,
-/// serving the experiment's HTTP API (<see cref="ApiServer"/>) on a loopback port while it trains.
+/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--dashboard [PORT]] [--api-address A] [--parquet] [--mlflow URI]</c>:
+/// trains every config concurrently, with a live table, serving the experiment's HTTP API and dashboard
+/// (<see cref="ApiServer"/>) while it trains.
 /// </summary>
 public static class FitCommand
 {
@@ -34,11 +35,12 @@ public static class FitCommand
         var chunks = new Option<int?>("--chunks") { Description = "Chunks per epoch (default 4): how often runs hop between devices." };
         var devices = new Option<string?>("--devices") { Description = "cpu, cpu:N, cuda or cuda:I,J (default cpu)." };
         var seed = new Option<long?>("--seed") { Description = "Seed of runs without a `seed` knob (default 42)." };
-        var apiPort = ApiPortOption();
+        var serving = new ServingOptions();
         var command = new Command("fit", "Train every config of the group concurrently, chunk by chunk, with validation every epoch.")
         {
-            spec, data, config, name, dir, settings, chunks, devices, seed, apiPort,
+            spec, data, config, name, dir, settings, chunks, devices, seed,
         };
+        serving.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
             var specPath = parse.GetValue(spec)!.FullName;
@@ -50,10 +52,11 @@ public static class FitCommand
                 return RapidFireCli.InvalidInput;
             }
             var options = new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed));
-            return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, Settings(parse.GetValue(settings))),
+            var hocon = serving.Settings(parse, Settings(parse.GetValue(settings)));
+            return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 _ => Task.FromResult(inputs.Runs),
                 experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),
-                parse.GetValue(apiPort), stdout, stderr);
+                serving, parse, hocon, stdout, stderr);
         });
         return command;
     }
@@ -64,13 +67,17 @@ public static class FitCommand
         var name = new Option<string>("--experiment") { Description = "The experiment to resume.", Required = true };
         var dir = DirOption();
         var settings = SettingsOption();
-        var apiPort = ApiPortOption();
-        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings, apiPort };
-        command.SetAction(async (parse, cancellation) => await Watch(
-            () => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, Settings(parse.GetValue(settings))),
-            async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
-            experiment => experiment.ResumeFitAsync(cancellation),
-            parse.GetValue(apiPort), stdout, stderr));
+        var serving = new ServingOptions();
+        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings };
+        serving.AddTo(command);
+        command.SetAction(async (parse, cancellation) =>
+        {
+            var hocon = serving.Settings(parse, Settings(parse.GetValue(settings)));
+            return await Watch(() => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
+                async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
+                experiment => experiment.ResumeFitAsync(cancellation),
+                serving, parse, hocon, stdout, stderr);
+        });
         return command;
     }
 
@@ -80,12 +87,65 @@ public static class FitCommand
         DefaultValueFactory = _ => new DirectoryInfo(Experiment.DefaultDirectory),
     };
 
-    private static Option<int> ApiPortOption() => new("--api-port")
+    /// <summary>
+    /// The options of <c>fit</c> and <c>resume</c> about what the running experiment serves and exports: its HTTP API and
+    /// dashboard (port, address), Parquet tables and the MLflow exporter.
+    /// </summary>
+    private sealed class ServingOptions
     {
-        Description = "The loopback port of the experiment's HTTP API, which `rapidfire runs` uses (default 0: a free port).",
-        DefaultValueFactory = _ => 0,
-        Validators = { result => { if (result.GetValueOrDefault<int>() is < 0 or > 65535) result.AddError("--api-port must be 0 to 65535"); } },
-    };
+        private static void Port(System.CommandLine.Parsing.OptionResult result, string option)
+        {
+            if (result.GetValueOrDefault<int?>() is < 0 or > 65535) result.AddError($"{option} must be 0 to 65535");
+        }
+
+        public Option<int?> ApiPort { get; } = new("--api-port")
+        {
+            Description = "The port of the experiment's HTTP API and dashboard, which `rapidfire runs` uses (default 0: a free port).",
+            Validators = { result => Port(result, "--api-port") },
+        };
+
+        public Option<int?> Dashboard { get; } = new("--dashboard")
+        {
+            Description = "Serve the web dashboard (always served with the API) on this port; without a port, a free one. Prints its address.",
+            Arity = ArgumentArity.ZeroOrOne,
+            Validators = { result => Port(result, "--dashboard") },
+        };
+
+        public Option<string?> Address { get; } = new("--api-address")
+        {
+            Description = "Where the API and dashboard listen (default 127.0.0.1). Any other address requires an access token: " +
+                          "RAPIDFIRE_API_TOKEN, rapidfire.api.token, or one generated and printed at start.",
+        };
+
+        public Option<bool> Parquet { get; } = new("--parquet") { Description = "Also write runs.parquet and metrics/run-N.*.parquet beside the CSVs." };
+
+        public Option<string?> Mlflow { get; } = new("--mlflow") { Description = "An MLflow tracking server to export the runs to (default: $MLFLOW_TRACKING_URI)." };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(ApiPort);
+            command.Options.Add(Dashboard);
+            command.Options.Add(Address);
+            command.Options.Add(Parquet);
+            command.Options.Add(Mlflow);
+        }
+
+        /// <summary>The runtime settings with what these options change (Parquet tables).</summary>
+        public Akka.Configuration.Config? Settings(System.CommandLine.ParseResult parse, Akka.Configuration.Config? settings) =>
+            parse.GetValue(Parquet) ? Export.ParquetTables.Enable(settings) : settings;
+
+        /// <summary>Where the server listens: the settings' <c>rapidfire.api</c>, then these options.</summary>
+        public ApiServerOptions Server(System.CommandLine.ParseResult parse, Akka.Configuration.Config? settings)
+        {
+            var options = ApiServerOptions.From(settings);
+            var port = parse.GetValue(Dashboard) ?? parse.GetValue(ApiPort);
+            if (port is { } p) options = options with { Port = p };
+            if (parse.GetValue(Address) is { } address) options = options with { Address = address };
+            return options;
+        }
+
+        public bool ShowDashboard(System.CommandLine.ParseResult parse) => parse.GetResult(Dashboard) is not null;
+    }
 
     private static Option<FileInfo?> SettingsOption() => new("--settings")
     {
@@ -100,9 +160,22 @@ public static class FitCommand
     /// the exit code.
     /// </summary>
     private static async Task<int> Watch(Func<Experiment> open, Func<Experiment, Task<IReadOnlyList<Config>>> runsOf,
-        Func<Experiment, Task<FitResult>> operation, int apiPort, TextWriter stdout, TextWriter stderr)
+        Func<Experiment, Task<FitResult>> operation, ServingOptions serving, System.CommandLine.ParseResult parse,
+        Akka.Configuration.Config? settings, TextWriter stdout, TextWriter stderr)
     {
         var console = ConsoleFor(stdout);
+        ApiServerOptions serverOptions;
+        Export.MlflowOptions? mlflow;
+        try
+        {
+            serverOptions = serving.Server(parse, settings);
+            mlflow = Export.MlflowOptions.Resolve(parse.GetValue(serving.Mlflow));
+        }
+        catch (Exception e) when (e is ArgumentException or ConfigException)
+        {
+            stderr.WriteLine($"error: {e.Message}");
+            return RapidFireCli.InvalidInput;
+        }
         var interactive = console.Profile.Capabilities.Interactive;
         var work = new ProgressBoard();
         Experiment experiment;
@@ -121,11 +194,14 @@ public static class FitCommand
             FitResult result;
             RunBoard board;
             ApiServer? api = null;
+            Export.MlflowExporter? exporter = null;
             try
             {
                 var runs = await runsOf(experiment);
                 board = new RunBoard(runs);
                 experiment.Progress += board.Take;
+                // Its warnings go to experiment.log; on a plain output also to stderr (a live table would be garbled).
+                if (mlflow is not null) exporter = Export.MlflowExporter.Attach(experiment, mlflow, interactive ? null : stderr.WriteLine);
                 // Long work reports to one sink: the live board on a terminal, throttled plain lines otherwise.
                 IProgress<ProgressUpdate> sink = interactive ? work : new ProgressLog(stdout);
                 experiment.Progress += new TrainingProgress.Feed(sink).Take;
@@ -133,14 +209,17 @@ public static class FitCommand
                 console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
                 try
                 {
-                    api = await ApiServer.StartAsync(experiment, apiPort);
+                    api = await ApiServer.StartAsync(experiment, serverOptions);
                 }
                 catch (IOException e)
                 {
-                    stderr.WriteLine($"error: the HTTP API could not listen on port {apiPort}: {e.Message} (--api-port 0 picks a free port)");
+                    stderr.WriteLine($"error: the HTTP API could not listen on {serverOptions.Address}:{serverOptions.Port}: {e.Message} (port 0 picks a free port)");
                     return CouldNotStart;
                 }
-                console.WriteLine($"api: {api.Url}");
+                console.WriteLine($"api: {api.ListenUrl}");
+                console.WriteLine($"dashboard: {api.BrowserUrl}");
+                if (api.TokenGenerated)
+                    console.WriteLine($"access token: {api.Token} (every request needs it; `rapidfire runs` reads it from {Path.Combine(experiment.Path, ApiToken.FileName)})");
                 var fit = operation(experiment);
                 if (interactive)
                     // Redrawn in place; cleared at the end, where the final table takes its place. The bars of all
@@ -154,6 +233,7 @@ public static class FitCommand
                         }
                     });
                 result = await fit;
+                if (exporter is not null) await exporter.FlushAsync(CancellationToken.None);
             }
             catch (Exception e) when (e is RapidFireException or InvalidOperationException)
             {
@@ -165,6 +245,7 @@ public static class FitCommand
             {
                 // The fit is over: `rapidfire runs` reads runs.csv from here on (the host file goes with the server).
                 if (api is not null) await api.DisposeAsync();
+                if (exporter is not null) await exporter.DisposeAsync();
             }
 
             // A fit that ran to its end ends the experiment (its artifacts stay); a cancelled one stays open.

@@ -20,6 +20,7 @@ public static class RapidFireCli
             FitCommand.CreateResume(stdout, stderr),
             RunsCommand.Create(stdout, stderr),
             PlotCommand.Create(stdout, stderr),
+            DashboardCommand.Create(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

@@ -77,7 +77,7 @@ public sealed record MlflowOptions(Uri TrackingUri)
         }
         if (string.IsNullOrWhiteSpace(uri)) return null;
         if (!Uri.TryCreate(uri.Trim(), UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
-            throw new ArgumentException($"{source}: '{uri}' is not an http(s) URI of an MLflow tracking server " +
+            throw new ArgumentException($"{source}: '{RapidFire.Spec.SecretMask.MaskConnectionString(uri)}' is not an http(s) URI of an MLflow tracking server " +
                 "(the exporter speaks MLflow's REST API; file:, sqlite: and databricks stores are not supported)", nameof(uri));
         var username = environment(UsernameVariable);
         var password = environment(PasswordVariable);

@@ -121,23 +121,15 @@ public sealed class MlflowRunTracker(int runId, MlflowRunProgress? progress = nu
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var parameters = new List<KeyValuePair<string, string>>();
-        foreach (var (path, value) in config.Leaves())
+        // Secret-looking knobs are masked (SecretMask): a secret map's leaves are masked whole.
+        foreach (var (path, value) in SecretMask.Mask(config).Leaves())
         {
             var key = Key(path);
             if (!seen.Add(key)) continue; // MLflow refuses a key twice in one request
-            parameters.Add(new(key, IsSecret(path) ? "***" : Truncate(Text(value), MlflowLimits.ParamValueLength)));
+            parameters.Add(new(key, Truncate(Text(value), MlflowLimits.ParamValueLength)));
         }
         return parameters;
     }
-
-    /// <summary>
-    /// Whether a knob looks secret: a segment of its path contains key, token, password, secret or credential
-    /// (<c>hub_token</c>, <c>storage.api_key</c>). Stand-in until the security work's <c>SecretMask</c> lands.
-    /// </summary>
-    private static bool IsSecret(string path) =>
-        path.Split('.').Any(segment => SecretWords.Any(word => segment.Contains(word, StringComparison.OrdinalIgnoreCase)));
-
-    private static readonly string[] SecretWords = ["key", "token", "password", "secret", "credential"];
 
     private static string Text(object? value) => value switch
     {
