@@ -49,7 +49,7 @@ public sealed class ApiSecurityTests : IAsyncLifetime
 
     /// <summary>A server on every IPv4 address, with a generated token, reached here through 127.0.0.1.</summary>
     private Task<ApiServer> StartEverywhere(IReadOnlyList<string>? allowedHosts = null) =>
-        Start(new ApiServerOptions { Address = "0.0.0.0", AllowedHosts = allowedHosts ?? [] });
+        Start(new ApiServerOptions { Address = "0.0.0.0", AllowedHosts = allowedHosts ?? [], GenerateToken = true });
 
     private async Task<(HttpStatusCode Status, HttpResponseMessage Response, string Body)> Send(HttpMethod method, string url,
         Action<HttpRequestMessage>? prepare = null, string? body = null)
@@ -99,13 +99,13 @@ public sealed class ApiSecurityTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_port_and_address_overload_generates_a_token_for_a_non_loopback_address_too()
+    public async Task A_non_loopback_bind_with_no_token_is_refused()
     {
-        var server = await ApiServer.StartAsync(control, 0, "0.0.0.0");
-        servers.Add(server);
-
-        Assert.NotNull(server.Token);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await Send(HttpMethod.Get, server.Url + "/api/experiment")).Status);
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => ApiServer.StartAsync(control, new ApiServerOptions { Address = "0.0.0.0" }));
+        Assert.StartsWith("binding to 0.0.0.0 (not loopback) needs an access token", refused.Message);
+        var overload = await Assert.ThrowsAsync<ArgumentException>(() => ApiServer.StartAsync(control, 0, "0.0.0.0"));
+        Assert.Contains("needs an access token", overload.Message);
+        Assert.False(File.Exists(HostFile.PathIn(control.Path)));
     }
 
     [Fact]
@@ -282,7 +282,7 @@ public sealed class ApiSecurityTests : IAsyncLifetime
     [Fact]
     public async Task An_address_that_is_not_this_machines_is_an_io_error_and_leaves_no_token_behind()
     {
-        await Assert.ThrowsAnyAsync<IOException>(() => ApiServer.StartAsync(control, new ApiServerOptions { Address = "203.0.113.77" }));
+        await Assert.ThrowsAnyAsync<IOException>(() => ApiServer.StartAsync(control, new ApiServerOptions { Address = "203.0.113.77", GenerateToken = true }));
 
         Assert.False(File.Exists(ApiToken.PathIn(control.Path)));
         Assert.False(File.Exists(HostFile.PathIn(control.Path)));
@@ -386,7 +386,7 @@ public sealed class ApiSecurityTests : IAsyncLifetime
             .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
         if (lan is null) return; // no non-loopback IPv4 address on this machine: nothing to bind
 
-        var server = await Start(new ApiServerOptions { Address = lan.ToString() });
+        var server = await Start(new ApiServerOptions { Address = lan.ToString(), GenerateToken = true });
 
         Assert.Equal($"http://{lan}:{new Uri(server.Url).Port}", server.Url);
         Assert.Equal(server.Url, server.ListenUrl);

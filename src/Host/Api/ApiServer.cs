@@ -94,7 +94,7 @@ public sealed class ApiServer : IAsyncDisposable
     /// Starts serving <paramref name="control"/> on <paramref name="address"/>:<paramref name="port"/> (0: a free port)
     /// and writes its <see cref="HostFile"/> into the experiment folder. The access token is the
     /// <see cref="ApiServerOptions.TokenVariable"/> environment variable's when it is set; else a non-loopback address
-    /// gets a generated one (<see cref="Token"/>).
+    /// is refused (see <see cref="ApiServerOptions.GenerateToken"/>).
     /// </summary>
     /// <param name="control">The experiment to serve.</param>
     /// <param name="port">The TCP port; 0 picks a free one.</param>
@@ -125,6 +125,10 @@ public sealed class ApiServer : IAsyncDisposable
         var token = string.IsNullOrEmpty(options.Token) ? null : options.Token;
         if (token is not null && ApiToken.Problem(token) is { } problem) throw new ArgumentException(problem, nameof(options));
         var generated = token is null && !loopback;
+        if (generated && !options.GenerateToken)
+            throw new ArgumentException($"binding to {options.Address} (not loopback) needs an access token: configure one " +
+                $"({ApiServerOptions.TokenVariable}, {ApiServerOptions.Section}.token) or let the server generate one " +
+                "(ApiServerOptions.GenerateToken; rapidfire fit does, and prints it)", nameof(options));
         if (generated) token = ApiToken.Generate();
         var access = new ApiAccess(token, loopback, options.AllowedHosts);
 

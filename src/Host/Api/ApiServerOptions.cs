@@ -5,8 +5,9 @@ namespace RapidFire.Host.Api;
 
 /// <summary>
 /// Where an <see cref="ApiServer"/> listens and the access token it asks for. Serving on loopback needs no token unless
-/// one is configured; any other address (<c>0.0.0.0</c>, <c>::</c>, a LAN address) always does: with
-/// <see cref="Token"/> null, the server generates one (<see cref="ApiServer.Token"/>, for the caller to print).
+/// one is configured; any other address (<c>0.0.0.0</c>, <c>::</c>, a LAN address) always does: a configured
+/// <see cref="Token"/>, or, with <see cref="GenerateToken"/>, one the server generates (<see cref="ApiServer.Token"/>,
+/// for the caller to print). Without either such a bind is refused.
 /// </summary>
 /// <remarks>
 /// With a token, every request must carry it (header <c>Authorization: Bearer TOKEN</c>, query <c>?token=TOKEN</c>, or
@@ -33,6 +34,12 @@ public sealed record ApiServerOptions
     /// and is required on loopback too.
     /// </summary>
     public string? Token { get; init; }
+
+    /// <summary>
+    /// Whether a server bound to a non-loopback address with no <see cref="Token"/> generates one (the caller prints it,
+    /// as <c>rapidfire fit</c> does); false: such a bind is refused.
+    /// </summary>
+    public bool GenerateToken { get; init; }
 
     /// <summary>
     /// Host names the server answers besides loopback, the address a request reached and the machine's host name: for a

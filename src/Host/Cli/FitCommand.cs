@@ -137,7 +137,8 @@ public static class FitCommand
         /// <summary>Where the server listens: the settings' <c>rapidfire.api</c>, then these options.</summary>
         public ApiServerOptions Server(System.CommandLine.ParseResult parse, Akka.Configuration.Config? settings)
         {
-            var options = ApiServerOptions.From(settings);
+            // Beyond loopback with no configured token, one is generated and printed at start.
+            var options = ApiServerOptions.From(settings) with { GenerateToken = true };
             var port = parse.GetValue(Dashboard) ?? parse.GetValue(ApiPort);
             if (port is { } p) options = options with { Port = p };
             if (parse.GetValue(Address) is { } address) options = options with { Address = address };
