@@ -1,4 +1,5 @@
 using Microsoft.Data.Analysis;
+using RapidFire.Spec.Data;
 using RapidFire.Spec.Metrics;
 using RapidFire.Spec.Native;
 using TorchSharp;
@@ -83,19 +84,39 @@ public abstract class MLSpec
     public virtual bool HasConverged(DataFrame valMetrics, int epoch, Config cfg) => false;
 
     /// <summary>
-    /// Loads a model checkpoint from the data handle's <c>models</c> locator, for use inside
-    /// <see cref="CreateModel"/>: returns its state dictionary, to give to <c>model.load_state_dict</c>.
-    /// Reads TorchSharp <c>.dat</c> files (what <c>Module.save</c> writes). A missing tag is an error naming the
-    /// tag and the locator.
+    /// Loads a model checkpoint from the data handle's <c>models</c> locator (a local folder or an S3 prefix), for use
+    /// inside <see cref="CreateModel"/>: returns its state dictionary (CPU tensors), to give to
+    /// <c>model.load_state_dict</c>. The extension picks the format: <c>.ckpt</c> (a RapidFire checkpoint's model
+    /// weights), <c>.dat</c> (TorchSharp's <c>Module.save</c>), <c>.pt</c>/<c>.pth</c>/<c>.bin</c> (PyTorch's
+    /// <c>torch.save</c> of a state dict) or <c>.safetensors</c>. Errors are <see cref="SpecException"/>s naming the
+    /// tag and the locator (see <see cref="ModelFiles"/>).
+    /// </summary>
+    /// <param name="modelTag">The checkpoint's path relative to the models locator, such as <c>mnist/mlp.dat</c>.</param>
+    public IReadOnlyDictionary<string, Tensor> LoadModel(string modelTag) => ModelFiles.Load(modelTag, Context);
+
+    /// <summary>
+    /// Loads a model checkpoint (as <see cref="LoadModel(string)"/>) into <paramref name="model"/>, strictly: the file
+    /// must hold exactly the model's state dict entries, each with the model's shape; otherwise the error lists the
+    /// missing and unexpected keys and the shape mismatches. Returns <paramref name="model"/>, so that
+    /// <c>CreateModel</c> can end with <c>return LoadModel("base.dat", new Mlp(cfg));</c>.
     /// </summary>
     /// <param name="modelTag">The checkpoint's path relative to the models locator.</param>
-    public IReadOnlyDictionary<string, Tensor> LoadModel(string modelTag) => ModelFiles.Load(modelTag, Context.ModelsDirectory);
+    /// <param name="model">The freshly created model to load the weights into.</param>
+    public T LoadModel<T>(string modelTag, T model) where T : nn.Module => ModelFiles.LoadInto(modelTag, model, Context);
 }
 
 /// <summary>Where a spec runs: what the runtime injects besides <c>cfg</c> and <c>mode</c>.</summary>
-/// <param name="ModelsDirectory">The local folder of the data handle's <c>models</c> locator, if it has one.</param>
-public sealed record SpecContext(string? ModelsDirectory)
+/// <param name="Models">The data handle's <c>models</c> locator, if it has one.</param>
+/// <param name="Storage">The storage that reads the locator's files.</param>
+public sealed record SpecContext(Locator? Models, IDataStorage Storage)
 {
+    /// <summary>A context whose models are in a local folder (or none), read from the local file system.</summary>
+    /// <param name="modelsDirectory">The folder, or <see langword="null"/> for none.</param>
+    public SpecContext(string? modelsDirectory)
+        : this(modelsDirectory is null ? null : new LocalLocator(Path.GetFullPath(modelsDirectory)), DataStorage.Default)
+    {
+    }
+
     /// <summary>No locators known (a spec used outside an experiment).</summary>
     public static SpecContext Empty { get; } = new((string?)null);
 }

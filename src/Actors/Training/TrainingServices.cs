@@ -30,7 +30,7 @@ public sealed class TrainingServices : IDisposable
         Settings = settings;
         Checkpoints = settings.SaveStrategy == "none" ? null : storage?.Checkpoints;
         miscPath = new Lazy<string>(() => data.GetMiscPath() ?? "");
-        var context = new SpecContext((data.Models as LocalLocator)?.FullPath);
+        var context = new SpecContext(data.Models, DataStorage.Default);
         Specs = new SpecInstances(() =>
         {
             var spec = specFactory();
