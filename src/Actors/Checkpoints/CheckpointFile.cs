@@ -26,6 +26,8 @@ namespace RapidFire.Actors.Checkpoints;
 /// unknown version, a length that runs past the end (a truncated file) or leaves bytes over, a digest mismatch, or a
 /// header that does not parse is a <see cref="CheckpointCorruptException"/> naming the file and the fault.
 /// A reader accepts unknown header members, so later versions may add some without a version bump.
+/// <c>LoadModel</c> reads this layout too (RapidFire.Spec's <c>ModelFormats.RapidFireCheckpoint</c>, which cannot see this
+/// library): a change here must be made there, and <c>LoadModelScenarioTests</c> reads a checkpoint this writer wrote.
 /// </remarks>
 public static class CheckpointFile
 {
