@@ -305,11 +305,14 @@ public sealed class LoadModelTests
     {
         using var store = ModelsStore.Create(ModelsStore.Local);
         store.Put("transposed.pt", Fixture("linear-transposed.pt"));
+        store.Put("whole-model.pt", Fixture("linear-parameters.pt"));
         store.Put("other.pt", s => PyTorchPickler.PickleStateDict(s, new Hashtable { ["epoch"] = 3, ["weights"] = new Hashtable() }, leaveOpen: true));
         var spec = SpecOver(store);
 
         Assert.Contains("a tensor in it is stored as a non-contiguous view",
             Assert.Throws<SpecException>(() => spec.LoadModel("transposed.pt")).Message);
+        Assert.Contains("contains the entire model and not just the state_dict",
+            Assert.Throws<SpecException>(() => spec.LoadModel("whole-model.pt")).Message);
         Assert.Contains("it holds a dictionary with the keys 'epoch', 'weights', not a state dict",
             Assert.Throws<SpecException>(() => spec.LoadModel("other.pt")).Message);
     }

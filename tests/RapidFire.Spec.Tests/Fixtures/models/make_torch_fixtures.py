@@ -27,8 +27,13 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, bac
     raise NotImplementedError("only pickled here, never called")
 
 
-_rebuild_tensor_v2.__module__ = "torch._utils"
-torch_utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+def _rebuild_parameter(data, requires_grad, backward_hooks):
+    raise NotImplementedError("only pickled here, never called")
+
+
+for function in (_rebuild_tensor_v2, _rebuild_parameter):
+    function.__module__ = "torch._utils"
+    setattr(torch_utils, function.__name__, function)
 
 
 def storage_class(name):
@@ -59,6 +64,16 @@ class Tensor:
 
     def __reduce_ex__(self, protocol):
         return (_rebuild_tensor_v2, self.args)
+
+
+class Parameter:
+    """An nn.Parameter, as torch.save(model) (not model.state_dict()) pickles the weights."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __reduce_ex__(self, protocol):
+        return (_rebuild_parameter, (self.tensor, True, collections.OrderedDict()))
 
 
 def save(obj, path):
@@ -107,3 +122,8 @@ save(state_dict([
     ("fc.weight", Tensor(Storage(FloatStorage, "f", transposed), [2, 3], stride=[1, 2])),
     ("fc.bias", Tensor(Storage(FloatStorage, "f", [1.0, -2.0]), [2])),
 ]), os.path.join(here, "linear-transposed.pt"))
+# parameters instead of tensors, as in torch.save(model), which pickles the whole module
+save(state_dict([
+    ("fc.weight", Parameter(Tensor(Storage(FloatStorage, "f", weight), [2, 3]))),
+    ("fc.bias", Parameter(Tensor(Storage(FloatStorage, "f", [1.0, -2.0]), [2]))),
+]), os.path.join(here, "linear-parameters.pt"))
