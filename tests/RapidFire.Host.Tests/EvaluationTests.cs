@@ -33,8 +33,12 @@ public sealed class EvaluatedMnist : IDisposable
         var result = experiment.RunFit(SpecSource.FromFile(RepoPaths.MnistExample("MnistSpec.cs")), ConfigGroup.Load(Mnist.ConfigPath),
             DataHandle.Load(Mnist.HandlePath), new FitOptions(Chunks: 2));
         Runs = result.Runs;
+        InProcessTest = experiment.RunTest(); // on the experiment that just fitted, before it ends
         experiment.End();
     }
+
+    /// <summary>The test of the final checkpoints, run on the experiment object that fitted.</summary>
+    public TestReport InProcessTest { get; }
 
     public SmallMnist Mnist { get; } = new();
 
@@ -80,6 +84,11 @@ public sealed class EvaluationTests(EvaluatedMnist mnist) : IClassFixture<Evalua
         var best = await experiment.RunTestAsync(new TestOptions(Checkpoint: CheckpointChoice.Parse("best:top1_accuracy")));
 
         Assert.Equal([1, 2], final.Runs.Select(r => r.RunId));
+        foreach (var (reopened, inProcess) in final.Runs.Zip(mnist.InProcessTest.Runs))
+        {
+            Assert.Equal(reopened.Checkpoint, inProcess.Checkpoint);
+            Assert.Equal(reopened.Metrics, inProcess.Metrics);
+        }
         Assert.All([.. final.Runs, .. first.Runs, .. best.Runs], r => Assert.Null(r.Error));
         Assert.Equal([new CheckpointRef(1, 1, 1), new CheckpointRef(2, 1, 1)], final.Runs.Select(r => r.Checkpoint));
         Assert.Equal([new CheckpointRef(1, 0, 1), new CheckpointRef(2, 0, 1)], first.Runs.Select(r => r.Checkpoint));
