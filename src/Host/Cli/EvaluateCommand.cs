@@ -15,7 +15,8 @@ namespace RapidFire.Host.Cli;
 /// and print a table, one row per run.
 /// </summary>
 /// <remarks>Exit codes: 0 when it ran (even if some runs failed: the table says so, and their errors follow it on stderr); 1 for a bad option, an
-/// unknown run or a data handle without the partition; 2 when the experiment does not exist or cannot be opened.</remarks>
+/// unknown run or a data handle without the partition; 2 when the experiment does not exist, cannot be opened or is fitting, or
+/// when Ctrl+C cancelled it.</remarks>
 public static class EvaluateCommand
 {
     /// <summary>Exit code when the experiment cannot be opened or is fitting.</summary>
@@ -131,6 +132,12 @@ public static class EvaluateCommand
             catch (InvalidOperationException e)
             {
                 return Fail(stderr, e, CouldNotRun);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl+C: the runs evaluated so far have their files; the summary is not written.
+                stderr.WriteLine("cancelled");
+                return CouldNotRun;
             }
         }
     }
