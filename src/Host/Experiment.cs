@@ -236,6 +236,41 @@ public sealed class Experiment : IDisposable, IExperimentControl
         return await Operate(new ExperimentProtocol.ResumeFit(), fit.Definition.Settings, cancellation);
     }
 
+    /// <summary>
+    /// Tests trained runs on the <c>test</c> partition, each restored from the checkpoint
+    /// <see cref="Evaluation.TestOptions.Checkpoint"/> picks (default <c>final</c>): the loss, the named metrics and
+    /// <c>AggregateMetrics</c>, computed as validation computes them, in test mode. By default every run that completed,
+    /// in any fit of the experiment, with its fit's spec and data handle. Writes <c>test/run-N.csv</c> and
+    /// <c>test/summary.csv</c>; a run that cannot be tested gets its error and the others go on. Refused while a fit runs.
+    /// </summary>
+    public Task<Evaluation.TestReport> RunTestAsync(Evaluation.TestOptions? options = null, CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        return new Evaluation.RunEvaluation(this, EvaluationCheckpoints).TestAsync(options ?? new(), cancellation);
+    }
+
+    /// <summary>The synchronous form of <see cref="RunTestAsync"/>.</summary>
+    public Evaluation.TestReport RunTest(Evaluation.TestOptions? options = null) => RunTestAsync(options).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Predicts with trained runs over the <c>predict</c> partition (<c>ComputeForward</c> in predict mode, no labels),
+    /// each restored from the checkpoint <see cref="Evaluation.PredictOptions.Checkpoint"/> picks; the runs chosen as for
+    /// <see cref="RunTestAsync"/>. Writes <c>predict/run-N.csv</c> (or <c>.parquet</c>): <c>id</c>, then a column per
+    /// scalar output and one per element of a vector output (<c>logits_0</c>, <c>logits_1</c>, ...), one row per predict id
+    /// in partition order.
+    /// </summary>
+    public Task<Evaluation.PredictReport> RunPredictAsync(Evaluation.PredictOptions? options = null, CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        return new Evaluation.RunEvaluation(this, EvaluationCheckpoints).PredictAsync(options ?? new(), cancellation);
+    }
+
+    /// <summary>The synchronous form of <see cref="RunPredictAsync"/>.</summary>
+    public Evaluation.PredictReport RunPredict(Evaluation.PredictOptions? options = null) => RunPredictAsync(options).GetAwaiter().GetResult();
+
+    /// <summary>The store test and predict read the runs' checkpoints from.</summary>
+    private LocalCheckpointStore EvaluationCheckpoints => new(System.IO.Path.Combine(Path, "checkpoints"));
+
     /// <summary>The runs of every fit of the experiment, with their configs, from its journal.</summary>
     public async Task<ExperimentState> StateAsync() =>
         await experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(30));

@@ -22,7 +22,8 @@ public sealed class SmallMnist : IDisposable
         var data = RepoPaths.MnistExample("data");
         HandlePath = Path.Combine(Directory, "handle.json");
         File.WriteAllText(HandlePath, $$"""
-            { "locators": { "train": "{{data}}/train.csv", "validation": "{{data}}/validation.csv", "objects": "{{data}}" },
+            { "locators": { "train": "{{data}}/train.csv", "validation": "{{data}}/validation.csv", "test": "{{data}}/test.csv",
+                            "predict": "{{data}}/predict.csv", "objects": "{{data}}" },
               "download_columns": ["filepath"], "fraction": 0.15, "seed": 1 }
             """);
         ConfigPath = Path.Combine(Directory, "configs.json");

@@ -1,7 +1,6 @@
 using Akka.Actor;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
-using TorchSharp;
 using static RapidFire.Actors.Data.DataLoaderProtocol;
 
 namespace RapidFire.Actors.Data;
@@ -34,31 +33,11 @@ public sealed class DataLoaderActor : ReceiveActor
         });
     }
 
-    /// <summary>Runs the user's preprocessing for one minibatch; the per-row tensors die with the scope, the collated ones live on.</summary>
+    /// <summary>Runs the user's preprocessing for one minibatch (see <see cref="MinibatchPreparation"/>).</summary>
     private static PreparedMinibatch Prepare(TrainingServices services, PrepareMinibatch request)
     {
         var spec = services.Specs.Get(request.RunId, request.Config, request.Mode);
         var table = SpecCall.Run("data", () => services.Partition(request.Mode));
-        using var scope = torch.NewDisposeScope();
-        var items = new List<object>(request.Rows.Length);
-        var ids = new long[request.Rows.Length];
-        for (var i = 0; i < request.Rows.Length; i++)
-        {
-            var row = table[request.Rows[i]];
-            ids[i] = row.Id;
-            try
-            {
-                items.Add(SpecCall.Run("RowPrep", () => spec.RowPrep(row, request.Config, request.Mode)
-                    ?? throw new SpecException("RowPrep", "returned null")));
-            }
-            catch (RunFailureException e)
-            {
-                throw new RunFailureException(e.Failure with { RowId = row.Id }, e.InnerException);
-            }
-        }
-        var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(items, request.Config, request.Mode));
-        foreach (var tensor in TensorTree.Tensors(collated))
-            if (scope.Contains(tensor)) scope.Detach(tensor);
-        return new PreparedMinibatch(new Minibatch(collated, items.Count), ids);
+        return MinibatchPreparation.Prepare(spec, table, request.Rows, request.Config, request.Mode);
     }
 }

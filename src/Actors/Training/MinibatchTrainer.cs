@@ -47,6 +47,20 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
         return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, mode));
     }
 
+    /// <summary>
+    /// Predicts on one minibatch: forward in predict mode (outputs only), no gradients. <paramref name="take"/> reads the
+    /// outputs (copying what it keeps) before every tensor of the step is disposed.
+    /// </summary>
+    public void Predict(RunModel state, Minibatch minibatch, Action<IReadOnlyDictionary<string, object>> take)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var batch = OnDevice(scope, minibatch, state.Device);
+        state.Model.eval();
+        var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, Mode.Predict).Checked(Mode.Predict));
+        take(result.Outputs);
+    }
+
     private static Minibatch OnDevice(DisposeScope scope, Minibatch minibatch, string device)
     {
         foreach (var tensor in TensorTree.Tensors(minibatch.Value)) scope.Attach(tensor);

@@ -21,6 +21,8 @@ public static class RapidFireCli
             RunsCommand.Create(stdout, stderr),
             PlotCommand.Create(stdout, stderr),
             DashboardCommand.Create(stdout, stderr),
+            EvaluateCommand.CreateTest(stdout, stderr),
+            EvaluateCommand.CreatePredict(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

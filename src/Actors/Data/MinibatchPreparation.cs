@@ -1,0 +1,43 @@
+using RapidFire.Actors.Training;
+using RapidFire.Spec;
+using RapidFire.Spec.Data;
+using TorchSharp;
+
+namespace RapidFire.Actors.Data;
+
+/// <summary>
+/// The user's preprocessing of one minibatch: <c>RowPrep</c> for each row, then <c>CollateFn</c>. The DataLoaderActors
+/// run it for training and validation; test and predict run it directly.
+/// </summary>
+public static class MinibatchPreparation
+{
+    /// <summary>
+    /// Prepares the minibatch of <paramref name="rows"/> (positions in <paramref name="table"/>). The per-row tensors die
+    /// with the call; the collated ones are the caller's to dispose. A failure is a <see cref="RunFailureException"/>
+    /// naming the method, and for <c>RowPrep</c> the row id.
+    /// </summary>
+    public static PreparedMinibatch Prepare(MLSpec spec, EsfTable table, IReadOnlyList<int> rows, Config cfg, Mode mode)
+    {
+        using var scope = torch.NewDisposeScope();
+        var items = new List<object>(rows.Count);
+        var ids = new long[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var row = table[rows[i]];
+            ids[i] = row.Id;
+            try
+            {
+                items.Add(SpecCall.Run("RowPrep", () => spec.RowPrep(row, cfg, mode)
+                    ?? throw new SpecException("RowPrep", "returned null")));
+            }
+            catch (RunFailureException e)
+            {
+                throw new RunFailureException(e.Failure with { RowId = row.Id }, e.InnerException);
+            }
+        }
+        var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(items, cfg, mode));
+        foreach (var tensor in TensorTree.Tensors(collated))
+            if (scope.Contains(tensor)) scope.Detach(tensor);
+        return new PreparedMinibatch(new Minibatch(collated, items.Count), ids);
+    }
+}
