@@ -207,9 +207,10 @@ public sealed class S3DataStorage : IDataStorage, IDisposable
                     return Cache.PathOf(s3.Bucket, s3.Key);
                 }
             }
-            catch (S3Failure f) when (S3Errors.Classify(f.InnerException!) == S3Errors.Kind.NotFound)
+            catch (S3Failure f) when (S3Errors.Classify(f.InnerException!) is S3Errors.Kind.NotFound or S3Errors.Kind.AccessDenied)
             {
-                // a HEAD cannot tell a missing bucket from a missing key: the GET below says which
+                // An answer to a HEAD has no body, so no error code: it cannot tell a missing bucket from a missing key,
+                // nor wrong credentials from a missing permission. The GET below says which.
             }
         }
         var task = $"download {s3}";
@@ -333,9 +334,14 @@ public sealed class S3DataStorage : IDataStorage, IDisposable
             .ToList();
         var upToDate = wanted.Count - toGet.Count - failures.Count;
         Interlocked.Add(ref hits, upToDate);
-        if (toGet.Count == 0) return failures;
-
         var task = $"download {folder}";
+        if (toGet.Count == 0)
+        {
+            progress?.Report(new ProgressUpdate(task, ProgressActivity.Download, 0, 0,
+                string.Create(CultureInfo.InvariantCulture, $"{upToDate} objects, all cached")) { Finished = true });
+            return failures;
+        }
+
         long done = 0, downloaded = 0;
         var clock = Stopwatch.StartNew();
         var lastReport = TimeSpan.Zero;

@@ -52,10 +52,13 @@ public static class S3Errors
         {
             Kind.NoSuchBucket => $"bucket '{bucket}' does not exist ({where})",
             Kind.NotFound => $"not found: no object {where}" + (code is null or "NotFound" ? "" : $" ({code})"),
-            Kind.AccessDenied => $"access denied to {where} ({code ?? "403 Forbidden"}" +
-                                 (code is "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken"
-                                     ? ": the credentials are wrong; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile)"
-                                     : ": the credentials lack the permission)"),
+            Kind.AccessDenied => $"access denied to {where} " + code switch
+            {
+                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" =>
+                    $"({code}: the credentials are wrong; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile)",
+                null or "Forbidden" or "Unauthorized" => "(403 Forbidden: the credentials are refused or lack the permission)",
+                _ => $"({code}: the credentials lack the permission)",
+            },
             Kind.NoCredentials => $"no AWS credentials to read {where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or configure a profile",
             Kind.Unreachable => $"cannot reach the S3 endpoint {SecretMask.MaskConnectionString(endpoint ?? "of AWS")} for {where}: {Innermost(e).Message}",
             _ => $"S3 request for {where} failed: {(code is null ? "" : code + ": ")}{e.Message}",
