@@ -4,6 +4,7 @@
 #   - PostgreSQL server binaries (Debian package 'postgresql'): the tests start their own server on a loopback port.
 #   - Chromium (Debian package 'chromium'): the dashboard's browser test drives it through Playwright; no browser is
 #     ever downloaded.
+#   - s3rver (npm package, with Debian's 'nodejs' and 'npm'): the S3 tests start it on a loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,5 +81,23 @@ if [[ ! -x $RAPIDFIRE_CHROMIUM ]]; then
 fi
 # Playwright drives that Chromium: it must never download browsers of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+# s3rver (npm package), a real S3 server the S3 tests start on a loopback port (tests/Shared/S3Server.cs), in .tools/
+# of the checkout (ignored by git); Node.js and npm from Debian when missing. RAPIDFIRE_S3RVER may point elsewhere.
+S3RVER_VERSION=3.7.1
+s3rver_installed() {
+    [[ -f .tools/node_modules/s3rver/package.json ]] &&
+        [[ $(node -p "require('./.tools/node_modules/s3rver/package.json').version" 2>/dev/null) == "$S3RVER_VERSION" ]]
+}
+if [[ -z ${RAPIDFIRE_S3RVER:-} ]] && ! s3rver_installed; then
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        prepare_apt "Node.js and npm (to run s3rver)"
+        echo "installing Node.js and npm (Debian packages 'nodejs' and 'npm')..." >&2
+        with_fresh_lists "Debian's packages 'nodejs' and 'npm'" "${apt[@]}" install nodejs npm
+    fi
+    echo "installing s3rver $S3RVER_VERSION into .tools/ (npm)..." >&2
+    npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error "s3rver@$S3RVER_VERSION" >&2
+    s3rver_installed || { echo "npm installed s3rver, but .tools/node_modules/s3rver is not version $S3RVER_VERSION" >&2; exit 1; }
+fi
 
 dotnet test RapidFire.sln -c Release --logger "console;verbosity=minimal" "$@"

@@ -69,6 +69,9 @@ public sealed record ControlLogged(ControlRecord Record) : ExperimentEvent;
 /// <summary>A pruning rule stopped a run, and why.</summary>
 public sealed record RunPrunedBy(int RunId, string Reason) : ExperimentEvent;
 
+/// <summary>Long work besides training reported how far it has come, such as a download of data from S3 (activity <c>download</c>).</summary>
+public sealed record ProgressReported(RapidFire.Spec.Progress.ProgressUpdate Update) : ExperimentEvent;
+
 /// <summary>
 /// An experiment: a named folder under an experiments directory holding its journal, checkpoints, metric files and
 /// log, and the embedded actor runtime that trains its fits. Names are unique in their directory; one experiment is
@@ -96,6 +99,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     private readonly IActorRef experiment;
     private readonly IActorRef bridge;
     private readonly FileStream directoryLock;
+    private readonly ExperimentStorage storage;
     private readonly TaskCompletionSource<string> journalFailure = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool ended;
     private readonly Dictionary<int, RunState> lastRuns = [];
@@ -106,7 +110,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     /// </summary>
     /// <param name="name">The experiment's name (letters, digits, '-', '_', '.').</param>
     /// <param name="directory">The experiments directory; created when missing.</param>
-    /// <param name="config">HOCON overriding the runtime defaults: the <c>rapidfire</c> section (journal, checkpoints...), Akka settings.</param>
+    /// <param name="config">HOCON overriding the runtime defaults: the <c>rapidfire</c> section (journal, checkpoints, s3...), Akka settings.</param>
     public Experiment(string name, string directory = DefaultDirectory, Akka.Configuration.Config? config = null)
         : this(name, directory, config, resuming: false) { }
 
@@ -140,19 +144,20 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 system = ActorSystem.Create("rapidfire", hocon);
                 files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-                foreach (var type in new[] { typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
+                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
                     system.EventStream.Subscribe(bridge, type);
-                var checkpoints = System.IO.Path.Combine(Path, "checkpoints");
-                experiment = system.ActorOf(ExperimentActor.Props(name,
-                    _ => new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)),
+                storage = ExperimentStorage.Open(user, Path, name, new EventStreamProgress(system.EventStream));
+                experiment = system.ActorOf(ExperimentActor.Props(name, _ => storage.ForFit(),
                     () => torch.cuda.is_available() ? torch.cuda.device_count() : 0), "experiment");
                 AwaitJournal();
                 files.Log(resuming ? $"experiment {name} reopened to resume" : $"experiment {name} created");
+                if (storage.Checkpoints is S3CheckpointStore) files.Log($"checkpoints in {storage.Describe()}");
                 active = this;
             }
             catch
             {
                 directoryLock.Dispose();
+                storage?.Dispose();
                 system?.Terminate().Wait(TimeSpan.FromSeconds(10));
                 throw;
             }
@@ -190,6 +195,15 @@ public sealed class Experiment : IDisposable, IExperimentControl
 
     /// <summary>The experiment's folder: <c>journal.db</c>, <c>checkpoints/</c>, <c>runs.csv</c>, <c>metrics/</c>, <c>experiment.log</c>.</summary>
     public string Path { get; }
+
+    /// <summary>
+    /// Where the experiment reads data handles' files: local paths, and <c>s3://</c> locators through the download cache
+    /// (<c>rapidfire.s3</c> settings). Pass it to <see cref="DataHandle.Open"/> to read a partition as the runtime does.
+    /// </summary>
+    public IDataStorage DataStorage => storage.Data;
+
+    /// <summary>Where the experiment's checkpoints are: its <c>checkpoints/</c> folder, or an S3 store (<c>rapidfire.checkpoints.location</c>).</summary>
+    public ICheckpointStore Checkpoints => storage.Checkpoints;
 
     /// <summary>Appends a line to the experiment's log (<c>experiment.log</c>), with the time: for hosts and exporters reporting on it.</summary>
     public void Log(string line) => files.Log(line);
@@ -389,6 +403,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
         finally
         {
             system.Terminate().Wait(TimeSpan.FromSeconds(30));
+            storage.Dispose();
             directoryLock.Dispose();
             lock (ActiveLock)
                 if (active == this) active = null;
@@ -513,6 +528,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
             Receive<ControlRecord>(e => experiment.Publish(new ControlLogged(e)));
             Receive<RunPruned>(e => experiment.Publish(new RunPrunedBy(e.RunId, e.Reason)));
+            Receive<RapidFire.Spec.Progress.ProgressUpdate>(e => experiment.Publish(new ProgressReported(e)));
             Receive<ExperimentProtocol.JournalUnavailable>(e => experiment.journalFailure.TrySetResult(e.Reason));
         }
     }

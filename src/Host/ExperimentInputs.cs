@@ -37,7 +37,12 @@ public sealed class ExperimentInputs
     public IReadOnlyList<string> Summary { get; }
 
     /// <summary>Compiles the spec, reads every partition's ESF header and ids, and expands the config group.</summary>
-    public static ExperimentInputs Check(string specPath, string dataPath, string configPath)
+    /// <param name="specPath">The spec file.</param>
+    /// <param name="dataPath">The data handle file.</param>
+    /// <param name="configPath">The config group file.</param>
+    /// <param name="storage">Where the data handle's files are read (default: local files only); object files are not
+    /// downloaded here.</param>
+    public static ExperimentInputs Check(string specPath, string dataPath, string configPath, IDataStorage? storage = null)
     {
         var problems = new List<string>();
         var summary = new List<string>();
@@ -65,7 +70,7 @@ public sealed class ExperimentInputs
             {
                 try
                 {
-                    counts.Add($"{mode.ToName()} {data.Open(mode).RowCount} rows");
+                    counts.Add($"{mode.ToName()} {data.Open(mode, storage, fetchObjects: false).RowCount} rows");
                 }
                 catch (DataException e)
                 {

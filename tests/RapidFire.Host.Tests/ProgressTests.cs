@@ -137,6 +137,17 @@ public class ProgressTests
     }
 
     [Fact]
+    public void The_feed_passes_on_the_progress_other_work_reports_such_as_s3_downloads()
+    {
+        var sink = new Recorder();
+        var feed = new TrainingProgress.Feed(sink);
+        var download = new ProgressUpdate("download s3://b/mnist", ProgressActivity.Download, 40, 300, "40/300 objects, 0.1 MB, 0 cached");
+        feed.Take(new ProgressReported(download));
+        feed.Take(new ProgressReported(download with { Done = 300, Detail = "300/300 objects" }));
+        Assert.Equal([download, download with { Done = 300, Detail = "300/300 objects" }], sink.Updates);
+    }
+
+    [Fact]
     public void The_plain_log_writes_a_task_first_when_complete_and_otherwise_at_most_once_per_interval()
     {
         var output = new StringWriter();

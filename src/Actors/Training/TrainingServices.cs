@@ -16,8 +16,11 @@ public sealed class TrainingServices : IDisposable
     private readonly ConcurrentDictionary<Mode, Lazy<EsfTable>> partitions = new();
     private readonly Lazy<string> miscPath;
 
-    /// <summary>Where a fit keeps what outlives it: the checkpoint store (none: nothing is checkpointed).</summary>
-    public sealed record Storage(ICheckpointStore? Checkpoints)
+    /// <summary>
+    /// Where a fit keeps what outlives it, the checkpoint store (none: nothing is checkpointed), and where it reads its
+    /// data from (null: <see cref="DataStorage.Default"/>, local files only; an <c>S3DataStorage</c> reads S3 locators too).
+    /// </summary>
+    public sealed record Storage(ICheckpointStore? Checkpoints, IDataStorage? Data = null)
     {
         /// <summary>No checkpoints: runs cannot be resumed after the process ends.</summary>
         public static Storage None { get; } = new((ICheckpointStore?)null);
@@ -29,8 +32,9 @@ public sealed class TrainingServices : IDisposable
         Data = data;
         Settings = settings;
         Checkpoints = settings.SaveStrategy == "none" ? null : storage?.Checkpoints;
-        miscPath = new Lazy<string>(() => data.GetMiscPath() ?? "");
-        var context = new SpecContext(data.Models, DataStorage.Default);
+        DataStorage = storage?.Data ?? Spec.Data.DataStorage.Default;
+        miscPath = new Lazy<string>(() => data.GetMiscPath(DataStorage) ?? "");
+        var context = new SpecContext(data.Models, DataStorage);
         Specs = new SpecInstances(() =>
         {
             var spec = specFactory();
@@ -41,6 +45,9 @@ public sealed class TrainingServices : IDisposable
 
     /// <summary>The data handle.</summary>
     public DataHandle Data { get; }
+
+    /// <summary>Where the data handle's files are read from (ESFs, object files, misc and models).</summary>
+    public IDataStorage DataStorage { get; }
 
     /// <summary>The runtime settings of this fit.</summary>
     public RuntimeSettings Settings { get; }
@@ -74,7 +81,7 @@ public sealed class TrainingServices : IDisposable
 
     /// <summary>The partition's rows, opened and checked once per fit.</summary>
     public EsfTable Partition(Mode mode) =>
-        partitions.GetOrAdd(mode, m => new Lazy<EsfTable>(() => Data.Open(m))).Value;
+        partitions.GetOrAdd(mode, m => new Lazy<EsfTable>(() => Data.Open(m, DataStorage))).Value;
 
     /// <summary>The seed of a run: its <c>seed</c> knob, else the fit's seed.</summary>
     public long SeedOf(Config cfg) => cfg.Get("seed", Settings.Seed);

@@ -14,7 +14,7 @@ namespace RapidFire.Host.Cli;
 
 /// <summary>
 /// <c>rapidfire fit --spec S.cs --data handle.json --config configs.json --experiment NAME --dir DIR [--chunks N]
-/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--dashboard [PORT]] [--api-address A] [--parquet] [--mlflow URI]</c>:
+/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--s3-endpoint URL] [--dashboard [PORT]] [--api-address A] [--parquet] [--mlflow URI]</c>:
 /// trains every config concurrently, with a live table, serving the experiment's HTTP API and dashboard
 /// (<see cref="ApiServer"/>) while it trains.
 /// </summary>
@@ -35,24 +35,35 @@ public static class FitCommand
         var chunks = new Option<int?>("--chunks") { Description = "Chunks per epoch (default 4): how often runs hop between devices." };
         var devices = new Option<string?>("--devices") { Description = "cpu, cpu:N, cuda or cuda:I,J (default cpu)." };
         var seed = new Option<long?>("--seed") { Description = "Seed of runs without a `seed` knob (default 42)." };
+        var s3Endpoint = S3Options.Endpoint();
         var serving = new ServingOptions();
         var command = new Command("fit", "Train every config of the group concurrently, chunk by chunk, with validation every epoch.")
         {
-            spec, data, config, name, dir, settings, chunks, devices, seed,
+            spec, data, config, name, dir, settings, chunks, devices, seed, s3Endpoint,
         };
         serving.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
             var specPath = parse.GetValue(spec)!.FullName;
             var configPath = parse.GetValue(config)!.FullName;
-            var inputs = ExperimentInputs.Check(specPath, parse.GetValue(data)!.FullName, configPath);
+            var hocon = serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings))));
+            ExperimentInputs inputs;
+            try
+            {
+                using var storage = S3Options.Storage(hocon);
+                inputs = ExperimentInputs.Check(specPath, parse.GetValue(data)!.FullName, configPath, storage);
+            }
+            catch (ConfigException e)
+            {
+                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                return RapidFireCli.InvalidInput;
+            }
             if (inputs.Problems.Count > 0)
             {
                 ValidateCommand.Report(inputs, stdout, stderr);
                 return RapidFireCli.InvalidInput;
             }
             var options = new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed));
-            var hocon = serving.Settings(parse, Settings(parse.GetValue(settings)));
             return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 _ => Task.FromResult(inputs.Runs),
                 experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),
@@ -67,12 +78,13 @@ public static class FitCommand
         var name = new Option<string>("--experiment") { Description = "The experiment to resume.", Required = true };
         var dir = DirOption();
         var settings = SettingsOption();
+        var s3Endpoint = S3Options.Endpoint();
         var serving = new ServingOptions();
-        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings };
+        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings, s3Endpoint };
         serving.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
-            var hocon = serving.Settings(parse, Settings(parse.GetValue(settings)));
+            var hocon = serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings))));
             return await Watch(() => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
                 experiment => experiment.ResumeFitAsync(cancellation),
@@ -148,12 +160,12 @@ public static class FitCommand
         public bool ShowDashboard(System.CommandLine.ParseResult parse) => parse.GetResult(Dashboard) is not null;
     }
 
-    private static Option<FileInfo?> SettingsOption() => new("--settings")
+    internal static Option<FileInfo?> SettingsOption() => new("--settings")
     {
-        Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL).",
+        Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL, rapidfire.s3, rapidfire.checkpoints.location).",
     };
 
-    private static Akka.Configuration.Config? Settings(FileInfo? file) =>
+    internal static Akka.Configuration.Config? Settings(FileInfo? file) =>
         file is null ? null : Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(file.FullName));
 
     /// <summary>

@@ -12,13 +12,25 @@ public static class ValidateCommand
         var spec = new Option<FileInfo>("--spec") { Description = "The MLSpec source file (.cs) with exactly one MLSpec class.", Required = true };
         var data = new Option<FileInfo>("--data") { Description = "The data handle (JSON).", Required = true };
         var config = new Option<FileInfo>("--config") { Description = "The config group (JSON).", Required = true };
+        var settings = FitCommand.SettingsOption();
+        var s3Endpoint = S3Options.Endpoint();
         var command = new Command("validate", "Compile the spec, read every partition's ESF header and ids, and expand the config group, without training.")
         {
-            spec, data, config,
+            spec, data, config, settings, s3Endpoint,
         };
         command.SetAction(parse =>
         {
-            var inputs = ExperimentInputs.Check(parse.GetValue(spec)!.FullName, parse.GetValue(data)!.FullName, parse.GetValue(config)!.FullName);
+            ExperimentInputs inputs;
+            try
+            {
+                using var storage = S3Options.Storage(S3Options.Apply(parse, s3Endpoint, FitCommand.Settings(parse.GetValue(settings))));
+                inputs = ExperimentInputs.Check(parse.GetValue(spec)!.FullName, parse.GetValue(data)!.FullName, parse.GetValue(config)!.FullName, storage);
+            }
+            catch (ConfigException e)
+            {
+                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                return RapidFireCli.InvalidInput;
+            }
             return Report(inputs, stdout, stderr);
         });
         return command;

@@ -17,7 +17,8 @@ namespace RapidFire.Spec.Data;
 /// <para><b>Locators.</b> Every locator is optional, but at least one partition (train, validation, test, predict)
 /// must be given; each operation checks the partitions it needs (<see cref="HasPartition"/>, <see cref="GetLocator"/>).
 /// <c>objects</c> defaults to the data handle's folder. A locator is a local path or <c>s3://bucket/key</c>
-/// (S3 is parsed but not yet readable). Unknown keys are errors.</para>
+/// (read through an <see cref="S3.S3DataStorage"/>: ESFs and misc folders are downloaded to its cache, object files
+/// as the sampled rows need them). Unknown keys are errors.</para>
 /// <para><b>ESFs.</b> CSV/TSV, Parquet or Arrow IPC by extension (<see cref="EsfFormats"/>). A CSV column's type is
 /// inferred from all its values (empty cells are nulls): all integers give int64, else all numbers double, else all
 /// <c>true</c>/<c>false</c> boolean, else string. The <c>id</c> column is required: lower case, integer, unique,
@@ -165,12 +166,17 @@ public sealed class DataHandle
         return errors;
     }
 
-    /// <summary>Reads, checks and samples the ESF of a partition.</summary>
+    /// <summary>
+    /// Reads, checks and samples the ESF of a partition, and brings the object files its sampled rows name to this
+    /// machine (<see cref="IDataStorage.FetchObjects"/>: nothing to do for local files, downloads for S3). An object
+    /// file that cannot be brought fails only the rows naming it, when they are read (<see cref="Row.GetPath"/>).
+    /// </summary>
     /// <param name="mode">The partition.</param>
     /// <param name="storage">Where to read; <see cref="DataStorage.Default"/> when <see langword="null"/>.</param>
+    /// <param name="fetchObjects">Whether to bring the object files (false: check the ESF only, as validation does).</param>
     /// <exception cref="DataException">The handle has no such partition, or its ESF is invalid: every error of the file
     /// (up to 20 listed), each naming the file and, where there is one, the row.</exception>
-    public EsfTable Open(Mode mode, IDataStorage? storage = null)
+    public EsfTable Open(Mode mode, IDataStorage? storage = null, bool fetchObjects = true)
     {
         storage ??= DataStorage.Default;
         var locator = GetLocator(mode);
@@ -182,14 +188,29 @@ public sealed class DataHandle
             throw new DataException([.. objectErrors, .. errors.ToList()]);
         var (content, result) = read.Value;
         var sample = RowSampler.Sample(result.Ids.Length, Fraction, Seed);
-        return new EsfTable(locator, mode, content.Schema, content.Batches, result.Ids, sample, result.ObjectColumns, objects.LocalDirectory);
+        var table = new EsfTable(locator, mode, content.Schema, content.Batches, result.Ids, sample, result.ObjectColumns,
+            objects.LocalDirectory, Objects);
+        if (fetchObjects && table.ObjectColumns.Count > 0)
+            table.ObjectFailures = storage.FetchObjects(Objects, ObjectPaths(table));
+        return table;
+    }
+
+    /// <summary>The normalized object paths the table's rows name (checked when the ESF was opened).</summary>
+    private static HashSet<string> ObjectPaths(EsfTable table)
+    {
+        var paths = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in table)
+            foreach (var column in table.ObjectColumns)
+                if (!row.IsNull(column) && ObjectPath.TryNormalize(row.GetString(column), out var normalized, out _))
+                    paths.Add(normalized);
+        return paths;
     }
 
     private ObjectsRoot ResolveObjects(IDataStorage storage, List<DataError> errors)
     {
         try
         {
-            return new ObjectsRoot(Objects, storage, storage.GetLocalDirectory(Objects));
+            return new ObjectsRoot(Objects, storage, storage.GetObjectsDirectory(Objects));
         }
         catch (DataException e)
         {

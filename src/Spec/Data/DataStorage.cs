@@ -16,23 +16,42 @@ public interface IDataStorage
     bool FileExists(Locator file);
 
     /// <summary>
-    /// The local folder in which the files below <paramref name="folder"/> can be opened: the folder itself for a
-    /// local locator; for remote storage, the local copy the runtime downloads object files to.
+    /// The local folder in which all the files below <paramref name="folder"/> can be opened: the folder itself for a
+    /// local locator; for remote storage, a local copy of the whole folder (how a <c>misc</c> folder is read).
     /// </summary>
     /// <exception cref="DataException">The folder does not exist or its kind of locator is not supported.</exception>
     string GetLocalDirectory(Locator folder);
+
+    /// <summary>
+    /// The local folder object paths below <paramref name="folder"/> resolve in, without bringing any file there: the
+    /// folder itself for a local locator; for remote storage, the local copy that <see cref="FetchObjects"/> fills.
+    /// </summary>
+    /// <exception cref="DataException">The folder cannot be used (does not exist, cannot be read).</exception>
+    string GetObjectsDirectory(Locator folder) => GetLocalDirectory(folder);
+
+    /// <summary>
+    /// Makes the object files <paramref name="relativePaths"/> (normalized, see <see cref="ObjectPath"/>) below
+    /// <paramref name="folder"/> available under <see cref="GetObjectsDirectory"/>: nothing to do for local files; a
+    /// remote storage downloads them. Returns the paths that could not be made available, each with why; the rows
+    /// naming them fail when read, the others are unaffected.
+    /// </summary>
+    IReadOnlyDictionary<string, string> FetchObjects(Locator folder, IReadOnlyCollection<string> relativePaths) =>
+        System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 }
 
 /// <summary>The storage RapidFire uses unless told otherwise.</summary>
 public static class DataStorage
 {
-    /// <summary>The default storage: the local file system (S3 locators are refused until S3 support lands).</summary>
+    /// <summary>
+    /// The default storage: the local file system. S3 locators need an <see cref="S3.S3DataStorage"/> (the experiment
+    /// runtime and the CLI use one, configured by <c>rapidfire.s3</c>); pass one to <see cref="DataHandle.Open"/>.
+    /// </summary>
     public static IDataStorage Default => LocalDataStorage.Instance;
 
     /// <summary>The error for a locator whose kind of storage is not available: it names the locator.</summary>
     public static DataException NotSupported(Locator locator) => locator is S3Locator
         ? new DataException(locator.ToString(), null,
-            "S3 locators are not supported yet; copy the data to a local folder and give its path")
+            "S3 locators need an S3 storage: pass an S3DataStorage to DataHandle.Open (experiments and the rapidfire CLI use one)")
         : new DataException(locator.ToString(), null, $"locators of kind {locator.GetType().Name} are not supported by this storage");
 }
 

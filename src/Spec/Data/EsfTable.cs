@@ -23,8 +23,9 @@ public sealed class EsfTable : IReadOnlyList<Row>
     private Dictionary<long, int>? byId;
 
     internal EsfTable(Locator locator, Mode mode, Schema schema, IReadOnlyList<RecordBatch> batches, long[] fileIds,
-        int[] sample, IReadOnlyList<string> objectColumns, string objectsDirectory)
+        int[] sample, IReadOnlyList<string> objectColumns, string objectsDirectory, Locator? objectsLocator = null)
     {
+        ObjectsLocator = objectsLocator ?? new LocalLocator(objectsDirectory);
         Locator = locator;
         Mode = mode;
         Schema = schema;
@@ -62,6 +63,16 @@ public sealed class EsfTable : IReadOnlyList<Row>
 
     /// <summary>The local folder object paths are relative to (absolute).</summary>
     public string ObjectsDirectory { get; }
+
+    /// <summary>The data handle's <c>objects</c> locator (local, or the S3 folder <see cref="ObjectsDirectory"/> is a copy of).</summary>
+    public Locator ObjectsLocator { get; }
+
+    /// <summary>
+    /// The object files (normalized paths) that could not be brought to this machine when the partition opened, each with
+    /// why; <see cref="Row.GetPath"/> of a row naming one fails with that reason. Empty for local files.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ObjectFailures { get; internal set; } =
+        System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     /// <summary>The whole file's record batches, as read.</summary>
     public IReadOnlyList<RecordBatch> Batches { get; }

@@ -88,8 +88,10 @@ public sealed class Row
 
     /// <summary>
     /// The absolute local path of the object file an object column names, below the data handle's <c>objects</c>
-    /// locator.
+    /// locator (for an S3 locator, the downloaded copy).
     /// </summary>
+    /// <exception cref="DataException">The column is no object column, its value is null or no acceptable path, or the
+    /// object could not be downloaded (the message names the id, the column and the object's locator).</exception>
     public string GetPath(string objectColumn)
     {
         var array = Column(objectColumn);
@@ -104,6 +106,8 @@ public sealed class Row
         // The ESF's paths were checked when it was opened; checking again costs little and keeps the rule in one place.
         if (!ObjectPath.TryNormalize(relative, out var normalized, out var problem))
             throw Fail(objectColumn, $"path '{relative}' {problem}");
+        if (table.ObjectFailures.Count > 0 && table.ObjectFailures.TryGetValue(normalized, out var failure))
+            throw Fail(objectColumn, $"object file '{relative}' could not be downloaded: {failure}");
         return Path.Join(table.ObjectsDirectory, normalized.Replace('/', Path.DirectorySeparatorChar));
     }
 

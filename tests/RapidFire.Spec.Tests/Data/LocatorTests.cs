@@ -25,25 +25,25 @@ public class LocatorTests
     }
 
     [Fact]
-    public void Opening_an_s3_partition_says_s3_is_not_supported_yet_and_names_the_locator()
+    public void Opening_an_s3_partition_with_the_local_storage_says_it_needs_an_s3_storage_and_names_the_locator()
     {
         using var folder = new TempFolder();
         var handle = DataHandle.FromJson("""{ "locators": { "train": "s3://bucket/train.csv" } }""", folder.Path);
         var error = Assert.Single(Assert.Throws<DataException>(() => handle.Open(Mode.Train)).Errors);
         Assert.Equal("s3://bucket/train.csv", error.File);
-        Assert.Contains("S3 locators are not supported yet", error.Message);
+        Assert.Contains("S3 locators need an S3 storage", error.Message);
         Assert.Equal([error], handle.Validate());
     }
 
     [Fact]
-    public void An_s3_objects_locator_is_refused_the_same_way()
+    public void An_s3_objects_locator_is_refused_by_the_local_storage_the_same_way()
     {
         using var folder = new TempFolder();
         folder.Write("train.csv", "id,label\n1,2\n");
         var handle = DataHandle.Builder(folder.Path).Train("train.csv").Objects("s3://bucket/images").Build();
         var error = Assert.Single(Assert.Throws<DataException>(() => handle.Open(Mode.Train)).Errors);
         Assert.Equal("s3://bucket/images", error.File);
-        Assert.Equal("objects locator: S3 locators are not supported yet; copy the data to a local folder and give its path", error.Message);
+        Assert.Equal("objects locator: S3 locators need an S3 storage: pass an S3DataStorage to DataHandle.Open (experiments and the rapidfire CLI use one)", error.Message);
     }
 
     [Fact]

@@ -61,7 +61,8 @@ public static class TrainingProgress
     /// <summary>
     /// Turns an experiment's events into progress updates for <paramref name="sink"/>: a run's update when its chunks
     /// trained (or its total) change while it trains (ended runs are left to the status lines and the table), the
-    /// overall update when it changes, and a count of the checkpoints written, read off finished chunk tasks.
+    /// overall update when it changes, a count of the checkpoints written, read off finished chunk tasks, and the
+    /// updates other work reports itself (<see cref="ProgressReported"/>: downloads from S3), as they come.
     /// </summary>
     public sealed class Feed(IProgress<ProgressUpdate> sink)
     {
@@ -85,6 +86,9 @@ public static class TrainingProgress
                         var now = Overall(runs.Values);
                         if (overall is null || now.Done != overall.Done || now.Total != overall.Total || now.Detail != overall.Detail)
                             sink.Report(overall = now);
+                        break;
+                    case ProgressReported { Update: var update }:
+                        sink.Report(update); // downloads and other work that reports its own progress
                         break;
                     case TaskDone { Task.Outcome: GpuProtocol.Trained { Checkpoint: { } checkpoint } }:
                         checkpoints++;

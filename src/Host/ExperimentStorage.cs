@@ -1,0 +1,84 @@
+using System.Text.Json;
+using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Storage;
+using RapidFire.Actors.Training;
+using RapidFire.Spec.Data;
+using RapidFire.Spec.Data.S3;
+using RapidFire.Spec.Progress;
+
+namespace RapidFire.Host;
+
+/// <summary>
+/// Where one experiment reads its data and keeps its checkpoints, from its HOCON (<see cref="StorageSettings"/>): data
+/// through an <see cref="S3DataStorage"/> (local files, and S3 locators through the download cache), checkpoints in the
+/// experiment folder or, with <c>rapidfire.checkpoints.location = "s3://bucket/prefix"</c>, in S3 under
+/// <c>prefix/NAME/</c>. An S3 location is recorded in the experiment folder (<c>storage.json</c>), so that a resume
+/// without the setting finds the checkpoints where the fit wrote them.
+/// </summary>
+internal sealed class ExperimentStorage : IDisposable
+{
+    /// <summary>The file in the experiment folder recording where its checkpoints are.</summary>
+    public const string FileName = "storage.json";
+
+    private ExperimentStorage(S3DataStorage data, ICheckpointStore checkpoints)
+    {
+        Data = data;
+        Checkpoints = checkpoints;
+    }
+
+    /// <summary>The data storage (local files and S3).</summary>
+    public S3DataStorage Data { get; }
+
+    /// <summary>The checkpoint store.</summary>
+    public ICheckpointStore Checkpoints { get; }
+
+    /// <summary>What a fit gets.</summary>
+    public TrainingServices.Storage ForFit() => new(Checkpoints, Data);
+
+    /// <summary>Builds the storage of the experiment in <paramref name="experimentPath"/> from <paramref name="config"/>.</summary>
+    /// <exception cref="Spec.ConfigException">A <c>rapidfire.s3</c> or <c>rapidfire.checkpoints</c> setting is invalid.</exception>
+    public static ExperimentStorage Open(Akka.Configuration.Config? config, string experimentPath, string name, IProgress<ProgressUpdate>? progress)
+    {
+        var settings = StorageSettings.From(config);
+        var data = new S3DataStorage(settings.S3, progress);
+        var record = Path.Combine(experimentPath, FileName);
+        var location = settings.CheckpointsLocation;
+        if (location is null && File.Exists(record))
+            location = Recorded(record);
+        else if (location is not null)
+            File.WriteAllText(record, JsonSerializer.Serialize(new Dictionary<string, string> { ["checkpoints"] = location.ToString() }) + "\n");
+        ICheckpointStore checkpoints = location is null
+            ? new LocalCheckpointStore(Path.Combine(experimentPath, "checkpoints"))
+            : new S3CheckpointStore(data.Client, (S3Locator)location.Combine(name), settings.S3.ResolvedEndpoint);
+        return new ExperimentStorage(data, checkpoints);
+    }
+
+    /// <summary>Where the checkpoints are, for the log: a folder or an <c>s3://</c> prefix.</summary>
+    public string Describe() => Checkpoints switch
+    {
+        S3CheckpointStore s3 => s3.Root.ToString(),
+        LocalCheckpointStore local => local.Directory,
+        var other => other.GetType().Name,
+    };
+
+    public void Dispose() => Data.Dispose();
+
+    private static S3Locator? Recorded(string file)
+    {
+        try
+        {
+            var recorded = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file));
+            return recorded?.GetValueOrDefault("checkpoints") is { } text && Locator.Parse(text, "/") is S3Locator s3 ? s3 : null;
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException or IOException)
+        {
+            throw new InvalidOperationException($"{file} cannot be read ({e.Message}); give rapidfire.checkpoints.location in the settings", e);
+        }
+    }
+}
+
+/// <summary>Progress reported on any thread, published on the actor system's event stream (where the experiment's event bridge takes it).</summary>
+internal sealed class EventStreamProgress(Akka.Event.EventStream stream) : IProgress<ProgressUpdate>
+{
+    public void Report(ProgressUpdate value) => stream.Publish(value);
+}
