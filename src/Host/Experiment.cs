@@ -260,7 +260,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     public Task<Evaluation.TestReport> RunTestAsync(Evaluation.TestOptions? options = null, CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(ended, this);
-        return new Evaluation.RunEvaluation(this, EvaluationCheckpoints).TestAsync(options ?? new(), cancellation);
+        return new Evaluation.RunEvaluation(this, Checkpoints).TestAsync(options ?? new(), cancellation);
     }
 
     /// <summary>The synchronous form of <see cref="RunTestAsync"/>.</summary>
@@ -276,14 +276,11 @@ public sealed class Experiment : IDisposable, IExperimentControl
     public Task<Evaluation.PredictReport> RunPredictAsync(Evaluation.PredictOptions? options = null, CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(ended, this);
-        return new Evaluation.RunEvaluation(this, EvaluationCheckpoints).PredictAsync(options ?? new(), cancellation);
+        return new Evaluation.RunEvaluation(this, Checkpoints).PredictAsync(options ?? new(), cancellation);
     }
 
     /// <summary>The synchronous form of <see cref="RunPredictAsync"/>.</summary>
     public Evaluation.PredictReport RunPredict(Evaluation.PredictOptions? options = null) => RunPredictAsync(options).GetAwaiter().GetResult();
-
-    /// <summary>The store test and predict read the runs' checkpoints from.</summary>
-    private LocalCheckpointStore EvaluationCheckpoints => new(System.IO.Path.Combine(Path, "checkpoints"));
 
     /// <summary>The runs of every fit of the experiment, with their configs, from its journal.</summary>
     public async Task<ExperimentState> StateAsync() =>

@@ -126,7 +126,7 @@ internal sealed class RunEvaluation(Experiment experiment, ICheckpointStore stor
                 throw new DataException(handle.Source, null,
                     $"it has no '{mode.ToName()}' partition (it gives: {string.Join(", ", handle.Partitions.Keys.Select(m => m.ToName()))}); " +
                     $"add a \"{mode.ToName()}\" locator to it" + (data is null ? $" or give a data handle that has one (--data)" : ""));
-            var services = new TrainingServices(definition.Spec.Factory(), handle, definition.Settings);
+            var services = new TrainingServices(definition.Spec.Factory(), handle, definition.Settings, new TrainingServices.Storage(null, experiment.DataStorage));
             var table = services.Partition(mode); // read and checked once, before any run
             if (mode == Mode.Predict)
                 foreach (var column in table.Columns.Where(c => LabelColumnNames.Contains(c, StringComparer.OrdinalIgnoreCase)))

@@ -7,10 +7,7 @@ namespace RapidFire.Spec.Tests.Contract;
 /// <see cref="Local"/>, a temporary folder read by the local storage; <see cref="FakeS3"/>, an <c>s3://</c> prefix
 /// served by an in-memory <see cref="IDataStorage"/> whose streams cannot seek, as an S3 download's cannot.
 /// </summary>
-/// <remarks>
-/// S3 hook: once the S3 storage is in, add a kind here that puts the files into the S3 test server and builds the
-/// <see cref="SpecContext"/> with the real storage, and list it in <see cref="Kinds"/>.
-/// </remarks>
+/// <remarks>LoadModel against a real S3 server (s3rver, through the S3 data storage): <see cref="LoadModelS3Tests"/>.</remarks>
 public abstract class ModelsStore : IDisposable
 {
     public const string Local = "local";
