@@ -281,7 +281,7 @@ public sealed class Bench
         _ => new(0, 0, 0),
     };
 
-    private static void Report(string title, (string Name, List<double> Seconds) baseline, (string Name, List<double> Seconds) candidate)
+    internal static void Report(string title, (string Name, List<double> Seconds) baseline, (string Name, List<double> Seconds) candidate)
     {
         Table(title, "side", baseline, candidate);
         Console.WriteLine($"ratio {candidate.Name} / {baseline.Name} = **{Median(candidate.Seconds) / Median(baseline.Seconds):0.000}**");
@@ -289,7 +289,7 @@ public sealed class Bench
     }
 
     /// <summary>A markdown table: one row per series, with its median and every measurement.</summary>
-    private static void Table(string title, string first, params (string Name, List<double> Seconds)[] rows)
+    internal static void Table(string title, string first, params (string Name, List<double> Seconds)[] rows)
     {
         Console.WriteLine($"## {title}");
         Console.WriteLine();
@@ -300,7 +300,7 @@ public sealed class Bench
         Console.WriteLine();
     }
 
-    private static double Median(List<double> values)
+    internal static double Median(List<double> values)
     {
         var sorted = values.Order().ToList();
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;

@@ -78,10 +78,12 @@ public static class EvaluateCommand
         };
         public Option<FileInfo?> Data { get; } = new("--data") { Description = "A data handle to read the partition from (default: each run's fit's own)." };
         public Option<string?> Device { get; } = new("--device") { Description = "cpu or cuda:I (default: the fit's first device, if this machine has it, else cpu)." };
+        public Option<FileInfo?> Settings { get; } = FitCommand.SettingsOption();
+        public Option<string?> S3Endpoint { get; } = S3Options.Endpoint();
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Name, Dir, Runs, Checkpoint, Data, Device }) command.Options.Add(option);
+            foreach (var option in new Option[] { Name, Dir, Runs, Checkpoint, Data, Device, Settings, S3Endpoint }) command.Options.Add(option);
         }
     }
 
@@ -112,7 +114,8 @@ public static class EvaluateCommand
         Experiment experiment;
         try
         {
-            experiment = Experiment.Open(name, directory);
+            // The settings say where data and checkpoints on S3 are reached (rapidfire.s3, --s3-endpoint).
+            experiment = Experiment.Open(name, directory, S3Options.Apply(parse, options.S3Endpoint, FitCommand.Settings(parse.GetValue(options.Settings))));
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or RapidFireException)
         {

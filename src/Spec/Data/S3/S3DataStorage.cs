@@ -386,32 +386,41 @@ public sealed class S3DataStorage : IDataStorage, IDisposable
     }
 
     /// <summary>
-    /// The current ETags of <paramref name="keys"/>: one listing of the key range they span (stopping past the last,
-    /// or after listing twice as many keys as wanted plus a page: a sparse range is cheaper to ask key by key), then a
-    /// HEAD for each key the listing did not give. A key that does not exist is a failure.
+    /// The current ETags of <paramref name="keys"/>: listings of the key ranges they span (one range per 1,000 keys, up to
+    /// max-concurrency ranges listed at once; each stops past its last key, or after listing 32 times as many keys as
+    /// it wants plus a page: a very sparse range is cheaper to ask key by key), then a HEAD for each key the listings
+    /// did not give. A key that does not exist is a failure.
     /// </summary>
     private async Task<Dictionary<string, string>> CurrentEtagsAsync(string bucket, List<string> keys, ConcurrentDictionary<string, string> failures,
         List<(string Path, string Key, string? Etag)> wanted, CancellationToken ct)
     {
         keys.Sort(StringComparer.Ordinal);
         var want = keys.ToHashSet(StringComparer.Ordinal);
-        var found = new Dictionary<string, string>(StringComparer.Ordinal);
-        var prefix = CommonPrefix(keys);
-        var last = keys[^1];
-        var budget = 2L * keys.Count + 1000;
-        try
-        {
-            long listed = 0;
-            await foreach (var o in ListRangeAsync(bucket, prefix, keys[0][..^1], ct).ConfigureAwait(false))
+        var found = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
+        // Consecutive runs of the sorted keys, listed in parallel: each range takes a page or so.
+        var segments = (int)Math.Clamp(Math.Ceiling(keys.Count / (double)PageKeys), 1, Settings.MaxConcurrency);
+        var size = (int)Math.Ceiling(keys.Count / (double)segments);
+        var ranges = Enumerable.Range(0, segments).Select(i => keys.Skip(i * size).Take(size).ToList()).Where(r => r.Count > 0).ToList();
+        await Parallel.ForEachAsync(ranges, new ParallelOptions { MaxDegreeOfParallelism = Settings.MaxConcurrency, CancellationToken = ct },
+            async (range, token) =>
             {
-                if (want.Contains(o.Key)) found[o.Key] = o.ETag ?? "";
-                if (string.CompareOrdinal(o.Key, last) >= 0 || ++listed > budget) break;
-            }
-        }
-        catch (S3Failure f) when (f.InnerException is AmazonS3Exception { ErrorCode: "AccessDenied" })
-        {
-            // listing refused: ask each object
-        }
+                var last = range[^1];
+                // Listing is cheap next to a request per key (a page holds 1,000): stop only when the range is very sparse.
+                var budget = 32L * range.Count + PageKeys;
+                try
+                {
+                    long listed = 0;
+                    await foreach (var o in ListRangeAsync(bucket, CommonPrefix(range), range[0][..^1], token).ConfigureAwait(false))
+                    {
+                        if (want.Contains(o.Key)) found[o.Key] = o.ETag ?? "";
+                        if (string.CompareOrdinal(o.Key, last) >= 0 || ++listed > budget) break;
+                    }
+                }
+                catch (S3Failure f) when (f.InnerException is AmazonS3Exception { ErrorCode: "AccessDenied" })
+                {
+                    // listing refused: each object is asked about below
+                }
+            }).ConfigureAwait(false);
         var pathOf = wanted.ToDictionary(w => w.Key, w => w.Path, StringComparer.Ordinal);
         var rest = keys.Where(k => !found.ContainsKey(k)).ToList();
         var heads = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
@@ -432,8 +441,11 @@ public sealed class S3DataStorage : IDataStorage, IDisposable
                 }
             }).ConfigureAwait(false);
         foreach (var (key, etag) in heads) found[key] = etag;
-        return found;
+        return new Dictionary<string, string>(found, StringComparer.Ordinal);
     }
+
+    /// <summary>Keys in a full page of ListObjectsV2.</summary>
+    private const int PageKeys = 1000;
 
     private static string CommonPrefix(List<string> sorted)
     {
