@@ -95,6 +95,21 @@ public sealed class S3FitTests(S3Mnist mnist) : IClassFixture<S3Mnist>
 
         Assert.All(result.Runs, r => Assert.Equal((RunStatus.Completed, EndReason.Epochs), (r.Status, r.EndedBy)));
         Assert.All(result.Runs, r => Assert.InRange(r.ValidationHistory[^1]["top1_accuracy"], 0.3, 1.0));
+
+        // Test and predict read the S3 checkpoints and S3 data: testing on the validation rows gives the validation metrics.
+        var onValidation = DataHandle.FromJson($$"""
+            { "locators": { "test": "s3://{{mnist.Bucket}}/mnist/validation.csv", "predict": "s3://{{mnist.Bucket}}/mnist/validation.csv",
+                            "objects": "s3://{{mnist.Bucket}}/mnist" }, "download_columns": ["filepath"] }
+            """, mnist.Directory);
+        using (var opened = Experiment.Open("on-s3", mnist.Experiments, mnist.Settings(checkpoints, cache)))
+        {
+            var test = await opened.RunTestAsync(new Evaluation.TestOptions(Data: onValidation));
+            Assert.Equal([1, 2], test.Runs.Select(r => r.RunId));
+            Assert.All(test.Runs, r => Assert.Equal(result.Runs[r.RunId - 1].ValidationHistory[^1]["top1_accuracy"], r.Metrics["top1_accuracy"]));
+            var predict = await opened.RunPredictAsync(new Evaluation.PredictOptions(Data: onValidation));
+            Assert.All(predict.Runs, r => Assert.Equal(S3Mnist.ValidationRows, r.Rows));
+        }
+
         var keys = await mnist.Server.KeysAsync(mnist.Bucket, "checkpoints/on-s3/");
         foreach (var run in new[] { 1, 2 })
             Assert.Contains($"checkpoints/on-s3/run-{run}/e0001-c0001.ckpt", keys); // the final checkpoint of each run
