@@ -205,6 +205,10 @@ public sealed class Experiment : IDisposable, IExperimentControl
     /// <summary>Where the experiment's checkpoints are: its <c>checkpoints/</c> folder, or an S3 store (<c>rapidfire.checkpoints.location</c>).</summary>
     public ICheckpointStore Checkpoints => storage.Checkpoints;
 
+    /// <summary>Uploads files of the experiment folder to the artifacts location (<c>rapidfire.artifacts.location</c>), if one is set.</summary>
+    internal Task<IReadOnlyList<string>> UploadArtifactsAsync(IEnumerable<string> files, CancellationToken cancellation) =>
+        storage.UploadArtifactsAsync(Path, files, cancellation);
+
     /// <summary>Appends a line to the experiment's log (<c>experiment.log</c>), with the time: for hosts and exporters reporting on it.</summary>
     public void Log(string line) => files.Log(line);
 

@@ -20,10 +20,43 @@ internal sealed class ExperimentStorage : IDisposable
     /// <summary>The file in the experiment folder recording where its checkpoints are.</summary>
     public const string FileName = "storage.json";
 
-    private ExperimentStorage(S3DataStorage data, ICheckpointStore checkpoints)
+    private ExperimentStorage(S3DataStorage data, ICheckpointStore checkpoints, S3Locator? artifacts)
     {
         Data = data;
         Checkpoints = checkpoints;
+        Artifacts = artifacts;
+    }
+
+    /// <summary>Where test and predict outputs are uploaded (<c>rapidfire.artifacts.location</c> + the experiment's name), if anywhere.</summary>
+    public S3Locator? Artifacts { get; }
+
+    /// <summary>
+    /// Uploads files of the experiment folder to <see cref="Artifacts"/>, each under its path relative to the folder;
+    /// returns their <c>s3://</c> locations (none without an artifacts location).
+    /// </summary>
+    /// <exception cref="IOException">An upload failed; the message names the file and the bucket and key.</exception>
+    public async Task<IReadOnlyList<string>> UploadArtifactsAsync(string experimentPath, IEnumerable<string> files, CancellationToken cancellation)
+    {
+        if (Artifacts is not { } root) return [];
+        var uploaded = new List<string>();
+        foreach (var file in files)
+        {
+            var target = (S3Locator)root.Combine(Path.GetRelativePath(experimentPath, file).Replace(Path.DirectorySeparatorChar, '/'));
+            try
+            {
+                // Not aws-chunked: S3-compatible servers (s3rver among them) would keep the chunk framing as the bytes.
+                await Data.Client.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest
+                {
+                    BucketName = target.Bucket, Key = target.Key, FilePath = file, UseChunkEncoding = false,
+                }, cancellation);
+            }
+            catch (Amazon.S3.AmazonS3Exception e)
+            {
+                throw new IOException($"{file} could not be uploaded to {target}: {e.ErrorCode} {e.Message}", e);
+            }
+            uploaded.Add(target.ToString());
+        }
+        return uploaded;
     }
 
     /// <summary>The data storage (local files and S3).</summary>
@@ -50,7 +83,7 @@ internal sealed class ExperimentStorage : IDisposable
         ICheckpointStore checkpoints = location is null
             ? new LocalCheckpointStore(Path.Combine(experimentPath, "checkpoints"))
             : new S3CheckpointStore(data.Client, (S3Locator)location.Combine(name), settings.S3.ResolvedEndpoint);
-        return new ExperimentStorage(data, checkpoints);
+        return new ExperimentStorage(data, checkpoints, settings.ArtifactsLocation is { } artifacts ? (S3Locator)artifacts.Combine(name) : null);
     }
 
     /// <summary>Where the checkpoints are, for the log: a folder or an <c>s3://</c> prefix.</summary>

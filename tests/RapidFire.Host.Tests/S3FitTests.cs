@@ -101,7 +101,8 @@ public sealed class S3FitTests(S3Mnist mnist) : IClassFixture<S3Mnist>
             { "locators": { "test": "s3://{{mnist.Bucket}}/mnist/validation.csv", "predict": "s3://{{mnist.Bucket}}/mnist/validation.csv",
                             "objects": "s3://{{mnist.Bucket}}/mnist" }, "download_columns": ["filepath"] }
             """, mnist.Directory);
-        using (var opened = Experiment.Open("on-s3", mnist.Experiments, mnist.Settings(checkpoints, cache)))
+        var artifacts = ConfigurationFactory.ParseString($"rapidfire.artifacts.location = \"s3://{mnist.Bucket}/artifacts\"");
+        using (var opened = Experiment.Open("on-s3", mnist.Experiments, artifacts.WithFallback(mnist.Settings(checkpoints, cache))))
         {
             var test = await opened.RunTestAsync(new Evaluation.TestOptions(Data: onValidation));
             Assert.Equal([1, 2], test.Runs.Select(r => r.RunId));
@@ -109,6 +110,10 @@ public sealed class S3FitTests(S3Mnist mnist) : IClassFixture<S3Mnist>
             var predict = await opened.RunPredictAsync(new Evaluation.PredictOptions(Data: onValidation));
             Assert.All(predict.Runs, r => Assert.Equal(S3Mnist.ValidationRows, r.Rows));
         }
+        // Their outputs were also uploaded to the artifacts location.
+        Assert.Equal(["artifacts/on-s3/predict/run-1.csv", "artifacts/on-s3/predict/run-2.csv", "artifacts/on-s3/test/run-1.csv",
+                "artifacts/on-s3/test/run-2.csv", "artifacts/on-s3/test/summary.csv"],
+            (await mnist.Server.KeysAsync(mnist.Bucket, "artifacts/")).Order());
 
         var keys = await mnist.Server.KeysAsync(mnist.Bucket, "checkpoints/on-s3/");
         foreach (var run in new[] { 1, 2 })

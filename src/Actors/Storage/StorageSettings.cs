@@ -20,6 +20,12 @@ namespace RapidFire.Actors.Storage;
 /// (the experiment's name is appended: <c>s3://bucket/prefix/NAME/run-N/...</c>).</param>
 public sealed record StorageSettings(S3Settings S3, S3Locator? CheckpointsLocation)
 {
+    /// <summary>
+    /// Where test and predict outputs are also uploaded: null for the experiment folder only, else an S3 prefix
+    /// (<c>rapidfire.artifacts.location</c>; the experiment's name is appended: <c>s3://bucket/prefix/NAME/test/run-N.csv</c>).
+    /// </summary>
+    public S3Locator? ArtifactsLocation { get; init; }
+
     /// <summary>Reads <c>rapidfire.s3</c> and <c>rapidfire.checkpoints</c>, falling back to <see cref="RuntimeSettings.Reference"/>.</summary>
     /// <exception cref="ConfigException">A setting is invalid; the error names it.</exception>
     public static StorageSettings From(Config? config)
@@ -56,25 +62,30 @@ public sealed record StorageSettings(S3Settings S3, S3Locator? CheckpointsLocati
             errors.AddRange(e.Errors);
         }
 
-        S3Locator? checkpoints = null;
-        var location = root.GetString("rapidfire.checkpoints.location", "").Trim();
-        if (location.Length > 0)
+        var checkpoints = S3Location(root, "rapidfire.checkpoints.location", errors);
+        var artifacts = S3Location(root, "rapidfire.artifacts.location", errors);
+        return errors.Count == 0 ? new StorageSettings(settings, checkpoints) { ArtifactsLocation = artifacts } : throw new ConfigException(errors);
+    }
+
+    /// <summary>An optional <c>s3://bucket/prefix</c> setting: null when empty (the experiment folder).</summary>
+    private static S3Locator? S3Location(Config root, string path, List<ConfigError> errors)
+    {
+        var location = root.GetString(path, "").Trim();
+        if (location.Length == 0) return null;
+        if (!location.StartsWith(Locator.S3Prefix, StringComparison.OrdinalIgnoreCase))
         {
-            if (!location.StartsWith(Locator.S3Prefix, StringComparison.OrdinalIgnoreCase))
-                errors.Add(new("rapidfire.checkpoints.location", $"must be empty (the experiment folder) or s3://bucket/prefix, got '{location}'"));
-            else
-            {
-                try
-                {
-                    checkpoints = (S3Locator)Locator.Parse(location, "/");
-                }
-                catch (ArgumentException e)
-                {
-                    errors.Add(new("rapidfire.checkpoints.location", e.Message));
-                }
-            }
+            errors.Add(new(path, $"must be empty (the experiment folder) or s3://bucket/prefix, got '{location}'"));
+            return null;
         }
-        return errors.Count == 0 ? new StorageSettings(settings, checkpoints) : throw new ConfigException(errors);
+        try
+        {
+            return (S3Locator)Locator.Parse(location, "/");
+        }
+        catch (ArgumentException e)
+        {
+            errors.Add(new(path, e.Message));
+            return null;
+        }
     }
 
     /// <summary>HOCON that sets the S3 endpoint (the CLI's <c>--s3-endpoint</c>), over <paramref name="config"/>.</summary>

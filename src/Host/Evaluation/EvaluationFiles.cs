@@ -29,9 +29,12 @@ internal static class EvaluationFiles
         return path;
     }
 
+    /// <summary>The test summary's path, <c>test/summary.csv</c>.</summary>
+    public static string TestSummary(string folder) => Path.Combine(folder, "summary.csv");
+
     /// <summary>Writes <c>test/summary.csv</c>: a row per run tested, the union of their metrics, and why a run failed.</summary>
     public static void WriteTestSummary(string folder, string choice, IReadOnlyList<RunTestResult> results) =>
-        WriteCsv(Path.Combine(folder, "summary.csv"),
+        WriteCsv(TestSummary(folder),
             [.. results.Select(r => TestRow(r.RunId, choice, r.Checkpoint, r.Metrics, r.Error ?? ""))]);
 
     private static Dictionary<string, string> TestRow(int runId, string choice, CheckpointRef? checkpoint,

@@ -50,6 +50,7 @@ internal sealed class RunEvaluation(Experiment experiment, ICheckpointStore stor
                 ? $"test of run {result.RunId} failed: {error}"
                 : $"test of run {result.RunId} ({result.Checkpoint!.RelativePath}, {result.Reason}): " +
                   string.Join(", ", result.Metrics.Select(kv => $"{kv.Key} {kv.Value.ToString("0.####", CultureInfo.InvariantCulture)}")));
+        await Upload([.. results.Select(r => r.File).OfType<string>(), EvaluationFiles.TestSummary(folder)], cancellation);
         return new TestReport(choice.ToString(), results, folder, plan.Warnings);
     }
 
@@ -74,7 +75,15 @@ internal sealed class RunEvaluation(Experiment experiment, ICheckpointStore stor
             experiment.Log(result.Error is { } error
                 ? $"predict with run {result.RunId} failed: {error}"
                 : $"predict with run {result.RunId} ({result.Checkpoint!.RelativePath}, {result.Reason}): {result.Rows} rows to {result.File}");
+        await Upload(results.Select(r => r.File).OfType<string>(), cancellation);
         return new PredictReport(choice.ToString(), results, folder, plan.Warnings);
+    }
+
+    /// <summary>Copies the written files to the artifacts location (<c>rapidfire.artifacts.location</c>), when there is one.</summary>
+    private async Task Upload(IEnumerable<string> files, CancellationToken cancellation)
+    {
+        foreach (var uploaded in await experiment.UploadArtifactsAsync(files, cancellation))
+            experiment.Log($"artifact uploaded to {uploaded}");
     }
 
     private static string Runs(Plan plan)
