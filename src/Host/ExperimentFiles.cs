@@ -150,7 +150,7 @@ public sealed class ExperimentFiles
     {
         lock (gate)
         {
-            var rows = File.Exists(RunsFile) ? ReadRows(RunsFile) : [];
+            var rows = File.Exists(RunsFile) ? CsvRows.Read(RunsFile).Rows : [];
             rows.RemoveAll(r => runs.Any(run => r.GetValueOrDefault("run_id") == Text(run.RunId)));
             foreach (var run in runs)
             {
@@ -229,20 +229,6 @@ public sealed class ExperimentFiles
             }
         }
         File.Move(temp, path, overwrite: true);
-    }
-
-    private static List<Dictionary<string, string>> ReadRows(string path)
-    {
-        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
-        var names = reader.Header.ColNames;
-        var rows = new List<Dictionary<string, string>>();
-        foreach (var row in reader)
-        {
-            var cells = new Dictionary<string, string>();
-            foreach (var name in names) cells[name] = row[name].ToString();
-            rows.Add(cells);
-        }
-        return rows;
     }
 
     private static string Text(double value) => value.ToString("R", CultureInfo.InvariantCulture);

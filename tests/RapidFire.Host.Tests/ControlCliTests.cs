@@ -1,6 +1,5 @@
 using RapidFire.Host.Api;
 using RapidFire.Host.Cli;
-using nietras.SeparatedValues;
 
 namespace RapidFire.Host.Tests;
 
@@ -25,19 +24,7 @@ public sealed class ControlCliTests : IDisposable
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    private static List<Dictionary<string, string>> Rows(string path)
-    {
-        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
-        var names = reader.Header.ColNames;
-        var rows = new List<Dictionary<string, string>>();
-        foreach (var row in reader)
-        {
-            var cells = new Dictionary<string, string>();
-            foreach (var name in names) cells[name] = row[name].ToString();
-            rows.Add(cells);
-        }
-        return rows;
-    }
+    private static List<Dictionary<string, string>> Rows(string path) => CsvRows.Read(path).Rows;
 
     private ChildCli StartFit(string name, params string[] more)
     {

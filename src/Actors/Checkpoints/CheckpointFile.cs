@@ -80,6 +80,22 @@ public static class CheckpointFile
     }
 
     /// <summary>
+    /// The checkpoint stored under <paramref name="key"/>, from its complete bytes: <see cref="Decode"/>, and its header
+    /// must name <paramref name="key"/> (else it is corrupt). What every store's <c>Load</c> does once it has the bytes.
+    /// </summary>
+    /// <param name="key">The key it was stored under.</param>
+    /// <param name="bytes">The whole file.</param>
+    /// <param name="source">The file's path or URI, for messages.</param>
+    public static Checkpoint DecodeAs(CheckpointRef key, ReadOnlyMemory<byte> bytes, string source)
+    {
+        var (header, payload) = Decode(bytes, source);
+        if (!header.Describes(key))
+            throw new CheckpointCorruptException(source,
+                $"its header names run {header.RunId} epoch {header.Epoch} chunk {header.Chunk}, but its name says {key}");
+        return new Checkpoint(key, header, payload, source);
+    }
+
+    /// <summary>
     /// Reads a checkpoint's header and payload from its complete bytes, checking everything (see the remarks on
     /// <see cref="CheckpointFile"/>). The payload is a slice of <paramref name="bytes"/>, not a copy.
     /// </summary>

@@ -98,11 +98,7 @@ public sealed class LocalCheckpointStore : ICheckpointStore
         {
             throw new FileNotFoundException($"checkpoint '{path}' ({key}) does not exist", path, e);
         }
-        var (header, payload) = CheckpointFile.Decode(bytes, path);
-        if (!header.Describes(key))
-            throw new CheckpointCorruptException(path,
-                $"its header names run {header.RunId} epoch {header.Epoch} chunk {header.Chunk}, but its name says {key}");
-        return new Checkpoint(key, header, payload, path);
+        return CheckpointFile.DecodeAs(key, bytes, path);
     }
 
     /// <inheritdoc />

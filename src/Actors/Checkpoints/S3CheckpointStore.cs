@@ -100,11 +100,7 @@ public sealed class S3CheckpointStore : ICheckpointStore
                 throw new FileNotFoundException($"checkpoint '{where}' ({key}) does not exist", where, e);
             throw Failure(e, KeyOf(key), "cannot be read");
         }
-        var (header, payload) = CheckpointFile.Decode(bytes, where);
-        if (!header.Describes(key))
-            throw new CheckpointCorruptException(where,
-                $"its header names run {header.RunId} epoch {header.Epoch} chunk {header.Chunk}, but its name says {key}");
-        return new Checkpoint(key, header, payload, where);
+        return CheckpointFile.DecodeAs(key, bytes, where);
     }
 
     /// <inheritdoc />

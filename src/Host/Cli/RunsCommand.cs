@@ -249,21 +249,10 @@ public static class RunsCommand
         if (!File.Exists(file))
             return Fail(stderr, $"experiment {name} is not running and has no runs.csv yet ({file}); start it with `rapidfire fit` or `rapidfire resume`",
                 NotRunning);
-        List<Dictionary<string, string>> rows;
-        List<string> columns;
-        using (var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(file))
-        {
-            columns = reader.Header.ColNames.ToList();
-            rows = [];
-            foreach (var row in reader)
-            {
-                var cells = new Dictionary<string, string>(StringComparer.Ordinal);
-                // A runs.csv written before secrets were masked still shows them masked.
-                foreach (var column in columns) cells[column] = SecretMask.MaskText(column, row[column].ToString());
-                rows.Add(cells);
-            }
-        }
-        rows = rows.Where(r => all || r.GetValueOrDefault("status") != nameof(RunStatus.Deleted))
+        var (columns, read) = CsvRows.Read(file);
+        // A runs.csv written before secrets were masked still shows them masked.
+        var rows = read.Select(r => r.ToDictionary(kv => kv.Key, kv => SecretMask.MaskText(kv.Key, kv.Value), StringComparer.Ordinal))
+            .Where(r => all || r.GetValueOrDefault("status") != nameof(RunStatus.Deleted))
             .OrderBy(r => int.TryParse(r.GetValueOrDefault("run_id"), CultureInfo.InvariantCulture, out var id) ? id : int.MaxValue).ToList();
         string[] fixedColumns = ["run_id", "status", "ended_by", "epochs_done", "error"];
         var metrics = columns.Where(c => c.StartsWith("val_", StringComparison.Ordinal)).ToList();

@@ -1,5 +1,4 @@
 using System.Globalization;
-using nietras.SeparatedValues;
 using RapidFire.Spec;
 
 namespace RapidFire.Host.Plots;
@@ -145,17 +144,5 @@ public sealed class MetricFiles
 
     private static int Int(string? text) => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : 0;
 
-    private static List<Dictionary<string, string>> ReadTable(string path)
-    {
-        using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(path);
-        var names = reader.Header.ColNames;
-        var rows = new List<Dictionary<string, string>>();
-        foreach (var row in reader)
-        {
-            var cells = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var name in names) cells[name] = row[name].ToString();
-            rows.Add(cells);
-        }
-        return rows;
-    }
+    private static List<Dictionary<string, string>> ReadTable(string path) => CsvRows.Read(path).Rows;
 }

@@ -38,6 +38,8 @@ internal static class PyTorchStateDict
         }
         catch (NotImplementedException e)
         {
+            // PyBridge throws this for content it cannot read (a whole pickled model, storages shared at an offset):
+            // a file the user must save otherwise, reported like any unreadable model file.
             throw new InvalidDataException(e.Message, e);
         }
         catch (InvalidDataException e)
@@ -62,7 +64,7 @@ internal static class PyTorchStateDict
         {
             return Safetensors.LoadStateDict(stream, leaveOpen: true);
         }
-        catch (NotImplementedException e)
+        catch (NotImplementedException e) // PyBridge's word for what it cannot read (a dtype it lacks, a tensor over 2 GB)
         {
             throw new InvalidDataException(e.Message, e);
         }
