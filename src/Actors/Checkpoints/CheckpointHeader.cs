@@ -33,6 +33,16 @@ public sealed record CheckpointHeader(
     /// <summary>The key this header belongs under.</summary>
     public CheckpointRef Ref => new(RunId, Epoch, Chunk);
 
+    /// <summary>A store's check before saving: the header must name <paramref name="key"/>.</summary>
+    /// <exception cref="ArgumentException">It names another run, epoch or chunk.</exception>
+    public void RequireFor(CheckpointRef key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (!Describes(key))
+            throw new ArgumentException(
+                $"the header names run {RunId} epoch {Epoch} chunk {Chunk}, but the checkpoint is saved as {key}", "header");
+    }
+
     /// <summary>Whether the header names the run, epoch and chunk of <paramref name="key"/>.</summary>
     public bool Describes(CheckpointRef key) => key.RunId == RunId && key.Epoch == Epoch && key.Chunk == Chunk;
 }

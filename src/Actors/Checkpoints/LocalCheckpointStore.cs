@@ -43,12 +43,8 @@ public sealed class LocalCheckpointStore : ICheckpointStore
     /// </remarks>
     public Task SaveAsync(CheckpointRef key, CheckpointHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(header);
-        if (!header.Describes(key))
-            throw new ArgumentException(
-                $"the header names run {header.RunId} epoch {header.Epoch} chunk {header.Chunk}, but the checkpoint is saved as {key}",
-                nameof(header));
+        header.RequireFor(key);
         return Task.Factory.StartNew(() => Save(key, header, payload, cancellationToken), cancellationToken,
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }

@@ -53,12 +53,8 @@ public sealed class S3CheckpointStore : ICheckpointStore
     /// <inheritdoc />
     public async Task SaveAsync(CheckpointRef key, CheckpointHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(header);
-        if (!header.Describes(key))
-            throw new ArgumentException(
-                $"the header names run {header.RunId} epoch {header.Epoch} chunk {header.Chunk}, but the checkpoint is saved as {key}",
-                nameof(header));
+        header.RequireFor(key);
         cancellationToken.ThrowIfCancellationRequested();
         var bytes = CheckpointFile.Encode(header, payload);
         try
