@@ -57,7 +57,8 @@ public sealed class Bench
     };
 
     /// <summary>A fit, timed; with each finished device task and when it was seen (seconds after the start).</summary>
-    private async Task<(double Seconds, FitResult Result, List<(double At, TaskDone Done)> Tasks)> Fit(Experiment experiment, ConfigGroup group)
+    private async Task<(double Seconds, FitResult Result, List<(double At, TaskDone Done)> Tasks)> Fit(Experiment experiment, ConfigGroup group,
+        string devices = "cpu")
     {
         var tasks = new List<(double, TaskDone)>();
         var clock = Stopwatch.StartNew();
@@ -66,7 +67,7 @@ public sealed class Bench
             if (e is TaskDone done) lock (tasks) tasks.Add((clock.Elapsed.TotalSeconds, done));
         }
         experiment.Progress += Collect;
-        var result = await experiment.RunFitAsync(SpecSource.FromFile(specPath), group, handle, options with { Chunks = Chunks, Devices = "cpu" });
+        var result = await experiment.RunFitAsync(SpecSource.FromFile(specPath), group, handle, options with { Chunks = Chunks, Devices = devices });
         var seconds = clock.Elapsed.TotalSeconds;
         experiment.Progress -= Collect;
         if (result.Runs.Any(r => r.Status != RapidFire.Actors.Runs.RunStatus.Completed))
@@ -177,6 +178,44 @@ public sealed class Bench
             ("hand-written loop", hand), ("rapidfire fit", rapid));
         Console.WriteLine($"final validation accuracy: hand-written {handAccuracy:0.000}, rapidfire {rapidAccuracy:0.000}");
         Console.WriteLine();
+    }
+
+    /// <summary>
+    /// (g) Issue 8: one run on cpu:1 vs the same run spread over cpu:2 (num_devices auto: two CPU workers, each
+    /// minibatch in two shards, gradients averaged), for the CNN and the MLP of the example spec.
+    /// </summary>
+    public async Task Scaling(int reps)
+    {
+        var settings = new RapidFire.Actors.RuntimeSettings(Loaders: options.Loaders ?? 0, TorchThreads: options.TorchThreads ?? 0);
+        foreach (var model in new[] { "cnn", "mlp" })
+        {
+            var one = new List<double>();
+            var two = new List<double>();
+            var accuracy = (One: 0.0, Two: 0.0);
+            var busy = (One: 0.0, Two: 0.0);
+            for (var rep = -1; rep < reps; rep++) // repetition -1 warms up and is not counted
+            {
+                foreach (var devices in new[] { "cpu:1", "cpu:2" })
+                {
+                    using var experiment = Open("scaling");
+                    var (seconds, result, tasks) = await Fit(experiment, new GridSearch(Template(model, 0.001)), devices);
+                    if (rep < 0) continue;
+                    var trained = tasks.Select(t => t.Done.Task.Outcome).OfType<RapidFire.Actors.Training.GpuProtocol.Trained>().ToList();
+                    var busyShare = trained.Sum(t => t.Timing.BusySeconds) / trained.Sum(t => t.Timing.BusySeconds + t.Timing.WaitSeconds);
+                    if (!tasks.All(t => (t.Done.Task.Followers?.Count ?? 0) == (devices == "cpu:2" ? 1 : 0)))
+                        throw new InvalidOperationException($"on {devices} a task ran on an unexpected number of devices");
+                    var top1 = result.Runs[0].ValidationHistory[^1]["top1_accuracy"];
+                    if (devices == "cpu:1") { one.Add(seconds); accuracy.One = top1; busy.One = busyShare; }
+                    else { two.Add(seconds); accuracy.Two = top1; busy.Two = busyShare; }
+                }
+            }
+            Report($"(g) one {model} run ({TrainRows:N0} train rows, batch {BatchSize}) on 1 vs 2 CPU devices (data parallel, num_devices auto)",
+                ("cpu:1", one), ("cpu:2", two));
+            Console.WriteLine($"speed-up cpu:2 over cpu:1 = {Median(one) / Median(two):0.00}x; final validation top-1: cpu:1 {accuracy.One:0.000}, " +
+                              $"cpu:2 {accuracy.Two:0.000}; leading device busy (not waiting for minibatches): cpu:1 {busy.One:P0}, cpu:2 {busy.Two:P0}; " +
+                              $"torch threads: cpu:1 {settings.TorchThreadsFor(1)}, cpu:2 {settings.TorchThreadsFor(2)} (process-wide), loaders {settings.LoaderCount}");
+            Console.WriteLine();
+        }
     }
 
     /// <summary>The baseline: what a user writes without RapidFire, calling the same spec code in one thread.</summary>

@@ -16,10 +16,24 @@ namespace RapidFire.Actors;
 /// <param name="KeepCheckpoints">Chunk checkpoints kept per run besides every epoch's last and the final one.</param>
 /// <param name="SnapshotEvery">A run's state is snapshotted every this many journal events.</param>
 /// <param name="JournalIdPrefix">Prefix of the persistence ids (the experiment's name and a slash), so experiments can share a database.</param>
+/// <param name="CheckReplicas">
+/// Whether a task on several devices compares every replica with the leader's state when it ends (null: in Debug builds
+/// only); a replica that differs fails the run.
+/// </param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
     int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "chunk", int KeepCheckpoints = 2, int SnapshotEvery = 100,
-    string JournalIdPrefix = "")
+    string JournalIdPrefix = "", bool? CheckReplicas = null)
 {
+#if DEBUG
+    private const bool DebugBuild = true;
+#else
+    private const bool DebugBuild = false;
+#endif
+
+    /// <summary>Whether replicas are checked for divergence (see <see cref="CheckReplicas"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool ChecksReplicas => CheckReplicas ?? DebugBuild;
+
     /// <summary>The HOCON section the settings live in.</summary>
     public const string Section = "rapidfire";
 
@@ -33,7 +47,14 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
         return new RuntimeSettings(
             section.GetInt("chunks"), section.GetString("devices"), section.GetLong("seed"), section.GetInt("prefetch"),
             section.GetInt("loaders"), section.GetInt("torch-threads"), section.GetString("save-strategy"),
-            section.GetInt("keep-checkpoints"), section.GetInt("snapshot-every")).Validated();
+            section.GetInt("keep-checkpoints"), section.GetInt("snapshot-every"),
+            CheckReplicas: section.GetString("check-replicas") switch
+            {
+                "auto" or "" => null,
+                "on" or "true" or "yes" => true,
+                "off" or "false" or "no" => false,
+                var other => throw new Spec.ConfigException("check-replicas", $"must be auto, on or off, got '{other}'"),
+            }).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>

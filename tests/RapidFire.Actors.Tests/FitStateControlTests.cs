@@ -148,10 +148,13 @@ public class FitStateControlTests
 
         var (next, assignments) = fit.Schedule();
 
+        // Runs 1 and 2 wait for their operations, run 3 is held: run 4 goes, with its share of the 4 devices among the
+        // 3 runs that compete for them (the extra device goes to it).
         var only = Assert.Single(assignments);
-        Assert.Equal(new Assignment("d0", RunTask.Train(4, 0, 0)), only);
+        Assert.Equal(new Assignment("d0", RunTask.Train(4, 0, 0), ["d1"]).Devices, only.Devices);
+        Assert.Equal(RunTask.Train(4, 0, 0), only.Task);
         Assert.Equal([4], next.InFlight.Keys);
-        Assert.Equal(["d0"], next.Busy.Keys);
+        Assert.Equal(["d0", "d1"], next.Busy.Keys.Order());
     }
 
     [Fact]

@@ -14,7 +14,8 @@ public class SchedulingPolicyTests
         {
             var snapshot = progress.Select(kv => new RunProgress(kv.Key, kv.Value.Epochs, kv.Value.Chunks,
                 kv.Value.Epochs < epochs ? RunTask.Train(kv.Key, kv.Value.Epochs, kv.Value.Chunks) : null));
-            var assigned = SchedulingPolicy.Assign(snapshot, deviceIds, new HashSet<int>()).Select(a => a.Task).ToList();
+            var assigned = SchedulingPolicy.Assign(snapshot, deviceIds, new HashSet<int>(), devices, progress.Values.Count(p => p.Epochs < epochs))
+                .Select(a => a.Task).ToList();
             rounds.Add(assigned);
             foreach (var task in assigned)
                 progress[task.RunId] = task.Chunk + 1 == chunks ? (task.Epoch + 1, 0) : (task.Epoch, task.Chunk + 1);
@@ -56,7 +57,7 @@ public class SchedulingPolicyTests
             new RunProgress(3, 0, 1, RunTask.Train(3, 0, 1)),
             new RunProgress(4, 0, 1, RunTask.Train(4, 0, 1)),
         };
-        var order = SchedulingPolicy.Assign(runs, ["a", "b", "c", "d"], new HashSet<int>()).Select(a => a.Task.RunId);
+        var order = SchedulingPolicy.Assign(runs, ["a", "b", "c", "d"], new HashSet<int>(), 4, 4).Select(a => a.Task.RunId);
         Assert.Equal([3, 4, 2, 1], order);
     }
 
@@ -69,8 +70,54 @@ public class SchedulingPolicyTests
             new RunProgress(2, 0, 0, null),
             new RunProgress(3, 0, 0, RunTask.Train(3, 0, 0)),
         };
-        var assigned = SchedulingPolicy.Assign(runs, ["cpu-0", "cpu-1"], new HashSet<int> { 1 });
+        var assigned = SchedulingPolicy.Assign(runs, ["cpu-0", "cpu-1"], new HashSet<int> { 1 }, 2, 3);
         var only = Assert.Single(assigned);
         Assert.Equal(new Assignment("cpu-0", RunTask.Train(3, 0, 0)), only);
+    }
+
+    [Fact]
+    public void An_auto_run_alone_spreads_over_every_free_device()
+    {
+        var assigned = SchedulingPolicy.Assign([new RunProgress(1, 0, 0, RunTask.Train(1, 0, 0))], ["cpu-0", "cpu-1", "cpu-2"], new HashSet<int>(), 3, 1);
+        Assert.Equal(["cpu-0", "cpu-1", "cpu-2"], Assert.Single(assigned).Devices);
+    }
+
+    [Fact]
+    public void Auto_runs_share_the_devices_the_extra_one_going_to_the_run_furthest_behind()
+    {
+        var runs = new[] { new RunProgress(1, 0, 2, RunTask.Train(1, 0, 2)), new RunProgress(2, 0, 1, RunTask.Train(2, 0, 1)) };
+        var assigned = SchedulingPolicy.Assign(runs, ["d0", "d1", "d2"], new HashSet<int>(), 3, 2);
+        Assert.Equal([(2, 2), (1, 1)], assigned.Select(a => (a.Task.RunId, a.Devices.Count)));
+        Assert.Equal(["d0", "d1"], assigned[0].Devices);
+        Assert.Equal(["d2"], assigned[1].Devices);
+    }
+
+    [Fact]
+    public void A_run_about_to_report_back_keeps_its_claim_so_a_ready_auto_run_does_not_spread_over_its_device()
+    {
+        // Run 2 has a task in flight (its report has not arrived): both devices are free, but run 1 gets one of them.
+        var runs = new[] { new RunProgress(1, 0, 1, RunTask.Train(1, 0, 1)), new RunProgress(2, 0, 0, RunTask.Train(2, 0, 0)) };
+        var assigned = SchedulingPolicy.Assign(runs, ["cpu-0", "cpu-1"], new HashSet<int> { 2 }, 2, 2);
+        Assert.Equal(["cpu-0"], Assert.Single(assigned).Devices);
+    }
+
+    [Fact]
+    public void A_fixed_num_devices_run_waits_for_all_its_devices_and_nobody_overtakes_it()
+    {
+        var runs = new[]
+        {
+            new RunProgress(1, 0, 0, RunTask.Train(1, 0, 0), NumDevices: 2),
+            new RunProgress(2, 0, 1, RunTask.Train(2, 0, 1), NumDevices: 1),
+        };
+        Assert.Empty(SchedulingPolicy.Assign(runs, ["cpu-1"], new HashSet<int>(), 2, 2));
+        var both = SchedulingPolicy.Assign(runs, ["cpu-0", "cpu-1"], new HashSet<int>(), 2, 2);
+        Assert.Equal(new Assignment("cpu-0", RunTask.Train(1, 0, 0), ["cpu-1"]).Devices, Assert.Single(both).Devices);
+    }
+
+    [Fact]
+    public void A_fixed_single_device_run_never_spreads()
+    {
+        var assigned = SchedulingPolicy.Assign([new RunProgress(1, 0, 0, RunTask.Train(1, 0, 0), NumDevices: 1)], ["a", "b"], new HashSet<int>(), 2, 1);
+        Assert.Equal(["a"], Assert.Single(assigned).Devices);
     }
 }

@@ -8,8 +8,8 @@ namespace RapidFire.Actors.Tests;
 
 /// <summary>
 /// A small real spec for runtime tests: a 2-class MLP over 4 in-situ features. Knobs steer it into the situations
-/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>nan</c>), <c>sleep_ms</c> per minibatch,
-/// <c>converge_after</c> epochs, <c>dropout</c>.
+/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>nan</c>, <c>oom</c> on a shard of more than 4 rows), <c>sleep_ms</c> per minibatch,
+/// <c>converge_after</c> epochs, <c>dropout</c>, <c>list_metric</c> (a non-tensor metric: the rows of each minibatch part).
 /// </summary>
 public sealed class TinySpec : MLSpec
 {
@@ -29,6 +29,9 @@ public sealed class TinySpec : MLSpec
     public override ForwardResult ComputeForward(nn.Module model, Minibatch minibatch, Spec.Config cfg, Mode mode)
     {
         if (cfg.Get("sleep_ms", 0) is var sleep and > 0) Thread.Sleep(sleep);
+        // libtorch's words when a device runs out of memory, as TorchSharp throws them
+        if (cfg.Get("fail", "") == "oom" && minibatch.Size > 4)
+            throw new System.Runtime.InteropServices.ExternalException("CUDA out of memory. Tried to allocate 20.00 GiB");
         var logits = ((nn.Module<Tensor, Tensor>)model).forward(minibatch["x"]);
         var loss = nn.functional.cross_entropy(logits, minibatch["y"]);
         if (cfg.Get("fail", "") == "nan") loss = loss * double.NaN;
@@ -36,11 +39,16 @@ public sealed class TinySpec : MLSpec
     }
 
     public override IReadOnlyDictionary<string, object>? ComputeMetrics(Tensor? loss, IReadOnlyDictionary<string, object> outputs,
-        Minibatch minibatch, Spec.Config cfg, Mode mode) => new Dictionary<string, object>
+        Minibatch minibatch, Spec.Config cfg, Mode mode)
     {
-        ["correct"] = ((Tensor)outputs["predictions"]).eq((Tensor)outputs["targets"]).sum(),
-        ["total"] = torch.tensor(minibatch.Size),
-    };
+        var metrics = new Dictionary<string, object>
+        {
+            ["correct"] = ((Tensor)outputs["predictions"]).eq((Tensor)outputs["targets"]).sum(),
+            ["total"] = torch.tensor(minibatch.Size),
+        };
+        if (cfg.Get("list_metric", false)) metrics["rows"] = minibatch.Size; // not a tensor: one list entry per shard
+        return metrics;
+    }
 
     public override IReadOnlyDictionary<string, double> AggregateMetrics(DataFrame metrics, Spec.Config cfg, Mode mode) =>
         new Dictionary<string, double>

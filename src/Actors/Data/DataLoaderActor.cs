@@ -38,6 +38,7 @@ public sealed class DataLoaderActor : ReceiveActor
     {
         var spec = services.Specs.Get(request.RunId, request.Config, request.Mode);
         var table = SpecCall.Run("data", () => services.Partition(request.Mode));
-        return MinibatchPreparation.Prepare(spec, table, request.Rows, request.Config, request.Mode);
+        var prepared = MinibatchPreparation.Prepare(spec, table, request.Rows, request.Config, request.Mode);
+        return request.TorchDevice == "cpu" ? prepared : prepared with { Batch = DeviceCopy.ToDevice(prepared.Batch, request.TorchDevice) };
     }
 }

@@ -6,8 +6,12 @@ namespace RapidFire.Actors.Data;
 /// <summary>Messages of the DataLoaderActors.</summary>
 public static class DataLoaderProtocol
 {
-    /// <summary>Prepare one minibatch: <c>RowPrep</c> for each row (positions in the partition), then <c>CollateFn</c>.</summary>
-    public sealed record PrepareMinibatch(MinibatchKey Key, int RunId, Config Config, Mode Mode, int[] Rows);
+    /// <summary>
+    /// Prepare one minibatch: <c>RowPrep</c> for each row (positions in the partition), then <c>CollateFn</c>; then,
+    /// for a CUDA <paramref name="TorchDevice"/>, copy it there from pinned host memory, so the copy overlaps the
+    /// device's work on the minibatch before.
+    /// </summary>
+    public sealed record PrepareMinibatch(MinibatchKey Key, int RunId, Config Config, Mode Mode, int[] Rows, string TorchDevice = "cpu");
 
     /// <summary>The minibatch waits in the <see cref="MinibatchExchange"/> under <paramref name="Key"/>.</summary>
     public sealed record MinibatchReady(MinibatchKey Key);

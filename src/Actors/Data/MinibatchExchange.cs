@@ -3,8 +3,11 @@ using RapidFire.Spec;
 
 namespace RapidFire.Actors.Data;
 
-/// <summary>Names one prepared minibatch: the device that asked for it, its task's serial number, its index in the task.</summary>
-public sealed record MinibatchKey(string DeviceId, long TaskSerial, int Index);
+/// <summary>
+/// Names one prepared minibatch: the device that asked for it, its task's serial number, its index in the task, and
+/// which of its shards it is when the task runs on several devices (0 otherwise).
+/// </summary>
+public sealed record MinibatchKey(string DeviceId, long TaskSerial, int Index, int Shard = 0);
 
 /// <summary>A collated minibatch with the ids of its rows; its tensors belong to whoever takes it.</summary>
 public sealed record PreparedMinibatch(Minibatch Batch, long[] Ids);
@@ -32,6 +35,9 @@ public sealed class MinibatchExchange : IDisposable
     public PreparedMinibatch Take(MinibatchKey key) => waiting.TryRemove(key, out var minibatch)
         ? minibatch
         : throw new InvalidOperationException($"minibatch {key} is not ready");
+
+    /// <summary>Takes a prepared minibatch when it is still there (its task may have ended since it was asked for).</summary>
+    public PreparedMinibatch? TryTake(MinibatchKey key) => waiting.TryRemove(key, out var minibatch) ? minibatch : null;
 
     /// <summary>Drops a prepared minibatch nobody will take, disposing its tensors.</summary>
     public void Discard(MinibatchKey key)

@@ -37,6 +37,7 @@ public sealed class FitActor : ReceiveActor
 {
     private readonly TrainingServices services;
     private readonly IReadOnlyList<DeviceSlot> devices;
+    private readonly Dictionary<string, DeviceSlot> slots;
     private readonly Dictionary<int, IActorRef> runActors = [];
     private readonly Dictionary<string, IActorRef> gpus = [];
     private readonly List<IActorRef> fitActors = [];
@@ -57,6 +58,7 @@ public sealed class FitActor : ReceiveActor
     {
         this.services = services;
         this.devices = devices;
+        slots = devices.ToDictionary(d => d.Id);
         fit = new FitState(devices.Select(d => d.Id).ToList());
         Ready();
     }
@@ -132,6 +134,8 @@ public sealed class FitActor : ReceiveActor
         try
         {
             if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
+            if (start.Runs.Select(r => DataParallel.Problem(r.RunId, r.Config, devices.Count)).OfType<string>().ToList() is { Count: > 0 } problems)
+                throw new ArgumentException(string.Join("; ", problems));
             services.Partition(Mode.Train);
             hasValidation = services.HasPartition(Mode.Validation);
             if (hasValidation) services.Partition(Mode.Validation);
@@ -207,6 +211,8 @@ public sealed class FitActor : ReceiveActor
         {
             return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {string.Join("; ", e.Problems)}", null);
         }
+        if (DataParallel.Problem(check.NewRunId, cfg, devices.Count) is { } devicesProblem)
+            return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {devicesProblem}", null);
         if (op.Warm)
         {
             refusal = ControlRules.WarmRefusal(run.RunId, run.Config, cfg);
@@ -344,7 +350,8 @@ public sealed class FitActor : ReceiveActor
         foreach (var assignment in assignments)
         {
             var run = fit.Runs[assignment.Task.RunId];
-            gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, run.Config, run.ChunksPerEpoch, run.LastCheckpoint));
+            var followers = assignment.Followers?.Select(id => new ShardDevice(id, slots[id].TorchDevice, gpus[id])).ToList();
+            gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, run.Config, run.ChunksPerEpoch, run.LastCheckpoint, followers));
         }
         if (!fit.IsDone) return;
 

@@ -26,7 +26,7 @@ public sealed record FitState
     /// <summary>The task each run has in flight, until the run's state shows it done.</summary>
     public ImmutableDictionary<int, RunTask> InFlight { get; init; } = ImmutableDictionary<int, RunTask>.Empty;
 
-    /// <summary>The task each busy device runs.</summary>
+    /// <summary>The task each busy device runs (a task on several devices is under each of them).</summary>
     public ImmutableDictionary<string, RunTask> Busy { get; init; } = ImmutableDictionary<string, RunTask>.Empty;
 
     /// <summary>Whether the fit is being cancelled: nothing new is scheduled.</summary>
@@ -89,8 +89,10 @@ public sealed record FitState
     /// <summary>Whether a device runs a task of the run now.</summary>
     public bool IsRunning(int runId) => Busy.Values.Any(t => t.RunId == runId);
 
-    /// <summary>A device finished its task.</summary>
-    public FitState DeviceFreed(string deviceId) => this with { Busy = Busy.Remove(deviceId) };
+    /// <summary>A device finished its task: it and the devices that trained the task's other shards are free.</summary>
+    public FitState DeviceFreed(string deviceId) => Busy.TryGetValue(deviceId, out var task)
+        ? this with { Busy = Busy.RemoveRange(Busy.Where(kv => kv.Value == task).Select(kv => kv.Key).ToList()) }
+        : this;
 
     /// <summary>
     /// Gives free devices the next tasks (see <see cref="SchedulingPolicy"/>) and marks them in flight; nothing is
@@ -105,10 +107,11 @@ public sealed record FitState
         if (free.Count == 0) return (this, []);
         // A run whose operation is on its way to its journal waits for it: a stop must not meet a chunk in progress.
         var waiting = InFlight.Keys.Concat(Pending.Keys).Concat(Applying.Values.Select(p => p.Op.RunId)).Concat(Held).ToHashSet();
-        var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting);
+        var competing = Runs.Values.Count(r => !r.IsEnded && !Held.Contains(r.RunId));
+        var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting, Devices.Count, competing);
         var next = this with
         {
-            Busy = Busy.SetItems(assignments.Select(a => KeyValuePair.Create(a.DeviceId, a.Task))),
+            Busy = Busy.SetItems(assignments.SelectMany(a => a.Devices.Select(d => KeyValuePair.Create(d, a.Task)))),
             InFlight = InFlight.SetItems(assignments.Select(a => KeyValuePair.Create(a.Task.RunId, a.Task))),
         };
         return (next, assignments);

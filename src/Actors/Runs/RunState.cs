@@ -152,7 +152,7 @@ public sealed record RunState : IJournaled
 
     /// <summary>What the scheduling policy sees of the run.</summary>
     [JsonIgnore]
-    public RunProgress Progress => new(RunId, EpochsDone, ChunksDone, NextTask);
+    public RunProgress Progress => new(RunId, EpochsDone, ChunksDone, NextTask, DataParallel.Requested(Config));
 
     /// <summary>The events a command leads to (none when it does not apply in this state).</summary>
     public IReadOnlyList<IRunEvent> Decide(IRunCommand command)

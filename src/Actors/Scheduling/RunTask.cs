@@ -33,7 +33,15 @@ public sealed record RunTask(int RunId, TaskKind Kind, int Epoch, int Chunk)
 /// <param name="EpochsDone">Epochs completed.</param>
 /// <param name="ChunksDone">Chunks trained in the current epoch.</param>
 /// <param name="NextTask">The run's next task; null while it waits (closing an epoch) or when it has ended.</param>
-public sealed record RunProgress(int RunId, int EpochsDone, int ChunksDone, RunTask? NextTask);
+/// <param name="NumDevices">The devices the run asks for (its <c>num_devices</c> knob); null for auto.</param>
+public sealed record RunProgress(int RunId, int EpochsDone, int ChunksDone, RunTask? NextTask, int? NumDevices = null);
 
-/// <summary>A task given to a device.</summary>
-public sealed record Assignment(string DeviceId, RunTask Task);
+/// <summary>
+/// A task given to a device, <paramref name="DeviceId"/>, which leads it; on several devices, the
+/// <paramref name="Followers"/> train the other shards of each minibatch (see <see cref="DataParallel"/>).
+/// </summary>
+public sealed record Assignment(string DeviceId, RunTask Task, IReadOnlyList<string>? Followers = null)
+{
+    /// <summary>Every device of the task, the leader first.</summary>
+    public IReadOnlyList<string> Devices => [DeviceId, .. Followers ?? []];
+}

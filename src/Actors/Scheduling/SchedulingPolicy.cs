@@ -8,20 +8,50 @@ namespace RapidFire.Actors.Scheduling;
 /// Fairness keeps every config comparable early: the run with the fewest epochs done goes first, then the one with
 /// the fewest chunks done in its current epoch, then the lowest run id. A run with a task in flight, or with no
 /// task (closing an epoch, or ended), is passed over. Free devices are filled in the order given.
+/// <para><b>Devices per run</b> (<see cref="DataParallel"/>). A run whose <c>num_devices</c> is a number k gets exactly
+/// k devices: when fewer are free, it waits for them and the runs after it in the fairness order wait too, so that
+/// it cannot starve. A run on <c>auto</c> gets its share of all the fit's devices among the
+/// <c>competing</c> runs (those not ended and not held back, whether ready, training or waiting for an operation):
+/// D / n devices, the first D mod n ready runs one more, never fewer than one and never more than are free. So runs
+/// spread over the devices only when there are fewer runs than devices, and a run that is about to report back keeps
+/// its claim on a device instead of losing it to a run spreading out.</para>
 /// </remarks>
 public static class SchedulingPolicy
 {
     /// <summary>The assignments for <paramref name="freeDevices"/>; fewer when fewer runs have a task ready.</summary>
+    /// <param name="runs">Every run's progress.</param>
+    /// <param name="freeDevices">The idle devices, in the order they are filled.</param>
+    /// <param name="busyRuns">Runs passed over: a task in flight, an operation pending, held by a pruning rule.</param>
+    /// <param name="totalDevices">All the fit's devices, busy or free.</param>
+    /// <param name="competing">The runs that want devices now or soon: not ended and not held.</param>
     public static IReadOnlyList<Assignment> Assign(IEnumerable<RunProgress> runs, IReadOnlyList<string> freeDevices,
-        IReadOnlySet<int> busyRuns)
+        IReadOnlySet<int> busyRuns, int totalDevices, int competing)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(totalDevices, freeDevices.Count);
         var ready = runs
             .Where(r => r.NextTask is not null && !busyRuns.Contains(r.RunId))
             .OrderBy(r => r.EpochsDone)
             .ThenBy(r => r.ChunksDone)
             .ThenBy(r => r.RunId)
-            .Take(freeDevices.Count)
             .ToList();
-        return ready.Select((run, i) => new Assignment(freeDevices[i], run.NextTask!)).ToList();
+        var share = totalDevices / Math.Max(1, competing);
+        var extra = totalDevices % Math.Max(1, competing);
+        var assignments = new List<Assignment>();
+        var next = 0;
+        for (var rank = 0; rank < ready.Count && next < freeDevices.Count; rank++)
+        {
+            var run = ready[rank];
+            var free = freeDevices.Count - next;
+            int take;
+            if (run.NumDevices is { } fixedCount)
+            {
+                if (fixedCount > free) break; // it waits for its devices, and nobody overtakes it
+                take = fixedCount;
+            }
+            else take = Math.Clamp(share + (rank < extra ? 1 : 0), 1, free);
+            assignments.Add(new Assignment(freeDevices[next], run.NextTask!, take == 1 ? null : freeDevices.Skip(next + 1).Take(take - 1).ToList()));
+            next += take;
+        }
+        return assignments;
     }
 }

@@ -21,10 +21,16 @@ namespace RapidFire.Actors.Training;
 /// It runs on its own thread (TorchSharp's dispose scopes and <c>no_grad</c> are thread-local) and handles one
 /// minibatch per message, so status queries and a cancel are answered between minibatches.
 /// <code>
-/// Idle --RunTaskOn--> Working --last minibatch | failure | CancelTask--> Idle
+/// Idle --RunTaskOn--> Working --last minibatch | failure | CancelTask--> [Closing --every follower left-->] Idle
+/// Idle --JoinShard--> Following --LeaveShard--> Idle
 /// </code>
+/// A task on several devices (<see cref="RunTaskOn.Followers"/>) is led by the device it was given to: it holds the
+/// run's state, asks the loaders for every shard of each minibatch, hands shard s to follower s, computes shard 0
+/// itself, averages the gradients (<see cref="ReplicaSync"/>) and steps; each follower steps its replica when told.
+/// When the task ends the leader waits in Closing until every follower has released its replica, so the devices are
+/// reported free only once they are.
 /// </remarks>
-public sealed class GpuActor : ReceiveActor
+public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
 {
     /// <summary>Process the next minibatch of task <paramref name="Serial"/>; at most one is queued at a time.</summary>
     private sealed record ProcessNext(long Serial);
@@ -35,6 +41,10 @@ public sealed class GpuActor : ReceiveActor
     private long serial;
     private bool nudged;
     private ActiveTask? active;
+    private Following? following;
+
+    /// <inheritdoc />
+    public IStash Stash { get; set; } = null!;
 
     /// <summary>Props of the actor of <paramref name="device"/>, on its own thread.</summary>
     public static Props Props(DeviceSlot device, TrainingServices services, IActorRef loaders) =>
@@ -52,11 +62,21 @@ public sealed class GpuActor : ReceiveActor
     private void Idle()
     {
         Receive<RunTaskOn>(Start);
+        Receive<JoinShard>(Follow);
         Receive<MinibatchReady>(stale => services.Exchange.Discard(stale.Key));
-        Receive<MinibatchFailed>(_ => { });
-        Receive<ProcessNext>(_ => { });
+        IgnoreStale();
         Receive<CancelTask>(_ => { });
         Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, null, 0, 0)));
+    }
+
+    /// <summary>Reports of a task that has ended: nothing to do.</summary>
+    private void IgnoreStale()
+    {
+        Receive<MinibatchFailed>(_ => { });
+        Receive<ProcessNext>(_ => { });
+        Receive<ShardComputed>(_ => { });
+        Receive<ShardFailed>(_ => { });
+        Receive<ShardLeft>(_ => { });
     }
 
     private void Working()
@@ -66,10 +86,22 @@ public sealed class GpuActor : ReceiveActor
             if (ready.Key.TaskSerial != serial) services.Exchange.Discard(ready.Key);
             else
             {
-                active!.Arrived(ready.Key.Index);
+                active!.Arrived(ready.Key.Index, ready.Key.Shard);
                 Nudge();
             }
         });
+        Receive<ShardComputed>(computed =>
+        {
+            if (computed.Group != active!.Group) return;
+            Guarded(() => active.ShardArrived(computed.Shard, computed.Result, computed.Size));
+            if (active is not null && active.StepComplete) Guarded(CompleteStep);
+            if (active is not null) Nudge();
+        });
+        Receive<ShardFailed>(failed =>
+        {
+            if (failed.Group == active!.Group) End(new Failed(Where(failed.Failure)));
+        });
+        Receive<ShardLeft>(_ => { });
         Receive<MinibatchFailed>(failed =>
         {
             if (failed.Key.TaskSerial == serial) End(new Failed(Where(failed.Failure)));
@@ -93,6 +125,7 @@ public sealed class GpuActor : ReceiveActor
         var cfg = order.Config;
         var mode = task.Kind == TaskKind.Train ? Mode.Train : Mode.Validation;
         RunModel? state = null;
+        List<RunModel>? replicas = null;
         try
         {
             var seed = services.SeedOf(cfg);
@@ -103,20 +136,66 @@ public sealed class GpuActor : ReceiveActor
                 ? EpochPlan.ForTraining(rows, cfg.BatchSize, services.Settings.Chunks, seed, task.Epoch)
                 : EpochPlan.ForEvaluation(rows, cfg.BatchSize);
             state = services.Models.CheckOut(task.RunId, () => Restored(task.RunId, RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
+            var followers = order.Followers ?? [];
+            var group = new ShardGroup(device.Id, serial);
+            replicas = Replicas(group, task.RunId, followers, trainSpec, cfg, seed, state);
             SpecCall.Run("device", () => state.MoveTo(device.TorchDevice));
             if (task.Kind == TaskKind.Train)
                 lock (TorchRandom.Lock) torch.manual_seed(SplitMix64.Mix(seed, task.Epoch, task.Chunk));
-            active = new ActiveTask(order, mode, state, new MinibatchTrainer(spec, cfg), plan.Chunk(task.Chunk), plan.FirstMinibatch(task.Chunk));
+            active = new ActiveTask(order, mode, state, new MinibatchTrainer(spec, cfg), plan.Chunk(task.Chunk), plan.FirstMinibatch(task.Chunk),
+                group, replicas);
+            for (var f = 0; f < followers.Count; f++) followers[f].Actor.Tell(new JoinShard(group, f + 1, task, cfg, mode));
         }
         catch (Exception e)
         {
             if (state is not null) services.Models.Release(task.RunId, state);
-            Context.Parent.Tell(new TaskFinished(device.Id, task, new Failed(Where(RunFailureException.Of(e), task))));
+            ReleaseReplicas(new ShardGroup(device.Id, serial), replicas);
+            Context.Parent.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task)), FollowerIds(order)));
             return;
         }
         Become(Working);
         RequestAhead();
     }
+
+    /// <summary>
+    /// The followers' replicas of the leader's resting <paramref name="state"/>, each on its follower's device, left in
+    /// <see cref="TrainingServices.Replicas"/> for the follower; the leader's state is there as shard 0.
+    /// </summary>
+    private List<RunModel> Replicas(ShardGroup group, int runId, IReadOnlyList<ShardDevice> followers, MLSpec spec, Config cfg, long seed, RunModel state)
+    {
+        var replicas = new List<RunModel> { state };
+        if (followers.Count == 0) return replicas;
+        var captured = SpecCall.Run("checkpoint", () => RunStateCodec.Capture(state));
+        foreach (var follower in followers)
+        {
+            try
+            {
+                replicas.Add(ReplicaSync.Replicate(spec, cfg, seed, captured, follower.TorchDevice));
+            }
+            catch (Exception e)
+            {
+                ReleaseReplicas(group, replicas);
+                throw new RunFailureException(Named(RunFailureException.Of(e), runId, follower.DeviceId), e);
+            }
+        }
+        for (var s = 0; s < replicas.Count; s++) services.Replicas[(group, s)] = replicas[s];
+        return replicas;
+    }
+
+    /// <summary>Disposes replicas no follower took (the task failed before it began); never the leader's state, shard 0.</summary>
+    private void ReleaseReplicas(ShardGroup group, List<RunModel>? replicas)
+    {
+        if (replicas is null) return;
+        for (var s = 1; s < replicas.Count; s++)
+        {
+            services.Replicas.TryRemove((group, s), out _);
+            replicas[s].Dispose();
+        }
+        services.Replicas.TryRemove((group, 0), out _);
+        replicas.Clear();
+    }
+
+    private static IReadOnlyList<string>? FollowerIds(RunTaskOn order) => order.Followers is { Count: > 0 } f ? f.Select(d => d.DeviceId).ToList() : null;
 
     /// <summary>
     /// A fresh run state, brought to the trained state a warm clone copied from its parent, or else to its newest
@@ -142,10 +221,22 @@ public sealed class GpuActor : ReceiveActor
     {
         var task = active!;
         if (!task.IsReady) return;
-        var prepared = services.Exchange.Take(Key(task.Done));
-        var result = task.Step(prepared.Batch);
+        var shards = task.ShardCount(task.Done);
+        for (var f = 1; f < shards; f++)
+            task.Order.Followers![f - 1].Actor.Tell(new ComputeShard(task.Group, task.Done, Key(task.Done, f)));
+        var prepared = services.Exchange.Take(Key(task.Done, 0));
+        task.Begin(shards);
+        task.ShardArrived(0, task.Compute(prepared.Batch), prepared.Batch.Size);
+        if (task.StepComplete) CompleteStep();
+    }
+
+    /// <summary>Every shard of the minibatch is computed: average the gradients and step (training), then record it.</summary>
+    private void CompleteStep()
+    {
+        var task = active!;
+        var (result, size) = task.Finish();
         var record = new MinibatchRecord(task.Task.RunId, task.Mode, task.Task.Epoch, task.Task.Kind == TaskKind.Train ? task.Task.Chunk : 0,
-            task.FirstStep + task.Done - 1, prepared.Batch.Size, result.Loss, result.Named, result.Values);
+            task.FirstStep + task.Done - 1, (int)size, result.Loss, result.Named, result.Values);
         task.Records.Add(record);
         Context.System.EventStream.Publish(record);
         if (task.Done == task.Minibatches.Count)
@@ -162,7 +253,7 @@ public sealed class GpuActor : ReceiveActor
     /// </summary>
     private void Nudge()
     {
-        if (nudged || !active!.IsReady) return;
+        if (nudged || !active!.IsReady || active.Stepping) return;
         nudged = true;
         Self.Tell(new ProcessNext(serial));
     }
@@ -174,15 +265,57 @@ public sealed class GpuActor : ReceiveActor
         while (task.Requested < task.Minibatches.Count && task.Requested - task.Done < services.Settings.Prefetch)
         {
             var index = task.Requested++;
-            loaders.Tell(new PrepareMinibatch(Key(index), task.Task.RunId, task.Order.Config, task.Mode, task.Minibatches[index]));
+            var shards = task.Shards(index);
+            for (var s = 0; s < shards.Count; s++)
+                loaders.Tell(new PrepareMinibatch(Key(index, s), task.Task.RunId, task.Order.Config, task.Mode, shards[s],
+                    s == 0 ? device.TorchDevice : task.Order.Followers![s - 1].TorchDevice));
         }
     }
 
+    /// <summary>
+    /// Ends the task: on several devices, the followers release their replicas first (comparing them with the leader's
+    /// state when asked) and the task finishes once every one has left.
+    /// </summary>
     private void End(TaskOutcome outcome)
     {
         var task = active!;
         active = null;
-        for (var i = task.Done; i < task.Requested; i++) services.Exchange.Discard(Key(i));
+        for (var i = task.Done; i < task.Requested; i++)
+            for (var s = 0; s < task.ShardCount(i); s++) services.Exchange.Discard(Key(i, s));
+        var followers = task.Order.Followers ?? [];
+        if (followers.Count == 0)
+        {
+            Finish(task, outcome);
+            return;
+        }
+        var check = outcome is Trained && services.Settings.ChecksReplicas;
+        foreach (var follower in followers) follower.Actor.Tell(new LeaveShard(task.Group, check));
+        var left = new HashSet<int>();
+        string? divergence = null;
+        Become(() =>
+        {
+            Receive<ShardLeft>(gone =>
+            {
+                if (gone.Group != task.Group || !left.Add(gone.Shard)) return;
+                if (gone.Divergence is { } d)
+                    divergence ??= $"the replica on {followers[gone.Shard - 1].DeviceId} diverged from the state on {device.Id} " +
+                                   $"after {task.Done} minibatches: {d}";
+                if (left.Count < followers.Count) return;
+                services.Replicas.TryRemove((task.Group, 0), out _);
+                Finish(task, divergence is null ? outcome : new Failed(Where(new RunFailure("data-parallel", divergence), task.Task)));
+            });
+            Receive<MinibatchReady>(stale => services.Exchange.Discard(stale.Key));
+            IgnoreStale();
+            Receive<CancelTask>(_ => { });
+            Receive<RunTaskOn>(_ => Stash.Stash());
+            Receive<JoinShard>(_ => Stash.Stash());
+            Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, task.Task, task.Done, task.Minibatches.Count)));
+        });
+    }
+
+    /// <summary>Closes the task: checkpoint capture and swap-out (or release, after a failure), then the report.</summary>
+    private void Finish(ActiveTask task, TaskOutcome outcome)
+    {
         var state = task.State;
         if (outcome is Trained or Validated)
         {
@@ -199,9 +332,96 @@ public sealed class GpuActor : ReceiveActor
             services.Models.CheckIn(task.Task.RunId, state);
         }
         else services.Models.Release(task.Task.RunId, state);
-        Context.Parent.Tell(new TaskFinished(device.Id, task.Task, outcome));
+        Context.Parent.Tell(new TaskFinished(device.Id, task.Task, outcome, FollowerIds(task.Order)));
         Become(Idle);
+        Stash.UnstashAll();
     }
+
+    /// <summary>Follows a task another device leads: trains its shard of each minibatch on the replica left for it.</summary>
+    private void Follow(JoinShard join)
+    {
+        if (!services.Replicas.TryGetValue((join.Group, join.Shard), out var replica))
+        {
+            Sender.Tell(new ShardFailed(join.Group, join.Shard, new RunFailure("runtime", $"no replica of {join.Task} waits for {device.Id}")));
+            return;
+        }
+        var spec = services.Specs.Get(join.Task.RunId, join.Config, join.Mode);
+        following = new Following(join, Sender, replica, new MinibatchTrainer(spec, join.Config));
+        Become(FollowingShard);
+    }
+
+    private void FollowingShard()
+    {
+        Receive<ComputeShard>(compute =>
+        {
+            var f = following!;
+            if (compute.Group != f.Join.Group || f.Failed) return;
+            // The leader may have ended the task (a failure elsewhere) and dropped the shard since it asked.
+            if (services.Exchange.TryTake(compute.Key) is not { } prepared) return;
+            try
+            {
+                var result = f.Join.Mode == Mode.Train
+                    ? f.Trainer.Backward(f.Replica, prepared.Batch)
+                    : f.Trainer.Evaluate(f.Replica, prepared.Batch, f.Join.Mode);
+                f.Done++;
+                f.Leader.Tell(new ShardComputed(f.Join.Group, compute.Index, f.Join.Shard, result, prepared.Batch.Size));
+            }
+            catch (Exception e)
+            {
+                f.Failed = true;
+                f.Leader.Tell(new ShardFailed(f.Join.Group, f.Join.Shard, Named(RunFailureException.Of(e), f.Join.Task.RunId, device.Id)));
+            }
+        });
+        Receive<ApplyStep>(step =>
+        {
+            var f = following!;
+            if (step.Group != f.Join.Group || f.Failed) return;
+            try
+            {
+                MinibatchTrainer.Step(f.Replica);
+            }
+            catch (Exception e)
+            {
+                f.Failed = true;
+                f.Leader.Tell(new ShardFailed(f.Join.Group, f.Join.Shard, Named(RunFailureException.Of(e), f.Join.Task.RunId, device.Id)));
+            }
+        });
+        Receive<LeaveShard>(leave =>
+        {
+            var f = following!;
+            if (leave.Group != f.Join.Group) return;
+            string? divergence = null;
+            try
+            {
+                if (leave.Check && !f.Failed && services.Replicas.TryGetValue((f.Join.Group, 0), out var leader))
+                    divergence = ReplicaSync.Divergence(leader, f.Replica);
+            }
+            finally
+            {
+                services.Replicas.TryRemove((f.Join.Group, f.Join.Shard), out _);
+                f.Replica.Dispose();
+                following = null;
+                f.Leader.Tell(new ShardLeft(f.Join.Group, f.Join.Shard, divergence));
+                Become(Idle);
+                Stash.UnstashAll();
+            }
+        });
+        Receive<RunTaskOn>(_ => Stash.Stash());
+        Receive<JoinShard>(_ => Stash.Stash());
+        Receive<MinibatchReady>(stale => services.Exchange.Discard(stale.Key));
+        IgnoreStale();
+        Receive<CancelTask>(_ => { }); // the leader cancels and tells it to leave
+        Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, following!.Join.Task, following.Done, 0)));
+    }
+
+    /// <summary>
+    /// A failure of run <paramref name="runId"/> on <paramref name="deviceId"/>. Running out of device memory says so,
+    /// naming the run and the device: the run fails, the others go on.
+    /// </summary>
+    private static RunFailure Named(RunFailure failure, int runId, string deviceId) =>
+        failure.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) && !failure.Message.StartsWith($"run {runId} ", StringComparison.Ordinal)
+            ? failure with { Message = $"run {runId} does not fit on {deviceId} (out of memory): {failure.Message}" }
+            : failure;
 
     private bool CheckpointAfter(RunTask task, bool lastOfEpoch) =>
         services.Checkpoints is not null && task.Kind == TaskKind.Train &&
@@ -215,7 +435,7 @@ public sealed class GpuActor : ReceiveActor
         }
         catch (Exception e)
         {
-            End(new Failed(Where(RunFailureException.Of(e))));
+            if (active is not null) End(new Failed(Where(Named(RunFailureException.Of(e), active.Task.RunId, device.Id))));
         }
     }
 
@@ -231,14 +451,28 @@ public sealed class GpuActor : ReceiveActor
         };
     }
 
-    private MinibatchKey Key(int index) => new(device.Id, serial, index);
+    private MinibatchKey Key(int index, int shard) => new(device.Id, serial, index, shard);
+
+    /// <summary>What a device following another's task holds: the task, its leader, the replica it trains.</summary>
+    private sealed class Following(JoinShard join, IActorRef leader, RunModel replica, MinibatchTrainer trainer)
+    {
+        public JoinShard Join { get; } = join;
+        public IActorRef Leader { get; } = leader;
+        public RunModel Replica { get; } = replica;
+        public MinibatchTrainer Trainer { get; } = trainer;
+        public int Done { get; set; }
+        public bool Failed { get; set; }
+    }
 
     /// <summary>The transient state of the task in progress; nothing of it is persisted.</summary>
-    private sealed class ActiveTask(RunTaskOn order, Mode mode, RunModel state, MinibatchTrainer trainer, IReadOnlyList<int[]> minibatches, int firstStep)
+    private sealed class ActiveTask(RunTaskOn order, Mode mode, RunModel state, MinibatchTrainer trainer, IReadOnlyList<int[]> minibatches, int firstStep,
+        ShardGroup group, IReadOnlyList<RunModel> replicas)
     {
-        private readonly HashSet<int> ready = [];
+        private readonly HashSet<(int Index, int Shard)> ready = [];
+        private readonly Dictionary<int, IReadOnlyList<int[]>> shards = [];
         private readonly Stopwatch busy = new();
         private readonly Stopwatch waiting = Stopwatch.StartNew();
+        private (StepResult Result, long Size)?[] computed = [];
         private double lossSum;
         private long examples;
 
@@ -246,37 +480,77 @@ public sealed class GpuActor : ReceiveActor
         public RunTask Task => Order.Task;
         public Mode Mode { get; } = mode;
         public RunModel State { get; } = state;
+        public ShardGroup Group { get; } = group;
         public IReadOnlyList<int[]> Minibatches { get; } = minibatches;
         public int FirstStep { get; } = firstStep;
         public List<MinibatchRecord> Records { get; } = [];
         public int Requested { get; set; }
         public int Done { get; private set; }
-        public bool IsReady => ready.Contains(Done);
+        /// <summary>Whether the shards of minibatch <see cref="Done"/> are being computed.</summary>
+        public bool Stepping => busy.IsRunning;
+        public bool IsReady => Enumerable.Range(0, ShardCount(Done)).All(s => ready.Contains((Done, s)));
+        public bool StepComplete => Stepping && computed.All(c => c is not null);
         public double MeanLoss => examples == 0 ? double.NaN : lossSum / examples;
         public TaskTiming Timing => new(Done, busy.Elapsed.TotalSeconds, waiting.Elapsed.TotalSeconds);
 
-        /// <summary>A minibatch arrived; when it is the next one, processing resumes.</summary>
-        public void Arrived(int index)
+        /// <summary>The rows of each shard of minibatch <paramref name="index"/>: one per device, fewer when it has fewer rows.</summary>
+        public IReadOnlyList<int[]> Shards(int index)
         {
-            ready.Add(index);
-            if (index == Done && !busy.IsRunning) waiting.Stop();
+            if (!shards.TryGetValue(index, out var split))
+                shards[index] = split = DataParallel.Split(Minibatches[index], replicas.Count);
+            return split;
         }
 
-        public StepResult Step(Minibatch batch)
+        public int ShardCount(int index) => index < Minibatches.Count ? Shards(index).Count : 0;
+
+        /// <summary>A shard arrived; when it completes the next minibatch, processing resumes.</summary>
+        public void Arrived(int index, int shard)
         {
-            ready.Remove(Done);
+            ready.Add((index, shard));
+            if (index == Done && !busy.IsRunning && IsReady) waiting.Stop();
+        }
+
+        /// <summary>Minibatch <see cref="Done"/> starts, as <paramref name="count"/> shards.</summary>
+        public void Begin(int count)
+        {
+            for (var s = 0; s < count; s++) ready.Remove((Done, s));
+            computed = new (StepResult, long)?[count];
             waiting.Stop();
             busy.Start();
-            var result = Mode == Mode.Train ? trainer.Train(State, batch) : trainer.Evaluate(State, batch, Mode);
+        }
+
+        /// <summary>Computes this device's shard: forward and backward in training, forward only otherwise.</summary>
+        public StepResult Compute(Minibatch batch) =>
+            Mode != Mode.Train ? trainer.Evaluate(State, batch, Mode)
+            : replicas.Count == 1 ? trainer.Train(State, batch)
+            : trainer.Backward(State, batch);
+
+        public void ShardArrived(int shard, StepResult result, long size) => computed[shard] = (result, size);
+
+        /// <summary>
+        /// Every shard is in: on several devices, averages the gradients and steps the leader's replica (the followers
+        /// are told to step theirs); returns the minibatch's combined result and size.
+        /// </summary>
+        public (StepResult Result, long Size) Finish()
+        {
+            var parts = computed.Select(c => c!.Value).ToList();
+            if (Mode == Mode.Train && replicas.Count > 1)
+            {
+                ReplicaSync.AverageGradients(replicas, DataParallel.Weights(parts.Select(p => p.Size).ToList()));
+                MinibatchTrainer.Step(State);
+                foreach (var follower in Order.Followers!) follower.Actor.Tell(new ApplyStep(Group, Done));
+            }
             busy.Stop();
             Done++;
+            var result = StepResult.Combine(parts);
+            var size = parts.Sum(p => p.Size);
             if (result.Loss is { } loss)
             {
-                lossSum += loss * batch.Size;
-                examples += batch.Size;
+                lossSum += loss * size;
+                examples += size;
             }
             if (!IsReady) waiting.Start();
-            return result;
+            return (result, size);
         }
     }
 }

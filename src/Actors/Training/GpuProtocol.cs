@@ -1,4 +1,5 @@
 using RapidFire.Actors.Checkpoints;
+using RapidFire.Actors.Data;
 using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
@@ -14,7 +15,50 @@ public static class GpuProtocol
     /// chunks per epoch. When the run's state is not in host memory (after a resume), it is restored from
     /// <paramref name="Checkpoint"/>, its newest durable checkpoint (none: a fresh model).
     /// </summary>
-    public sealed record RunTaskOn(RunTask Task, Config Config, int ChunksPerEpoch, CheckpointRef? Checkpoint);
+    /// <remarks>
+    /// With <paramref name="Followers"/>, the task runs on several devices: this device leads it (it holds the run's
+    /// state, its minibatches and its outcome) and each follower trains one more shard of every minibatch on a replica
+    /// (see <see cref="Scheduling.DataParallel"/>).
+    /// </remarks>
+    public sealed record RunTaskOn(RunTask Task, Config Config, int ChunksPerEpoch, CheckpointRef? Checkpoint,
+        IReadOnlyList<ShardDevice>? Followers = null);
+
+    /// <summary>A device that trains shards of a task another device leads.</summary>
+    public sealed record ShardDevice(string DeviceId, string TorchDevice, Akka.Actor.IActorRef Actor);
+
+    /// <summary>Names a task spread over several devices: its leading device and that device's task serial number.</summary>
+    public sealed record ShardGroup(string Leader, long Serial)
+    {
+        /// <inheritdoc />
+        public override string ToString() => $"{Leader}#{Serial}";
+    }
+
+    /// <summary>
+    /// Leader to follower: train shard <paramref name="Shard"/> (1-based among the followers) of each minibatch of
+    /// <paramref name="Task"/> on the replica waiting under (group, shard) in <see cref="TrainingServices.Replicas"/>.
+    /// </summary>
+    public sealed record JoinShard(ShardGroup Group, int Shard, RunTask Task, Config Config, Mode Mode);
+
+    /// <summary>Leader to follower: run forward (and backward, in training) on the prepared shard <paramref name="Key"/>.</summary>
+    public sealed record ComputeShard(ShardGroup Group, int Index, MinibatchKey Key);
+
+    /// <summary>Follower to leader: its shard of minibatch <paramref name="Index"/> is computed; the gradients wait on its replica.</summary>
+    public sealed record ShardComputed(ShardGroup Group, int Index, int Shard, StepResult Result, long Size);
+
+    /// <summary>Leader to follower: the averaged gradients are on the replica; take the optimizer step.</summary>
+    public sealed record ApplyStep(ShardGroup Group, int Index);
+
+    /// <summary>Follower to leader: its shard failed.</summary>
+    public sealed record ShardFailed(ShardGroup Group, int Shard, RunFailure Failure);
+
+    /// <summary>
+    /// Leader to follower: the task ended; compare the replica with the leader's state when <paramref name="Check"/>
+    /// (see <see cref="RuntimeSettings.ChecksReplicas"/>), release it and answer <see cref="ShardLeft"/>.
+    /// </summary>
+    public sealed record LeaveShard(ShardGroup Group, bool Check);
+
+    /// <summary>Follower to leader: the replica is released; <paramref name="Divergence"/> says how it differed from the leader's state, if it did.</summary>
+    public sealed record ShardLeft(ShardGroup Group, int Shard, string? Divergence);
 
     /// <summary>Abandon the current task (the fit is cancelled); the device reports it as cancelled.</summary>
     public sealed record CancelTask;
@@ -47,5 +91,9 @@ public static class GpuProtocol
     public sealed record Cancelled : TaskOutcome;
 
     /// <summary>A device finished a task, told to the experiment.</summary>
-    public sealed record TaskFinished(string DeviceId, RunTask Task, TaskOutcome Outcome);
+    /// <param name="DeviceId">The device that ran (or led) the task.</param>
+    /// <param name="Task">The task.</param>
+    /// <param name="Outcome">How it ended.</param>
+    /// <param name="Followers">The devices that trained its other shards, when it ran on several.</param>
+    public sealed record TaskFinished(string DeviceId, RunTask Task, TaskOutcome Outcome, IReadOnlyList<string>? Followers = null);
 }

@@ -9,7 +9,25 @@ using static TorchSharp.torch;
 namespace RapidFire.Actors.Training;
 
 /// <summary>What one minibatch step produced: its loss and metrics, as numbers (no tensor outlives the step).</summary>
-public sealed record StepResult(double? Loss, IReadOnlyDictionary<string, NamedCount> Named, MetricValues Values);
+public sealed record StepResult(double? Loss, IReadOnlyDictionary<string, NamedCount> Named, MetricValues Values)
+{
+    /// <summary>
+    /// The result of a minibatch computed as shards (one per device), from each shard's result and size in shard order:
+    /// the loss is the shards' losses weighted by their share of the examples (the mean over the minibatch when each
+    /// is a mean over its shard), named metric counts are added, and <c>ComputeMetrics</c> values merge as the seed
+    /// says (<see cref="MetricValues.Merge"/>: tensor metrics summed, others appended into one list).
+    /// </summary>
+    public static StepResult Combine(IReadOnlyList<(StepResult Result, long Size)> shards)
+    {
+        if (shards.Count == 1) return shards[0].Result;
+        var weights = Scheduling.DataParallel.Weights(shards.Select(s => s.Size).ToList());
+        double? loss = shards.All(s => s.Result.Loss is not null) ? shards.Select((s, i) => s.Result.Loss!.Value * weights[i]).Sum() : null;
+        var named = new Dictionary<string, NamedCount>();
+        foreach (var (key, count) in shards.SelectMany(s => s.Result.Named))
+            named[key] = named.TryGetValue(key, out var sum) ? new NamedCount(sum.Correct + count.Correct, sum.Count + count.Count) : count;
+        return new StepResult(loss, named, MetricValues.Merge(shards.Select(s => s.Result.Values)));
+    }
+}
 
 /// <summary>
 /// The body of the training loop for one run: one minibatch forward (and, in training, backward and optimizer step),
@@ -23,6 +41,17 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
     /// <summary>Trains on one minibatch: forward, loss check, backward, optimizer step.</summary>
     public StepResult Train(RunModel state, Minibatch minibatch)
     {
+        var result = Backward(state, minibatch);
+        Step(state);
+        return result;
+    }
+
+    /// <summary>
+    /// The first half of a training step, alone for a shard of a minibatch trained on several devices: forward, loss
+    /// check, backward (the gradients stay on the model's parameters) and the metrics.
+    /// </summary>
+    public StepResult Backward(RunModel state, Minibatch minibatch)
+    {
         using var scope = torch.NewDisposeScope();
         var batch = OnDevice(scope, minibatch, state.Device);
         state.Model.train();
@@ -30,9 +59,15 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
         var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, Mode.Train).Checked(Mode.Train));
         var loss = FiniteLoss(result.Loss!);
         SpecCall.Run("loss.backward", () => result.Loss!.backward());
-        SpecCall.Run("optimizer", () => state.Optimizer.step());
         using var _ = torch.no_grad();
         return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, Mode.Train));
+    }
+
+    /// <summary>The second half of a training step: the optimizer step on the gradients the model holds.</summary>
+    public static void Step(RunModel state)
+    {
+        using var scope = torch.NewDisposeScope();
+        SpecCall.Run("optimizer", () => state.Optimizer.step());
     }
 
     /// <summary>Evaluates one minibatch (validation or test): forward only, no gradients.</summary>

@@ -76,6 +76,12 @@ public sealed class TrainingServices : IDisposable
     /// </summary>
     public ConcurrentDictionary<int, Checkpoint> WarmStarts { get; } = new();
 
+    /// <summary>
+    /// The replicas of the run states of tasks spread over several devices, by (group, shard): shard 0 is the leader's
+    /// state, shards 1.. the followers' replicas, each released by its follower when the task ends.
+    /// </summary>
+    public ConcurrentDictionary<(GpuProtocol.ShardGroup Group, int Shard), RunModel> Replicas { get; } = new();
+
     /// <summary>Whether the data handle has <paramref name="mode"/>'s partition.</summary>
     public bool HasPartition(Mode mode) => Data.HasPartition(mode);
 
@@ -90,6 +96,9 @@ public sealed class TrainingServices : IDisposable
     public void Dispose()
     {
         Models.Dispose();
+        foreach (var ((_, shard), replica) in Replicas)
+            if (shard > 0) replica.Dispose();
+        Replicas.Clear();
         Exchange.Dispose();
     }
 }

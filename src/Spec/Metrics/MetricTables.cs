@@ -19,32 +19,48 @@ public sealed record MetricValues(IReadOnlyDictionary<string, double> Numbers, I
     /// (shape (1,) or scalar) are summed, other values appended into one list. A null value or a multi-element tensor
     /// is a <see cref="SpecException"/> of <c>ComputeMetrics</c> naming the key.
     /// </summary>
-    public static MetricValues FromParts(IEnumerable<IReadOnlyDictionary<string, object>?> parts)
+    public static MetricValues FromParts(IEnumerable<IReadOnlyDictionary<string, object>?> parts) =>
+        Merge(parts.Select(part =>
+        {
+            if (part is null) return Empty;
+            var numbers = new Dictionary<string, double>();
+            var objects = new Dictionary<string, IReadOnlyList<object>>();
+            foreach (var (key, value) in part)
+            {
+                if (value is null) throw new SpecException("ComputeMetrics", $"metric '{key}' is null");
+                if (value is Tensor tensor) numbers[key] = ScalarOf(tensor, key);
+                else objects[key] = [value];
+            }
+            return new MetricValues(numbers, objects);
+        }).ToList());
+
+    /// <summary>
+    /// The metrics of one minibatch from those of its parts (one per device shard), in part order: numbers are summed,
+    /// lists appended. A key that is a tensor metric in one part and not in another is a <see cref="SpecException"/>
+    /// of <c>ComputeMetrics</c>.
+    /// </summary>
+    public static MetricValues Merge(IEnumerable<MetricValues> parts)
     {
         var numbers = new Dictionary<string, double>();
         var objects = new Dictionary<string, IReadOnlyList<object>>();
         foreach (var part in parts)
         {
-            if (part is null) continue;
-            foreach (var (key, value) in part)
+            foreach (var (key, value) in part.Numbers)
             {
-                switch (value)
-                {
-                    case null:
-                        throw new SpecException("ComputeMetrics", $"metric '{key}' is null");
-                    case Tensor tensor when !objects.ContainsKey(key):
-                        numbers[key] = numbers.GetValueOrDefault(key) + ScalarOf(tensor, key);
-                        break;
-                    case not Tensor when !numbers.ContainsKey(key):
-                        objects[key] = [.. objects.GetValueOrDefault(key) ?? [], value];
-                        break;
-                    default:
-                        throw new SpecException("ComputeMetrics", $"metric '{key}' is a tensor in one part of the minibatch but not in another");
-                }
+                if (objects.ContainsKey(key)) throw Mixed(key);
+                numbers[key] = numbers.GetValueOrDefault(key) + value;
+            }
+            foreach (var (key, values) in part.Objects)
+            {
+                if (numbers.ContainsKey(key)) throw Mixed(key);
+                objects[key] = [.. objects.GetValueOrDefault(key) ?? [], .. values];
             }
         }
         return numbers.Count == 0 && objects.Count == 0 ? Empty : new MetricValues(numbers, objects);
     }
+
+    private static SpecException Mixed(string key) =>
+        new("ComputeMetrics", $"metric '{key}' is a tensor in one part of the minibatch but not in another");
 
     private static double ScalarOf(Tensor tensor, string key) => tensor.numel() == 1
         ? tensor.to_type(ScalarType.Float64).item<double>()
