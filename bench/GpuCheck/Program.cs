@@ -6,7 +6,7 @@
 // runs a worker interleaves, so with dropout even two CPU layouts (cpu vs cpu:2) end up to 0.02 apart after one epoch;
 // without it they agree exactly, and what is left between cuda and cpu is floating-point arithmetic.
 // Exit codes: 0 PASS (or --cpu-only done), 1 FAIL (accuracies apart or a run did not complete),
-// 2 CUDA not available (or the fit could not start), 64 bad arguments.
+// 2 CUDA not available or the fit could not start (such as a bad --devices), 64 bad arguments.
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
@@ -25,7 +25,9 @@ const string Accuracy = "top1_accuracy";
 
 string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
 T Parse<T>(string name, T fallback) where T : IParsable<T> =>
-    Option(name) is { } v ? T.Parse(v, CultureInfo.InvariantCulture) : fallback;
+    Option(name) is not { } v ? fallback
+    : T.TryParse(v, CultureInfo.InvariantCulture, out var value) ? value
+    : throw new FormatException($"{name} {v}: not a {typeof(T).Name}");
 
 if (args.Contains("--help") || args.Contains("-h"))
 {
@@ -95,12 +97,21 @@ Console.WriteLine($"experiments in {dir}");
 Console.WriteLine();
 
 var fits = new List<(string Devices, Fit Fit)>();
-if (!cpuOnly)
+try
 {
-    if (wantsCuda) WarmUp(devices);
-    fits.Add((devices, await RunFit(devices)));
+    if (!cpuOnly)
+    {
+        if (wantsCuda) WarmUp(devices);
+        fits.Add((devices, await RunFit(devices)));
+    }
+    fits.Add(("cpu", await RunFit("cpu")));
 }
-fits.Add(("cpu", await RunFit("cpu")));
+catch (Exception e) when (e is RapidFireException or InvalidOperationException or ArgumentException)
+{
+    var problems = e is RapidFireException r ? r.Problems : [e.Message];
+    foreach (var problem in problems) Console.Error.WriteLine($"error: the fit could not start: {problem}");
+    return NoCuda;
+}
 foreach (var (device, fit) in fits) Print(device, fit);
 
 if (fits.Any(f => f.Fit.Result.Runs.Any(r => r.Status != RunStatus.Completed)))
