@@ -40,7 +40,7 @@ public static class TorchNative
         var nativeDir = FindNativeDirectory()
             ?? throw new DllNotFoundException(
                 $"Cannot find {TorchSharpLibrary} next to the application (looked in {AppContext.BaseDirectory} " +
-                "and its runtimes/linux-x64/native folder). Is the TorchSharp-cpu package referenced?");
+                "and its runtimes/linux-x64/native folder). Is a TorchSharp backend package (TorchSharp-cpu, TorchSharp-cuda-linux) referenced?");
         foreach (var lib in LibTorchLibraries)
         {
             var path = Path.Combine(nativeDir, lib);
@@ -51,6 +51,10 @@ public static class TorchNative
         return $"system libstdc++ lacks {MissingVersion}; loaded patched copy {patched}";
     }
 
+    /// <summary>
+    /// Where the native libraries are: <c>runtimes/linux-x64/native</c> in a build output, the program's own folder in a
+    /// RID-specific publish (<c>dotnet publish -r linux-x64</c> flattens them, as bench/gpu-check.sh does).
+    /// </summary>
     private static string? FindNativeDirectory()
     {
         var candidates = new[]
