@@ -214,8 +214,45 @@ public sealed class Bench
             Console.WriteLine($"speed-up cpu:2 over cpu:1 = {Median(one) / Median(two):0.00}x; final validation top-1: cpu:1 {accuracy.One:0.000}, " +
                               $"cpu:2 {accuracy.Two:0.000}; leading device busy (not waiting for minibatches): cpu:1 {busy.One:P0}, cpu:2 {busy.Two:P0}; " +
                               $"torch threads: cpu:1 {settings.TorchThreadsFor(1)}, cpu:2 {settings.TorchThreadsFor(2)} (process-wide), loaders {settings.LoaderCount}");
+            var (rawOne, rawTwo) = RawThreads(model, 125);
+            Console.WriteLine($"the ceiling without the runtime and the loaders (125 minibatches of random images, 1 torch thread each): " +
+                              $"1 thread x 64 rows {rawOne:0.00} s, 2 threads x 32 rows at once {rawTwo:0.00} s: {rawOne / rawTwo:0.00}x");
             Console.WriteLine();
         }
+    }
+
+    /// <summary>
+    /// The ceiling of (g) on this machine, without the runtime or the loaders: the example's <paramref name="model"/>
+    /// trained on random 28x28 minibatches, 64 rows on one thread vs two threads at once on 32 rows each (the shards),
+    /// the same number of minibatches; seconds of each side.
+    /// </summary>
+    private (double One, double Two) RawThreads(string model, int minibatches)
+    {
+        var spec = SpecCompiler.CompileFile(specPath).CreateInstance();
+        var cfg = new GridSearch(Template(model, 0.001)).Expand()[0];
+        double Train(int rows, int threads)
+        {
+            var clock = Stopwatch.StartNew();
+            var workers = Enumerable.Range(0, threads).Select(_ => new Thread(() =>
+            {
+                var net = spec.CreateModel(cfg);
+                var optimizer = torch.optim.Adam(net.parameters(), lr: 0.001);
+                for (var i = 0; i < minibatches; i++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var batch = new Minibatch(new Dictionary<string, object> { ["images"] = torch.randn(rows, 1, 28, 28), ["labels"] = torch.randint(0, 10, rows) }, rows);
+                    optimizer.zero_grad();
+                    spec.ComputeForward(net, batch, cfg, Mode.Train).Loss!.backward();
+                    optimizer.step();
+                }
+            })).ToList();
+            workers.ForEach(w => w.Start());
+            workers.ForEach(w => w.Join());
+            return clock.Elapsed.TotalSeconds;
+        }
+        torch.set_num_threads(1);
+        Train(64, 1); // warm-up
+        return (Train(64, 1), Train(32, 2));
     }
 
     /// <summary>The baseline: what a user writes without RapidFire, calling the same spec code in one thread.</summary>

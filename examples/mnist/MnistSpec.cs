@@ -8,8 +8,9 @@ using static TorchSharp.torch;
 
 public sealed class MnistSpec : MLSpec
 {
-    // Mean and standard deviation of MNIST pixels, as torchvision's tutorials normalize them.
-    private const float Mean = 0.1307f, Std = 0.3081f;
+    // Mean and standard deviation of MNIST pixels, as torchvision's tutorials normalize them. Kept as Scalars: an
+    // implicit float-to-Scalar conversion (x.sub_(0.1307f)) can be finalized while libtorch still reads it.
+    private static readonly Scalar Mean = 0.1307f.ToScalar(), Std = 0.3081f.ToScalar(), Eight = 8.ToScalar();
 
     public override object RowPrep(Row row, Config cfg, Mode mode)
     {
@@ -65,8 +66,8 @@ public sealed class MnistSpec : MLSpec
         Minibatch minibatch, Config cfg, Mode mode)
     {
         var targets = (Tensor)outputs["targets"];
-        var eights = targets.eq(8);
-        var hits = eights.logical_and(((Tensor)outputs["predictions"]).eq(8));
+        var eights = targets.eq(Eight);
+        var hits = eights.logical_and(((Tensor)outputs["predictions"]).eq(Eight));
         return new Dictionary<string, object> { ["eights"] = eights.sum(), ["eights_found"] = hits.sum() };
     }
 

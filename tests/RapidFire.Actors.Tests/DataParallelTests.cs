@@ -130,4 +130,22 @@ public class DataParallelTests
         using (torch.no_grad()) same.Model.parameters().Last().add_(0.5);
         Assert.Equal("parameter '3.bias' differs from the leader's by up to 0.5", ReplicaSync.Divergence(leader, same));
     }
+
+    [Theory]
+    [InlineData("", null)]
+    [InlineData("rapidfire.check-replicas = on", true)]
+    [InlineData("rapidfire.check-replicas = off", false)]
+    [InlineData("rapidfire.check-replicas = auto", null)]
+    public void The_replica_check_is_a_setting_on_in_debug_builds_by_default(string hocon, bool? expected)
+    {
+        var settings = RuntimeSettings.From(Akka.Configuration.ConfigurationFactory.ParseString(hocon));
+        Assert.Equal(expected, settings.CheckReplicas);
+#if DEBUG
+        Assert.Equal(expected ?? true, settings.ChecksReplicas);
+#else
+        Assert.Equal(expected ?? false, settings.ChecksReplicas);
+#endif
+        var bad = Akka.Configuration.ConfigurationFactory.ParseString("rapidfire.check-replicas = sometimes");
+        Assert.Contains("check-replicas: must be auto, on or off, got 'sometimes'", Assert.Throws<ConfigException>(() => RuntimeSettings.From(bad)).Message);
+    }
 }

@@ -60,7 +60,8 @@ public static class ReplicaSync
             for (var r = 0; r < weights.Count; r++)
             {
                 if (parameters[r][i].grad is not { } grad) continue;
-                var term = grad.to(torch.device(leader)).mul(weights[r]);
+                using var weight = weights[r].ToScalar(); // explicit: an implicit Scalar may be finalized mid-call
+                var term = grad.to(torch.device(leader)).mul(weight);
                 sum = sum is null ? term : sum.add_(term);
             }
             if (sum is null) continue;

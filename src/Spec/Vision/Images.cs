@@ -31,6 +31,9 @@ public static class Images
             throw new IOException($"cannot read image {path}: {e.Message}", e);
         }
         using var bytes = torch.tensor(image.Data, [image.Height, image.Width, channels], ScalarType.Byte);
-        return bytes.permute(2, 0, 1).contiguous().to_type(ScalarType.Float32).div_(255f);
+        // An explicit Scalar, disposed after the call: TorchSharp's implicit float-to-Scalar conversion leaves the
+        // native scalar to a finalizer that can free it while libtorch still reads it ("Unknown scalar type").
+        using var scale = 255f.ToScalar();
+        return bytes.permute(2, 0, 1).contiguous().to_type(ScalarType.Float32).div_(scale);
     }
 }
