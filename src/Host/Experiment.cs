@@ -147,8 +147,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
                     system.EventStream.Subscribe(bridge, type);
                 storage = ExperimentStorage.Open(user, Path, name, new EventStreamProgress(system.EventStream));
-                experiment = system.ActorOf(ExperimentActor.Props(name, _ => storage.ForFit(),
-                    () => torch.cuda.is_available() ? torch.cuda.device_count() : 0), "experiment");
+                experiment = system.ActorOf(ExperimentActor.Props(name, _ => storage.ForFit(), CudaDevices), "experiment");
                 AwaitJournal();
                 files.Log(resuming ? $"experiment {name} reopened to resume" : $"experiment {name} created");
                 if (storage.Checkpoints is S3CheckpointStore) files.Log($"checkpoints in {storage.Describe()}");
@@ -230,11 +229,27 @@ public sealed class Experiment : IDisposable, IExperimentControl
         ObjectDisposedException.ThrowIf(ended, this);
         var settings = (options ?? new FitOptions()).Over(defaults);
         var runs = configs.Expand();
+        if (DeviceProblems(runs, settings.Devices) is { Count: > 0 } problems)
+            throw new ConfigException(problems.Select(p => new ConfigError("", p)).ToList());
         var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs, configs.Pruning);
         files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch" +
                   (configs.Pruning is { } rule ? $", pruning by {rule.Name} on {rule.Metric}" : "") + ")");
         return Operate(start, settings, cancellation);
     }
+
+    /// <summary>
+    /// What is wrong with the configs' <c>num_devices</c> knobs on <paramref name="devices"/> (<c>--devices</c>), each
+    /// naming the config (1-based, in expansion order); empty when nothing is. A bad <paramref name="devices"/> is a
+    /// <see cref="ConfigException"/>.
+    /// </summary>
+    public static IReadOnlyList<string> DeviceProblems(IReadOnlyList<Config> configs, string devices)
+    {
+        var count = DeviceSpec.Parse(devices, CudaDevices).Count;
+        return configs.Select((cfg, i) => Actors.Scheduling.DataParallel.Problem($"config {i + 1}", cfg, count)).OfType<string>().ToList();
+    }
+
+    /// <summary>The CUDA devices this machine has (none with a CPU-only TorchSharp backend).</summary>
+    internal static int CudaDevices() => torch.cuda.is_available() ? torch.cuda.device_count() : 0;
 
     /// <summary>The synchronous form of <see cref="RunFitAsync"/>.</summary>
     public FitResult RunFit(SpecSource spec, ConfigGroup configs, DataHandle data, FitOptions? options = null) =>
@@ -293,7 +308,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     private async Task<FitResult> Operate(object command, RuntimeSettings settings, CancellationToken cancellation)
     {
         // libtorch's intra-op threads are process-wide: the loaders and the CPU workers share the cores.
-        torch.set_num_threads(settings.TorchThreadsFor(DeviceSpec.Parse(settings.Devices, () => torch.cuda.is_available() ? torch.cuda.device_count() : 0).Count(d => !d.IsCuda)));
+        torch.set_num_threads(settings.TorchThreadsFor(DeviceSpec.Parse(settings.Devices, CudaDevices).Count(d => !d.IsCuda)));
         await using var _ = cancellation.Register(() => experiment.Tell(new FitProtocol.CancelFit()));
         var reply = await experiment.Ask(command, Timeout.InfiniteTimeSpan);
         switch (reply)

@@ -48,15 +48,15 @@ public class DataParallelTests
     {
         var cfg = new Config([new KeyValuePair<string, object?>("num_devices", value)]);
         Assert.Contains(message, Assert.Throws<ConfigException>(() => DataParallel.Requested(cfg)).Message);
-        Assert.StartsWith("run 3: num_devices", DataParallel.Problem(3, cfg, 2));
+        Assert.StartsWith("run 3: num_devices", DataParallel.Problem("run 3", cfg, 2));
     }
 
     [Fact]
     public void Asking_for_more_devices_than_the_fit_has_names_the_run_and_the_devices()
     {
         var cfg = new Config([new KeyValuePair<string, object?>("num_devices", 4L)]);
-        Assert.Equal("run 2: num_devices = 4, but the fit has 2 devices (--devices)", DataParallel.Problem(2, cfg, 2));
-        Assert.Null(DataParallel.Problem(2, cfg, 4));
+        Assert.Equal("run 2: num_devices = 4, but the fit has 2 devices (--devices)", DataParallel.Problem("run 2", cfg, 2));
+        Assert.Null(DataParallel.Problem("run 2", cfg, 4));
     }
 
     [Fact]

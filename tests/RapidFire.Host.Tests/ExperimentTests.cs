@@ -194,4 +194,20 @@ public sealed class ExperimentTests : IDisposable
         Assert.Contains("train.batch_size", stderr.ToString());
         Assert.False(Directory.Exists(dir));
     }
+
+    [Fact]
+    public void The_fit_command_rejects_a_config_asking_for_more_devices_than_the_fit_has_before_anything_runs()
+    {
+        File.WriteAllText(mnist.ConfigPath, """
+            { "user_knobs": { "model_type": "mlp", "num_devices": [1, 3] },
+              "train": { "epochs": 1, "batch_size": 32, "optimizer": { "name": "Adam" } } }
+            """);
+        var stderr = new StringWriter();
+        var dir = Path.Combine(mnist.Directory, "never");
+        var code = RapidFireCli.Run(["fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", mnist.HandlePath,
+            "--config", mnist.ConfigPath, "--experiment", "x", "--dir", dir, "--devices", "cpu:2"], new StringWriter(), stderr);
+        Assert.Equal(RapidFireCli.InvalidInput, code);
+        Assert.Equal("error: config 2: num_devices = 3, but the fit has 2 devices (--devices)", stderr.ToString().Trim());
+        Assert.False(Directory.Exists(dir));
+    }
 }

@@ -134,7 +134,7 @@ public sealed class FitActor : ReceiveActor
         try
         {
             if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
-            if (start.Runs.Select(r => DataParallel.Problem(r.RunId, r.Config, devices.Count)).OfType<string>().ToList() is { Count: > 0 } problems)
+            if (start.Runs.Select(r => DataParallel.Problem($"run {r.RunId}", r.Config, devices.Count)).OfType<string>().ToList() is { Count: > 0 } problems)
                 throw new ArgumentException(string.Join("; ", problems));
             services.Partition(Mode.Train);
             hasValidation = services.HasPartition(Mode.Validation);
@@ -211,7 +211,7 @@ public sealed class FitActor : ReceiveActor
         {
             return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {string.Join("; ", e.Problems)}", null);
         }
-        if (DataParallel.Problem(check.NewRunId, cfg, devices.Count) is { } devicesProblem)
+        if (DataParallel.Problem($"run {check.NewRunId}", cfg, devices.Count) is { } devicesProblem)
             return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {devicesProblem}", null);
         if (op.Warm)
         {

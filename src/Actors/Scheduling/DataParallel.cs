@@ -35,19 +35,19 @@ public static class DataParallel
 
     /// <summary>
     /// Checks <paramref name="cfg"/>'s <c>num_devices</c> against the fit's <paramref name="devices"/>; the problem, naming
-    /// the run and the knob, or null when it fits.
+    /// the run (<paramref name="who"/>: <c>run 3</c>, <c>config 2</c>) and the knob, or null when it fits.
     /// </summary>
-    public static string? Problem(int runId, Config cfg, int devices)
+    public static string? Problem(string who, Config cfg, int devices)
     {
         try
         {
             return Requested(cfg) is { } wanted && wanted > devices
-                ? $"run {runId}: {Knob} = {wanted}, but the fit has {devices} device{(devices == 1 ? "" : "s")} (--devices)"
+                ? $"{who}: {Knob} = {wanted}, but the fit has {devices} device{(devices == 1 ? "" : "s")} (--devices)"
                 : null;
         }
         catch (ConfigException e)
         {
-            return $"run {runId}: {e.Message}";
+            return $"{who}: {e.Message}";
         }
     }
 

@@ -64,6 +64,19 @@ public static class FitCommand
                 return RapidFireCli.InvalidInput;
             }
             var options = new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed));
+            try
+            {
+                if (Experiment.DeviceProblems(inputs.Runs, options.Devices ?? Actors.RuntimeSettings.From(hocon ?? Akka.Configuration.Config.Empty).Devices) is { Count: > 0 } problems)
+                {
+                    foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
+                    return RapidFireCli.InvalidInput;
+                }
+            }
+            catch (ConfigException e)
+            {
+                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                return RapidFireCli.InvalidInput;
+            }
             return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 _ => Task.FromResult(inputs.Runs),
                 experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),

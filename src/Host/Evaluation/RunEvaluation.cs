@@ -160,18 +160,17 @@ internal sealed class RunEvaluation(Experiment experiment, ICheckpointStore stor
     /// </summary>
     private static (string Device, int TorchThreads) Device(string? asked, Actors.RuntimeSettings settings)
     {
-        static int Cuda() => torch.cuda.is_available() ? torch.cuda.device_count() : 0;
         IReadOnlyList<DeviceSlot>? fitDevices;
         try
         {
-            fitDevices = DeviceSpec.Parse(settings.Devices, Cuda);
+            fitDevices = DeviceSpec.Parse(settings.Devices, Experiment.CudaDevices);
         }
         catch (ConfigException)
         {
             fitDevices = null; // the fit ran on CUDA devices this machine lacks
         }
         var device = asked is not null
-            ? DeviceSpec.Parse(asked, Cuda)[0].TorchDevice // a bad value is refused, naming it
+            ? DeviceSpec.Parse(asked, Experiment.CudaDevices)[0].TorchDevice // a bad value is refused, naming it
             : fitDevices?[0].TorchDevice ?? "cpu";
         return (device, settings.TorchThreadsFor(fitDevices?.Count(d => !d.IsCuda) ?? 1));
     }
