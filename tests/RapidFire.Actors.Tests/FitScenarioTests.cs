@@ -265,7 +265,7 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
             var status = await experiment.Ask<FitStatus>(new GetStatus(), TimeSpan.FromMilliseconds(500));
             Assert.NotEmpty(status.Busy);
         }, TimeSpan.FromSeconds(10));
-        var device = await Sys.ActorSelection(experiment.Path / "device-cpu").ResolveOne(TimeSpan.FromSeconds(1));
+        var device = await Sys.ActorSelection(experiment.Path / "devices" / "device-cpu").ResolveOne(TimeSpan.FromSeconds(1));
         var deviceStatus = await device.Ask<DeviceStatus>(new GetDeviceStatus(), TimeSpan.FromSeconds(1));
         Assert.Equal(Scheduling.RunTask.Train(1, 0, 0), deviceStatus.Task);
         Assert.InRange(deviceStatus.MinibatchesDone, 0, deviceStatus.MinibatchesTotal - 1);

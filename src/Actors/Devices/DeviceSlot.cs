@@ -15,7 +15,7 @@ public sealed record DeviceSlot(string Id, string TorchDevice)
 public static class DeviceSpec
 {
     /// <summary>What <c>--devices</c> accepts, for messages.</summary>
-    public const string Forms = "cpu, cpu:N (N parallel CPU workers), cuda (every CUDA device) or cuda:I,J,... (those devices)";
+    public const string Forms = "cpu, cpu:N (N parallel CPU workers), cuda (every CUDA device), cuda:I,J,... (those devices) or none (a cluster's coordinator that trains on its workers only)";
 
     /// <summary>
     /// <c>cpu</c> is one CPU worker; <c>cpu:N</c> is N parallel CPU workers (they share the cores); <c>cuda</c> is
@@ -31,6 +31,8 @@ public static class DeviceSpec
         {
             case "cpu" when arg is null:
                 return [new DeviceSlot("cpu", "cpu")];
+            case "none" when arg is null:
+                return []; // the experiment's node of a cluster that trains on its workers only
             case "cpu":
                 if (!int.TryParse(arg, out var workers) || workers < 1 || workers > 256)
                     throw Fault(text, "cpu:N needs a whole number of workers N >= 1");

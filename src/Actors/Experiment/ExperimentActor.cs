@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Persistence;
+using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Control;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Training;
@@ -117,7 +118,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         Command<EndExperiment>(_ => Sender.Tell(Busy()));
     }
 
-    private sealed record PreparedFit(TrainingServices Services, IReadOnlyList<DeviceSlot> Devices, FitDefinition Definition);
+    private sealed record PreparedFit(TrainingServices Services, IReadOnlyList<DeviceSlot> Devices, FitDefinition Definition, Cluster.WorkerProtocol.JoinFit? Join);
 
     private Status.Failure Busy() => new(new InvalidOperationException($"experiment '{name}' is running a fit; cancel it or wait"));
 
@@ -164,6 +165,23 @@ public sealed class ExperimentActor : ReceivePersistentActor
         if (TryPrepare(fit.Definition, out var prepared)) Launch(prepared!, Sender);
     }
 
+    /// <summary>Whether this node is a member of an Akka cluster: its fits ask the worker nodes to join.</summary>
+    private bool Clustered => Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider };
+
+    /// <summary>What a fit asks worker nodes to join with: the spec's source, the data handle, the settings, the shared checkpoint store.</summary>
+    private Cluster.WorkerProtocol.JoinFit JoinOf(FitDefinition definition, RuntimeSettings settings, TrainingServices fitServices)
+    {
+        var location = fitServices.Checkpoints switch
+        {
+            LocalCheckpointStore local => local.Directory,
+            S3CheckpointStore s3 => s3.Root.ToString(),
+            null => throw new ArgumentException("a fit on a cluster needs checkpoints (save-strategy chunk or epoch): a run's state moves between nodes through them"),
+            var other => throw new ArgumentException($"a fit on a cluster cannot share a {other.GetType().Name} with its workers"),
+        };
+        return new Cluster.WorkerProtocol.JoinFit($"{name}/{definition.FitId}", Cluster.SpecPackage.From(definition.Spec),
+            definition.DataHandleJson, definition.DataDirectory, settings, location);
+    }
+
     private Status.Failure? Refused() => state.Ended
         ? new Status.Failure(new InvalidOperationException($"experiment '{name}' has ended; open a new experiment"))
         : null;
@@ -178,7 +196,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
             var devices = DeviceSpec.Parse(settings.Devices, cudaDevices);
             var data = DataHandle.FromJson(definition.DataHandleJson, definition.DataDirectory);
             var fitServices = new TrainingServices(definition.Spec.Factory(), data, settings, storage(settings));
-            prepared = new PreparedFit(fitServices, devices, definition);
+            prepared = new PreparedFit(fitServices, devices, definition, Clustered ? JoinOf(definition, settings, fitServices) : null);
             return true;
         }
         catch (Exception e) when (e is RapidFireException or ArgumentException or IOException)
@@ -194,7 +212,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         services = prepared.Services;
         completed = null;
         var runs = state.Fits.Single(f => f.Definition.FitId == prepared.Definition.FitId).Runs;
-        fitActor = Context.ActorOf(FitActor.Props(prepared.Services, prepared.Devices), $"fit-{prepared.Definition.FitId}");
+        fitActor = Context.ActorOf(FitActor.Props(prepared.Services, prepared.Devices, prepared.Join), $"fit-{prepared.Definition.FitId}");
         Context.Watch(fitActor);
         var unresolved = state.Unresolved
             .Select(c => new ApplyControl(c.OpId, c.Op, runs.FirstOrDefault(r => r.RunId == c.NewRunId)))

@@ -37,9 +37,11 @@ public sealed class FitActor : ReceiveActor
 {
     private readonly TrainingServices services;
     private readonly IReadOnlyList<DeviceSlot> devices;
-    private readonly Dictionary<string, DeviceSlot> slots;
+    private readonly Cluster.WorkerProtocol.JoinFit? join;
+    private readonly Dictionary<string, string> torchDevices = [];
     private readonly Dictionary<int, IActorRef> runActors = [];
     private readonly Dictionary<string, IActorRef> gpus = [];
+    private readonly Dictionary<IActorRef, string> workers = [];
     private readonly List<IActorRef> fitActors = [];
     private readonly Dictionary<int, IActorRef> controllers = [];
     private FitState fit;
@@ -49,19 +51,25 @@ public sealed class FitActor : ReceiveActor
     private PruningRule? pruning;
     private readonly HashSet<int> pruned = [];
 
-    /// <summary>Props of a fit training on <paramref name="devices"/>.</summary>
-    public static Props Props(TrainingServices services, IReadOnlyList<DeviceSlot> devices) =>
-        Akka.Actor.Props.Create(() => new FitActor(services, devices));
+    /// <summary>
+    /// Props of a fit training on this node's <paramref name="devices"/> and, on a cluster, on the devices of every worker
+    /// node (role <c>gpu</c>) that joins when asked with <paramref name="join"/> (null: this node's devices only).
+    /// </summary>
+    public static Props Props(TrainingServices services, IReadOnlyList<DeviceSlot> devices, Cluster.WorkerProtocol.JoinFit? join = null) =>
+        Akka.Actor.Props.Create(() => new FitActor(services, devices, join));
 
     /// <summary>Creates the actor.</summary>
-    public FitActor(TrainingServices services, IReadOnlyList<DeviceSlot> devices)
+    public FitActor(TrainingServices services, IReadOnlyList<DeviceSlot> devices, Cluster.WorkerProtocol.JoinFit? join)
     {
         this.services = services;
         this.devices = devices;
-        slots = devices.ToDictionary(d => d.Id);
-        fit = new FitState(devices.Select(d => d.Id).ToList());
+        this.join = join;
+        fit = new FitState([]);
         Ready();
     }
+
+    /// <summary>The name of this node's part of the pool.</summary>
+    private const string LocalNode = "local";
 
     private void Ready()
     {
@@ -93,7 +101,7 @@ public sealed class FitActor : ReceiveActor
             Context.System.EventStream.Publish(finished);
             runActors[finished.Task.RunId].Tell(finished.Outcome switch
             {
-                Trained trained => new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint),
+                Trained trained => new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint, trained.Holder),
                 Validated validated => new ValidationFinished(finished.Task, validated.Records),
                 Failed failed => new FailRun(failed.Failure),
                 _ => new StopRun(EndReason.Cancelled),
@@ -127,6 +135,35 @@ public sealed class FitActor : ReceiveActor
         });
         Receive<GetStatus>(_ => Sender.Tell(Status(fitting: true)));
         Receive<RunFit>(_ => Sender.Tell(new Status.Failure(new InvalidOperationException("a fit is already in progress"))));
+        Receive<Cluster.WorkerProtocol.FitJoined>(joined =>
+        {
+            workers[joined.Host] = joined.Worker;
+            if (joined.Worker != LocalNode) Context.Watch(joined.Host);
+            foreach (var device in joined.Devices)
+            {
+                gpus[device.DeviceId] = device.Gpu;
+                torchDevices[device.DeviceId] = device.TorchDevice;
+            }
+            fit = fit.Joined(joined.Worker, joined.Devices.Select(d => d.DeviceId));
+            Context.System.EventStream.Publish(new WorkerChanged(joined.Worker, $"worker {joined.Worker} joined with {string.Join(", ", joined.Devices.Select(d => d.DeviceId))}"));
+            Advance();
+        });
+        Receive<Cluster.WorkerProtocol.FitRefused>(refused =>
+            Context.System.EventStream.Publish(new WorkerChanged(refused.Worker, $"worker {refused.Worker} left out: {refused.Reason}")));
+        Receive<Terminated>(gone =>
+        {
+            if (!workers.Remove(gone.ActorRef, out var worker)) return;
+            foreach (var device in fit.Nodes.Where(kv => kv.Value == worker).Select(kv => kv.Key).ToList()) gpus.Remove(device);
+            fit = fit.Left(worker);
+            Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} left the fit; its tasks in flight are trained again elsewhere"));
+            Advance();
+        });
+        Receive<Akka.Cluster.ClusterEvent.MemberUp>(up =>
+        {
+            var self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
+            if (join is null || up.Member.Address == self || !up.Member.HasRole(Cluster.WorkerProtocol.WorkerRole)) return;
+            Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / Cluster.WorkerProtocol.WorkerName).Tell(join);
+        });
     }
 
     private void Start(RunFit start)
@@ -134,7 +171,8 @@ public sealed class FitActor : ReceiveActor
         try
         {
             if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
-            if (start.Runs.Select(r => DataParallel.Problem($"run {r.RunId}", r.Config, devices.Count)).OfType<string>().ToList() is { Count: > 0 } problems)
+            // On a cluster a run asking for more devices than this node has waits for a node that has them.
+            if (join is null && start.Runs.Select(r => DataParallel.Problem($"run {r.RunId}", r.Config, devices.Count)).OfType<string>().ToList() is { Count: > 0 } problems)
                 throw new ArgumentException(string.Join("; ", problems));
             services.Partition(Mode.Train);
             hasValidation = services.HasPartition(Mode.Validation);
@@ -147,12 +185,17 @@ public sealed class FitActor : ReceiveActor
         }
 
         requester = Sender;
-        fit = new FitState(devices.Select(d => d.Id).ToList());
+        fit = new FitState([]);
         metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
-        var loaders = Track(Context.ActorOf(DataLoaderActor.Props(services).WithRouter(new SmallestMailboxPool(services.Settings.LoaderCount)), "loaders"));
         gpus.Clear();
-        foreach (var device in devices)
-            gpus[device.Id] = Track(Context.ActorOf(GpuActor.Props(device, services, loaders), $"device-{device.Id.Replace(':', '-')}"));
+        torchDevices.Clear();
+        workers.Clear();
+        // This node's devices join the pool as a worker's do (FitJoined), sharing the fit's services.
+        if (devices.Count > 0)
+            Track(Context.ActorOf(Cluster.WorkerFit.Props(join?.FitId ?? "local", LocalNode, services, devices, ownsServices: false, Self), "devices"));
+        if (join is not null && Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider })
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(Akka.Cluster.ClusterEvent.MemberUp));
         runActors.Clear();
         controllers.Clear();
         pruning = start.Pruning;
@@ -350,13 +393,21 @@ public sealed class FitActor : ReceiveActor
         foreach (var assignment in assignments)
         {
             var run = fit.Runs[assignment.Task.RunId];
-            var followers = assignment.Followers?.Select(id => new ShardDevice(id, slots[id].TorchDevice, gpus[id])).ToList();
+            var followers = assignment.Followers?.Select(id => new ShardDevice(id, torchDevices[id], gpus[id])).ToList();
             gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, run.Config, run.ChunksPerEpoch, run.LastCheckpoint, followers));
         }
         if (!fit.IsDone) return;
 
         requester?.Tell(new FitCompleted(fit.Runs.Values.ToList(), fit.Cancelling));
         requester = null;
+        foreach (var (host, worker) in workers.Where(w => w.Value != LocalNode))
+        {
+            Context.Unwatch(host);
+            host.Tell(new Cluster.WorkerProtocol.LeaveFit(join!.FitId));
+        }
+        workers.Clear();
+        if (join is not null && Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider })
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         foreach (var child in fitActors) Context.Stop(child);
         fitActors.Clear();
         Become(Ready);

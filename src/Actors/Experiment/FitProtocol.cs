@@ -46,4 +46,7 @@ public static class FitProtocol
 
     /// <summary>Every run's state and the task each busy device runs.</summary>
     public sealed record FitStatus(IReadOnlyList<RunState> Runs, IReadOnlyDictionary<string, RunTask> Busy, bool Fitting);
+
+    /// <summary>A worker node joined the fit's pool, was left out (the message says why), or left it.</summary>
+    public sealed record WorkerChanged(string Worker, string Message);
 }

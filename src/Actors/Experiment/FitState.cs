@@ -14,11 +14,46 @@ public sealed record PendingControl(int OpId, ControlOp Op, ExperimentProtocol.R
 /// </summary>
 public sealed record FitState
 {
-    /// <summary>A fit over <paramref name="devices"/> with no runs yet.</summary>
-    public FitState(IReadOnlyList<string> devices) => Devices = devices;
+    /// <summary>A fit over <paramref name="devices"/> (of one node, unnamed) with no runs yet.</summary>
+    public FitState(IReadOnlyList<string> devices)
+    {
+        Devices = devices;
+        Nodes = devices.ToImmutableDictionary(d => d, _ => "");
+    }
 
-    /// <summary>The devices, in scheduling order.</summary>
-    public IReadOnlyList<string> Devices { get; }
+    /// <summary>The devices of the pool, in scheduling order.</summary>
+    public IReadOnlyList<string> Devices { get; private init; }
+
+    /// <summary>The node of each device of the pool.</summary>
+    public ImmutableDictionary<string, string> Nodes { get; private init; }
+
+    /// <summary>The node where each run's state rests: the node of its last task.</summary>
+    public ImmutableDictionary<int, string> Homes { get; init; } = ImmutableDictionary<int, string>.Empty;
+
+    /// <summary>Node <paramref name="node"/> brings <paramref name="devices"/> to the pool; they are used from now on.</summary>
+    public FitState Joined(string node, IEnumerable<string> devices)
+    {
+        var added = devices.Where(d => !Nodes.ContainsKey(d)).ToList();
+        return this with { Devices = [.. Devices, .. added], Nodes = Nodes.SetItems(added.Select(d => KeyValuePair.Create(d, node))) };
+    }
+
+    /// <summary>
+    /// Node <paramref name="node"/> left (it died, or was removed): its devices leave the pool, and the tasks they ran
+    /// are in flight no more, so they are scheduled again (each run restarts its task from its newest checkpoint).
+    /// </summary>
+    public FitState Left(string node)
+    {
+        var gone = Nodes.Where(kv => kv.Value == node).Select(kv => kv.Key).ToHashSet();
+        var lost = Busy.Where(kv => gone.Contains(kv.Key)).Select(kv => kv.Value).ToHashSet();
+        return this with
+        {
+            Devices = Devices.Where(d => !gone.Contains(d)).ToList(),
+            Nodes = Nodes.RemoveRange(gone),
+            Busy = Busy.RemoveRange(Busy.Where(kv => lost.Contains(kv.Value)).Select(kv => kv.Key).ToList()),
+            InFlight = InFlight.RemoveRange(InFlight.Where(kv => lost.Contains(kv.Value)).Select(kv => kv.Key).ToList()),
+            Homes = Homes.RemoveRange(Homes.Where(kv => kv.Value == node).Select(kv => kv.Key).ToList()),
+        };
+    }
 
     /// <summary>Every run's latest state.</summary>
     public ImmutableSortedDictionary<int, RunState> Runs { get; init; } = ImmutableSortedDictionary<int, RunState>.Empty;
@@ -108,9 +143,11 @@ public sealed record FitState
         // A run whose operation is on its way to its journal waits for it: a stop must not meet a chunk in progress.
         var waiting = InFlight.Keys.Concat(Pending.Keys).Concat(Applying.Values.Select(p => p.Op.RunId)).Concat(Held).ToHashSet();
         var competing = Runs.Values.Count(r => !r.IsEnded && !Held.Contains(r.RunId));
-        var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting, Devices.Count, competing);
+        var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting, Devices.Count, competing,
+            d => Nodes.GetValueOrDefault(d, ""), Homes);
         var next = this with
         {
+            Homes = Homes.SetItems(assignments.Select(a => KeyValuePair.Create(a.Task.RunId, Nodes.GetValueOrDefault(a.DeviceId, "")))),
             Busy = Busy.SetItems(assignments.SelectMany(a => a.Devices.Select(d => KeyValuePair.Create(d, a.Task)))),
             InFlight = InFlight.SetItems(assignments.Select(a => KeyValuePair.Create(a.Task.RunId, a.Task))),
         };

@@ -32,9 +32,12 @@ namespace RapidFire.Actors.Runs;
 /// </remarks>
 public sealed class RunActor : ReceivePersistentActor
 {
-    private sealed record CheckpointDurable(IReadOnlyList<IRunEvent> Events, int? OpId);
+    private sealed record CheckpointDurable(CheckpointRef Key, IReadOnlyList<IRunEvent> Events, int? OpId);
 
     private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause, int? OpId);
+
+    /// <summary>The node that held a chunk's captured state died (or never answered): the chunk is trained again.</summary>
+    private sealed record CheckpointLost(CheckpointRef Key, string Reason);
 
     private readonly IActorRef fit;
     private readonly IActorRef metrics;
@@ -42,6 +45,8 @@ public sealed class RunActor : ReceivePersistentActor
     private readonly CheckpointRetention retention;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private RunState state;
+    private CheckpointRef? writing;
+    private IActorRef? writingWith;
 
     /// <summary>Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the settings).</summary>
     public static Props Props(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services) =>
@@ -83,14 +88,26 @@ public sealed class RunActor : ReceivePersistentActor
     {
         Command<CheckpointDurable>(durable =>
         {
-            UnbecomeStacked();
-            Stash.UnstashAll();
+            if (durable.Key != writing) return;
+            WriteDone();
             Commit(durable.Events, durable.OpId);
+        });
+        Command<Terminated>(gone =>
+        {
+            // The node holding the captured state died before it wrote it: the chunk is lost, not the run.
+            if (gone.ActorRef.Equals(writingWith)) Self.Tell(new CheckpointLost(writing!, "its node left the cluster"));
+        });
+        Command<CheckpointLost>(lost =>
+        {
+            if (lost.Key != writing) return;
+            WriteDone();
+            Warn($"the state after {lost.Key} was lost with its node ({lost.Reason}); the chunk is trained again");
+            fit.Tell(new RunUpdated(state, Recovered: true)); // its task is scheduled again, from the last checkpoint
         });
         Command<CheckpointFailed>(failed =>
         {
-            UnbecomeStacked();
-            Stash.UnstashAll();
+            if (failed.Key != writing) return;
+            WriteDone();
             Handle(new FailRun(new RunFailure("checkpoint", $"{services.Checkpoints?.Describe(failed.Key)}: {failed.Cause.Message}")));
             if (failed.OpId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
         });
@@ -122,14 +139,20 @@ public sealed class RunActor : ReceivePersistentActor
             return;
         }
         if (carried is { } checkpoint && services.Checkpoints is { } store)
-            WriteThenCommit(store, checkpoint, events, opId);
+            WriteThenCommit(store, checkpoint, (command as ChunkTrained)?.Holder, events, opId);
         else
             Commit(events, opId);
     }
 
-    private void WriteThenCommit(ICheckpointStore store, CheckpointRef key, IReadOnlyList<IRunEvent> events, int? opId)
+    /// <summary>
+    /// Writes the checkpoint the events carry, durably, then journals them. The captured state waits in this process
+    /// (<see cref="TrainingServices.PendingCheckpoints"/>) or, trained on another node, with its
+    /// <paramref name="holder"/>, which writes it to the shared store with the header computed here.
+    /// </summary>
+    private void WriteThenCommit(ICheckpointStore store, CheckpointRef key, IActorRef? holder, IReadOnlyList<IRunEvent> events, int? opId)
     {
-        if (!services.PendingCheckpoints.TryRemove(key, out var payload))
+        var local = services.PendingCheckpoints.TryRemove(key, out var payload);
+        if (!local && holder is null)
         {
             Handle(new FailRun(new RunFailure("checkpoint", $"the captured state of {key} is missing")));
             if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
@@ -139,10 +162,40 @@ public sealed class RunActor : ReceivePersistentActor
         var steps = CheckpointHeader.SchedulerStepsAt(key, after.ChunksPerEpoch, after.Config);
         var header = new CheckpointHeader(state.RunId, key.Epoch, key.Chunk, services.SeedOf(state.Config), steps,
             DateTimeOffset.UtcNow, JournalSerializer.ToJson(after));
-        store.SaveAndPruneAsync(key, header, payload, after.ChunksPerEpoch, retention).PipeTo(Self,
-            success: _ => new CheckpointDurable(events, opId), failure: e => new CheckpointFailed(key, e, opId));
+        var written = local
+            ? store.SaveAndPruneAsync(key, header, payload!, after.ChunksPerEpoch, retention).ContinueWith(t => t.IsCompletedSuccessfully
+                ? (object)new CheckpointDurable(key, events, opId)
+                : new CheckpointFailed(key, t.Exception?.GetBaseException() ?? new TaskCanceledException(), opId), TaskScheduler.Default)
+            : holder!.Ask(new Cluster.WorkerProtocol.WriteCheckpoint(key, header, after.ChunksPerEpoch), RemoteWriteTimeout).ContinueWith(t =>
+                (t.IsCompletedSuccessfully ? t.Result : null) switch
+            {
+                null => new CheckpointLost(key, $"the node holding it did not answer ({t.Exception?.GetBaseException().Message})"),
+                Cluster.WorkerProtocol.CheckpointWritten => new CheckpointDurable(key, events, opId),
+                Cluster.WorkerProtocol.CheckpointNotWritten no => (object)new CheckpointFailed(key, new IOException(no.Reason), opId),
+                var other => new CheckpointLost(key, $"unexpected answer {other}"),
+            }, TaskScheduler.Default);
+        written.PipeTo(Self);
+        writing = key;
+        if (!local)
+        {
+            writingWith = holder;
+            Context.Watch(holder);
+        }
         BecomeStacked(WritingCheckpoint);
     }
+
+    /// <summary>Leaves the writing of <see cref="writing"/>: the answers of an earlier write that arrive later are ignored.</summary>
+    private void WriteDone()
+    {
+        if (writingWith is not null) Context.Unwatch(writingWith);
+        writingWith = null;
+        writing = null;
+        UnbecomeStacked();
+        Stash.UnstashAll();
+    }
+
+    /// <summary>How long a run waits for another node to write its checkpoint before it counts the chunk as lost.</summary>
+    private static readonly TimeSpan RemoteWriteTimeout = TimeSpan.FromMinutes(2);
 
     private void Commit(IReadOnlyList<IRunEvent> events, int? opId = null)
     {

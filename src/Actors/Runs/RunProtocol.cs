@@ -15,7 +15,8 @@ public sealed record StartRun(int ChunksPerEpoch, bool HasValidation) : IRunComm
 /// A device trained <paramref name="Task"/>: the chunk's mean loss, its minibatch records, and the checkpoint of the
 /// run's state after it (null when this chunk is not checkpointed), captured in host memory and not yet durable.
 /// </summary>
-public sealed record ChunkTrained(RunTask Task, double MeanLoss, IReadOnlyList<MinibatchRecord> Records, CheckpointRef? Checkpoint) : IRunCommand;
+public sealed record ChunkTrained(RunTask Task, double MeanLoss, IReadOnlyList<MinibatchRecord> Records, CheckpointRef? Checkpoint,
+    Akka.Actor.IActorRef? Holder = null) : IRunCommand;
 
 /// <summary>A device ran the validation pass <paramref name="Task"/>; its minibatch records.</summary>
 public sealed record ValidationFinished(RunTask Task, IReadOnlyList<MinibatchRecord> Records) : IRunCommand;

@@ -15,6 +15,9 @@ namespace RapidFire.Actors.Scheduling;
 /// D / n devices, the first D mod n ready runs one more, never fewer than one and never more than are free. So runs
 /// spread over the devices only when there are fewer runs than devices, and a run that is about to report back keeps
 /// its claim on a device instead of losing it to a run spreading out.</para>
+/// <para><b>Nodes</b> (a cluster). A task's devices are on one node (its shards exchange gradients in host memory), and
+/// a run goes back to the node where its state rests when a device is free there: its state then need not move through
+/// the checkpoint store. Locality only picks among free devices; the order of the runs stays the fairness order.</para>
 /// </remarks>
 public static class SchedulingPolicy
 {
@@ -24,10 +27,15 @@ public static class SchedulingPolicy
     /// <param name="busyRuns">Runs passed over: a task in flight, an operation pending, held by a pruning rule.</param>
     /// <param name="totalDevices">All the fit's devices, busy or free.</param>
     /// <param name="competing">The runs that want devices now or soon: not ended and not held.</param>
+    /// <param name="nodeOf">The node of each device (null: one node); a task's devices are all on one node.</param>
+    /// <param name="home">Where each run's state rests (the node of its last task): a run goes back there when that
+    /// node has a free device, so its state need not move; elsewhere when not (fairness first).</param>
     public static IReadOnlyList<Assignment> Assign(IEnumerable<RunProgress> runs, IReadOnlyList<string> freeDevices,
-        IReadOnlySet<int> busyRuns, int totalDevices, int competing)
+        IReadOnlySet<int> busyRuns, int totalDevices, int competing, Func<string, string>? nodeOf = null,
+        IReadOnlyDictionary<int, string>? home = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(totalDevices, freeDevices.Count);
+        nodeOf ??= _ => "";
         var ready = runs
             .Where(r => r.NextTask is not null && !busyRuns.Contains(r.RunId))
             .OrderBy(r => r.EpochsDone)
@@ -36,21 +44,31 @@ public static class SchedulingPolicy
             .ToList();
         var share = totalDevices / Math.Max(1, competing);
         var extra = totalDevices % Math.Max(1, competing);
+        var free = freeDevices.ToList();
         var assignments = new List<Assignment>();
-        var next = 0;
-        for (var rank = 0; rank < ready.Count && next < freeDevices.Count; rank++)
+        for (var rank = 0; rank < ready.Count && free.Count > 0; rank++)
         {
             var run = ready[rank];
-            var free = freeDevices.Count - next;
+            var byNode = free.GroupBy(nodeOf).ToDictionary(g => g.Key, g => g.ToList());
+            var preferred = home?.GetValueOrDefault(run.RunId);
+            List<string>? node;
             int take;
             if (run.NumDevices is { } fixedCount)
             {
-                if (fixedCount > free) break; // it waits for its devices, and nobody overtakes it
+                // it waits for its devices on one node, and nobody overtakes it
+                node = preferred is not null && byNode.TryGetValue(preferred, out var there) && there.Count >= fixedCount ? there
+                    : byNode.Values.FirstOrDefault(d => d.Count >= fixedCount);
+                if (node is null) break;
                 take = fixedCount;
             }
-            else take = Math.Clamp(share + (rank < extra ? 1 : 0), 1, free);
-            assignments.Add(new Assignment(freeDevices[next], run.NextTask!, take == 1 ? null : freeDevices.Skip(next + 1).Take(take - 1).ToList()));
-            next += take;
+            else
+            {
+                node = preferred is not null && byNode.TryGetValue(preferred, out var there) ? there : byNode[nodeOf(free[0])];
+                take = Math.Clamp(share + (rank < extra ? 1 : 0), 1, node.Count);
+            }
+            var devices = node.Take(take).ToList();
+            assignments.Add(new Assignment(devices[0], run.NextTask!, devices.Count == 1 ? null : devices.Skip(1).ToList()));
+            free.RemoveAll(devices.Contains);
         }
         return assignments;
     }

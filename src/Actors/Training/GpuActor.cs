@@ -38,6 +38,8 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     private readonly DeviceSlot device;
     private readonly TrainingServices services;
     private readonly IActorRef loaders;
+    private readonly IActorRef? checkpointHolder;
+    private IActorRef requester = ActorRefs.Nobody;
     private long serial;
     private bool nudged;
     private ActiveTask? active;
@@ -46,16 +48,21 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     /// <inheritdoc />
     public IStash Stash { get; set; } = null!;
 
-    /// <summary>Props of the actor of <paramref name="device"/>, on its own thread.</summary>
-    public static Props Props(DeviceSlot device, TrainingServices services, IActorRef loaders) =>
-        Akka.Actor.Props.Create(() => new GpuActor(device, services, loaders)).WithDispatcher("rapidfire.gpu-dispatcher");
+    /// <summary>
+    /// Props of the actor of <paramref name="device"/>, on its own thread. On a cluster node whose runs' actors are
+    /// elsewhere, <paramref name="checkpointHolder"/> writes the captured checkpoints when the runs ask (see
+    /// <see cref="Trained.Holder"/>); null when the runs read them from <see cref="TrainingServices.PendingCheckpoints"/>.
+    /// </summary>
+    public static Props Props(DeviceSlot device, TrainingServices services, IActorRef loaders, IActorRef? checkpointHolder = null) =>
+        Akka.Actor.Props.Create(() => new GpuActor(device, services, loaders, checkpointHolder)).WithDispatcher("rapidfire.gpu-dispatcher");
 
     /// <summary>Creates the actor.</summary>
-    public GpuActor(DeviceSlot device, TrainingServices services, IActorRef loaders)
+    public GpuActor(DeviceSlot device, TrainingServices services, IActorRef loaders, IActorRef? checkpointHolder)
     {
         this.device = device;
         this.services = services;
         this.loaders = loaders;
+        this.checkpointHolder = checkpointHolder;
         Idle();
     }
 
@@ -119,6 +126,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
 
     private void Start(RunTaskOn order)
     {
+        requester = Sender;
         serial++;
         nudged = false;
         var task = order.Task;
@@ -135,7 +143,8 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             var plan = task.Kind == TaskKind.Train
                 ? EpochPlan.ForTraining(rows, cfg.BatchSize, services.Settings.Chunks, seed, task.Epoch)
                 : EpochPlan.ForEvaluation(rows, cfg.BatchSize);
-            state = services.Models.CheckOut(task.RunId, () => Restored(task.RunId, RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
+            state = services.Models.CheckOut(task.RunId, PositionBefore(task, order.ChunksPerEpoch),
+                () => Restored(task.RunId, RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
             var followers = order.Followers ?? [];
             var group = new ShardGroup(device.Id, serial);
             replicas = Replicas(group, task.RunId, followers, trainSpec, cfg, seed, state);
@@ -150,7 +159,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         {
             if (state is not null) services.Models.Release(task.RunId, state);
             ReleaseReplicas(new ShardGroup(device.Id, serial), replicas);
-            Context.Parent.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task)), FollowerIds(order)));
+            requester.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task)), FollowerIds(order)));
             return;
         }
         Become(Working);
@@ -326,13 +335,14 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
                 // The swap to host memory is synchronous; the run writes the bytes to disk off this thread.
                 var key = new CheckpointRef(task.Task.RunId, task.Task.Epoch, task.Task.Chunk);
                 services.PendingCheckpoints[key] = RunStateCodec.Capture(state);
-                outcome = trained with { Checkpoint = key };
+                outcome = trained with { Checkpoint = key, Holder = checkpointHolder };
             }
             state.MoveTo("cpu");
-            services.Models.CheckIn(task.Task.RunId, state);
+            var before = PositionBefore(task.Task, task.Order.ChunksPerEpoch);
+            services.Models.CheckIn(task.Task.RunId, state, outcome is Trained ? before + 1 : before);
         }
         else services.Models.Release(task.Task.RunId, state);
-        Context.Parent.Tell(new TaskFinished(device.Id, task.Task, outcome, FollowerIds(task.Order)));
+        requester.Tell(new TaskFinished(device.Id, task.Task, outcome, FollowerIds(task.Order)));
         Become(Idle);
         Stash.UnstashAll();
     }
@@ -423,9 +433,17 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             ? failure with { Message = $"run {runId} does not fit on {deviceId} (out of memory): {failure.Message}" }
             : failure;
 
+    /// <summary>
+    /// Whether the state after a chunk is checkpointed: as the save strategy says; on a cluster node after every chunk,
+    /// since the run's next chunk may be trained on another node, which restores it from the store.
+    /// </summary>
     private bool CheckpointAfter(RunTask task, bool lastOfEpoch) =>
         services.Checkpoints is not null && task.Kind == TaskKind.Train &&
-        (services.Settings.SaveStrategy == "chunk" || (services.Settings.SaveStrategy == "epoch" && lastOfEpoch));
+        (checkpointHolder is not null || services.Settings.SaveStrategy == "chunk" || (services.Settings.SaveStrategy == "epoch" && lastOfEpoch));
+
+    /// <summary>The chunks a run has trained when <paramref name="task"/> starts.</summary>
+    private static int PositionBefore(RunTask task, int chunksPerEpoch) =>
+        task.Kind == TaskKind.Train ? task.Epoch * chunksPerEpoch + task.Chunk : (task.Epoch + 1) * chunksPerEpoch;
 
     private void Guarded(Action action)
     {

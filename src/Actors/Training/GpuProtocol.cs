@@ -21,7 +21,7 @@ public static class GpuProtocol
     /// (see <see cref="Scheduling.DataParallel"/>).
     /// </remarks>
     public sealed record RunTaskOn(RunTask Task, Config Config, int ChunksPerEpoch, CheckpointRef? Checkpoint,
-        IReadOnlyList<ShardDevice>? Followers = null);
+        IReadOnlyList<ShardDevice>? Followers = null) : Cluster.IRemoteMessage;
 
     /// <summary>A device that trains shards of a task another device leads.</summary>
     public sealed record ShardDevice(string DeviceId, string TorchDevice, Akka.Actor.IActorRef Actor);
@@ -61,25 +61,36 @@ public static class GpuProtocol
     public sealed record ShardLeft(ShardGroup Group, int Shard, string? Divergence);
 
     /// <summary>Abandon the current task (the fit is cancelled); the device reports it as cancelled.</summary>
-    public sealed record CancelTask;
+    public sealed record CancelTask : Cluster.IRemoteMessage;
 
     /// <summary>Ask what the device is doing; answered with <see cref="DeviceStatus"/>.</summary>
-    public sealed record GetDeviceStatus;
+    public sealed record GetDeviceStatus : Cluster.IRemoteMessage;
 
     /// <summary>What a device is doing: its task (null when idle) and how far it got.</summary>
-    public sealed record DeviceStatus(string DeviceId, RunTask? Task, int MinibatchesDone, int MinibatchesTotal);
+    public sealed record DeviceStatus(string DeviceId, RunTask? Task, int MinibatchesDone, int MinibatchesTotal) : Cluster.IRemoteMessage;
 
     /// <summary>How a task used the device: minibatches, seconds computing, seconds waiting for prepared minibatches.</summary>
     public sealed record TaskTiming(int Minibatches, double BusySeconds, double WaitSeconds);
 
     /// <summary>How a task ended.</summary>
+    [System.Text.Json.Serialization.JsonPolymorphic(TypeDiscriminatorPropertyName = "outcome")]
+    [System.Text.Json.Serialization.JsonDerivedType(typeof(Trained), "trained")]
+    [System.Text.Json.Serialization.JsonDerivedType(typeof(Validated), "validated")]
+    [System.Text.Json.Serialization.JsonDerivedType(typeof(Failed), "failed")]
+    [System.Text.Json.Serialization.JsonDerivedType(typeof(Cancelled), "cancelled")]
     public abstract record TaskOutcome;
 
     /// <summary>
     /// A chunk was trained: its mean loss over examples, its minibatch records, and the checkpoint of the run's state
     /// captured in host memory after it (waiting in the pending checkpoints; null when not checkpointed).
     /// </summary>
-    public sealed record Trained(double MeanLoss, TaskTiming Timing, IReadOnlyList<MinibatchRecord> Records, CheckpointRef? Checkpoint) : TaskOutcome;
+    /// <remarks>
+    /// On a cluster node the captured state waits on that node, with <paramref name="Holder"/>, which writes it to the
+    /// shared checkpoint store when the run asks (<see cref="Cluster.WorkerProtocol.WriteCheckpoint"/>); null when it
+    /// waits in this process's pending checkpoints.
+    /// </remarks>
+    public sealed record Trained(double MeanLoss, TaskTiming Timing, IReadOnlyList<MinibatchRecord> Records, CheckpointRef? Checkpoint,
+        Akka.Actor.IActorRef? Holder = null) : TaskOutcome;
 
     /// <summary>A validation pass ran; its minibatch records.</summary>
     public sealed record Validated(TaskTiming Timing, IReadOnlyList<MinibatchRecord> Records) : TaskOutcome;
@@ -95,5 +106,5 @@ public static class GpuProtocol
     /// <param name="Task">The task.</param>
     /// <param name="Outcome">How it ended.</param>
     /// <param name="Followers">The devices that trained its other shards, when it ran on several.</param>
-    public sealed record TaskFinished(string DeviceId, RunTask Task, TaskOutcome Outcome, IReadOnlyList<string>? Followers = null);
+    public sealed record TaskFinished(string DeviceId, RunTask Task, TaskOutcome Outcome, IReadOnlyList<string>? Followers = null) : Cluster.IRemoteMessage;
 }

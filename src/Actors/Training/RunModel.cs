@@ -77,22 +77,32 @@ public static class TorchRandom
 }
 
 /// <summary>
-/// The runs' states in host memory. A device checks a run's state out for a task and in again after it; the
-/// scheduler never gives one run to two devices at once, and a second check-out is a bug that throws.
+/// The runs' states in host memory, each with the number of chunks it has trained. A device checks a run's state out
+/// for a task and in again after it; the scheduler never gives one run to two devices at once, and a second check-out
+/// is a bug that throws. On a cluster node a resting state may be stale (the run trained elsewhere since): a
+/// check-out that expects another position drops it.
 /// </summary>
 public sealed class RunModelCache : IDisposable
 {
     private readonly Dictionary<int, RunModel> resting = [];
+    private readonly Dictionary<int, int> positions = [];
     private readonly HashSet<int> checkedOut = [];
 
-    /// <summary>Takes a run's state, creating it with <paramref name="create"/> on first use.</summary>
-    public RunModel CheckOut(int runId, Func<RunModel> create)
+    /// <summary>
+    /// Takes a run's state when it rests here having trained <paramref name="position"/> chunks (null: wherever it
+    /// stands), else creates it with <paramref name="create"/> (a stale resting state is disposed first).
+    /// </summary>
+    public RunModel CheckOut(int runId, int? position, Func<RunModel> create)
     {
         lock (resting)
         {
             if (!checkedOut.Add(runId))
                 throw new InvalidOperationException($"run {runId}'s model is already checked out by a device");
-            if (resting.Remove(runId, out var model)) return model;
+            if (resting.Remove(runId, out var model))
+            {
+                if (position is null || positions.GetValueOrDefault(runId) == position) return model;
+                model.Dispose();
+            }
         }
         try
         {
@@ -105,13 +115,14 @@ public sealed class RunModelCache : IDisposable
         }
     }
 
-    /// <summary>Returns a run's state after a task.</summary>
-    public void CheckIn(int runId, RunModel model)
+    /// <summary>Returns a run's state after a task, having trained <paramref name="position"/> chunks.</summary>
+    public void CheckIn(int runId, RunModel model, int position)
     {
         lock (resting)
         {
             checkedOut.Remove(runId);
             resting[runId] = model;
+            positions[runId] = position;
         }
     }
 
