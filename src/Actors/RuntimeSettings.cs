@@ -20,9 +20,13 @@ namespace RapidFire.Actors;
 /// Whether a task on several devices compares every replica with the leader's state when it ends (null: in Debug builds
 /// only); a replica that differs fails the run.
 /// </param>
+/// <param name="Locality">
+/// On a cluster, whether a run goes back to the node where its state rests when a device is free there (its state then
+/// need not move through the checkpoint store); off, any free device. Fairness decides the order of the runs either way.
+/// </param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
     int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "chunk", int KeepCheckpoints = 2, int SnapshotEvery = 100,
-    string JournalIdPrefix = "", bool? CheckReplicas = null)
+    string JournalIdPrefix = "", bool? CheckReplicas = null, bool Locality = true)
 {
 #if DEBUG
     private const bool DebugBuild = true;
@@ -54,7 +58,8 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
                 "on" or "true" or "yes" => true,
                 "off" or "false" or "no" => false,
                 var other => throw new Spec.ConfigException("check-replicas", $"must be auto, on or off, got '{other}'"),
-            }).Validated();
+            },
+            Locality: section.GetBoolean("locality", true)).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>

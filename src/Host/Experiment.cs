@@ -142,6 +142,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 defaults = RuntimeSettings.From(user);
                 var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
                 system = ActorSystem.Create("rapidfire", hocon);
+                ClusterAddress = JoinCluster(system);
                 files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
                 foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
@@ -229,7 +230,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
         ObjectDisposedException.ThrowIf(ended, this);
         var settings = (options ?? new FitOptions()).Over(defaults);
         var runs = configs.Expand();
-        if (DeviceProblems(runs, settings.Devices) is { Count: > 0 } problems)
+        if (ClusterAddress is null && DeviceProblems(runs, settings.Devices) is { Count: > 0 } problems)
             throw new ConfigException(problems.Select(p => new ConfigError("", p)).ToList());
         var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs, configs.Pruning);
         files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch" +
@@ -246,6 +247,24 @@ public sealed class Experiment : IDisposable, IExperimentControl
     {
         var count = DeviceSpec.Parse(devices, CudaDevices).Count;
         return configs.Select((cfg, i) => Actors.Scheduling.DataParallel.Problem($"config {i + 1}", cfg, count)).OfType<string>().ToList();
+    }
+
+    /// <summary>
+    /// This experiment's node address on an Akka cluster (<c>akka.tcp://rapidfire@HOST:PORT</c>: what workers give as
+    /// <c>--seed-nodes</c>), or null when the experiment runs embedded, on no cluster.
+    /// </summary>
+    public string? ClusterAddress { get; }
+
+    /// <summary>
+    /// On a cluster (<c>akka.actor.provider = cluster</c>), joins it: through the configured seed nodes, or, with none,
+    /// as the first node (the cluster forms around this one). Returns this node's address; null off a cluster.
+    /// </summary>
+    private static string? JoinCluster(ActorSystem system)
+    {
+        if (system is not ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider }) return null;
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        if (cluster.Settings.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
+        return cluster.SelfAddress.ToString();
     }
 
     /// <summary>The CUDA devices this machine has (none with a CPU-only TorchSharp backend).</summary>

@@ -86,6 +86,15 @@ internal sealed class ExperimentStorage : IDisposable
         return new ExperimentStorage(data, checkpoints, settings.ArtifactsLocation is { } artifacts ? (S3Locator)artifacts.Combine(name) : null);
     }
 
+    /// <summary>
+    /// The checkpoint store at <paramref name="location"/>: the folder or <c>s3://</c> prefix an experiment's node names
+    /// to its worker nodes (shared by every node), reached through <paramref name="data"/>'s S3 client.
+    /// </summary>
+    public static ICheckpointStore CheckpointsAt(string location, S3DataStorage data, StorageSettings settings) =>
+        location.StartsWith("s3://", StringComparison.Ordinal)
+            ? new S3CheckpointStore(data.Client, (S3Locator)Locator.Parse(location, "/"), settings.S3.ResolvedEndpoint)
+            : new LocalCheckpointStore(location);
+
     /// <summary>Where the checkpoints are, for the log: a folder or an <c>s3://</c> prefix.</summary>
     public string Describe() => Checkpoints switch
     {

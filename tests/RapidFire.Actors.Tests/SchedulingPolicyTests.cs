@@ -120,4 +120,37 @@ public class SchedulingPolicyTests
         var assigned = SchedulingPolicy.Assign([new RunProgress(1, 0, 0, RunTask.Train(1, 0, 0), NumDevices: 1)], ["a", "b"], new HashSet<int>(), 2, 1);
         Assert.Equal(["a"], Assert.Single(assigned).Devices);
     }
+
+    private static string NodeOf(string device) => device.Split('/')[0];
+
+    [Fact]
+    public void A_run_goes_back_to_the_node_holding_its_state_when_a_device_is_free_there()
+    {
+        var runs = new[] { new RunProgress(1, 0, 1, RunTask.Train(1, 0, 1), NumDevices: 1) };
+        var home = new Dictionary<int, string> { [1] = "b" };
+        Assert.Equal("b/cpu", Assert.Single(SchedulingPolicy.Assign(runs, ["a/cpu", "b/cpu"], new HashSet<int>(), 2, 2, NodeOf, home)).DeviceId);
+        // Without locality, or with its node busy: the first free device.
+        Assert.Equal("a/cpu", Assert.Single(SchedulingPolicy.Assign(runs, ["a/cpu", "b/cpu"], new HashSet<int>(), 2, 2, NodeOf)).DeviceId);
+        Assert.Equal("a/cpu", Assert.Single(SchedulingPolicy.Assign(runs, ["a/cpu"], new HashSet<int>(), 2, 2, NodeOf, home)).DeviceId);
+    }
+
+    [Fact]
+    public void Locality_never_changes_which_run_goes_first()
+    {
+        var runs = new[] { new RunProgress(1, 0, 2, RunTask.Train(1, 0, 2)), new RunProgress(2, 0, 1, RunTask.Train(2, 0, 1)) };
+        var home = new Dictionary<int, string> { [1] = "a", [2] = "a" };
+        var assigned = SchedulingPolicy.Assign(runs, ["a/cpu", "b/cpu"], new HashSet<int>(), 2, 2, NodeOf, home);
+        Assert.Equal([(2, "a/cpu"), (1, "b/cpu")], assigned.Select(a => (a.Task.RunId, a.DeviceId)));
+    }
+
+    [Fact]
+    public void A_task_on_several_devices_takes_them_on_one_node()
+    {
+        var runs = new[] { new RunProgress(1, 0, 0, RunTask.Train(1, 0, 0), NumDevices: 2) };
+        var assigned = SchedulingPolicy.Assign(runs, ["a/cpu-0", "b/cpu-0", "b/cpu-1"], new HashSet<int>(), 4, 1, NodeOf);
+        Assert.Equal(["b/cpu-0", "b/cpu-1"], Assert.Single(assigned).Devices);
+        Assert.Empty(SchedulingPolicy.Assign(runs, ["a/cpu-0", "b/cpu-0"], new HashSet<int>(), 4, 1, NodeOf));
+        var auto = SchedulingPolicy.Assign([new RunProgress(1, 0, 0, RunTask.Train(1, 0, 0))], ["a/cpu-0", "b/cpu-0", "b/cpu-1"], new HashSet<int>(), 3, 1, NodeOf);
+        Assert.Equal(["a/cpu-0"], Assert.Single(auto).Devices);
+    }
 }

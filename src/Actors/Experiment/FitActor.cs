@@ -79,7 +79,13 @@ public sealed class FitActor : ReceiveActor
         Receive<CheckControl>(check => Sender.Tell(new ControlChecked(check.OpId, check.Op, "no fit is in progress", null)));
         Receive<ApplyControl>(apply => Sender.Tell(new ControlProgress(
             new ControlOutcome(apply.OpId, apply.Op, ControlStatus.Dropped, "the fit ended before the operation could take effect"))));
+        // A worker node that answers after the fit ended: it is not needed.
+        Receive<Cluster.WorkerProtocol.FitJoined>(late => late.Host.Tell(new Cluster.WorkerProtocol.LeaveFit(late.FitId)));
+        Receive<Cluster.WorkerProtocol.FitRefused>(Refused);
     }
+
+    private void Refused(Cluster.WorkerProtocol.FitRefused refused) =>
+        Context.System.EventStream.Publish(new WorkerChanged(refused.Worker, $"worker {refused.Worker} left out: {refused.Reason}"));
 
     private void Fitting()
     {
@@ -97,6 +103,10 @@ public sealed class FitActor : ReceiveActor
         });
         Receive<TaskFinished>(finished =>
         {
+            // A worker node's devices publish their minibatches there: observers here see them chunk by chunk.
+            if (fit.Nodes.GetValueOrDefault(finished.DeviceId, LocalNode) != LocalNode && finished.Outcome is Trained or Validated)
+                foreach (var record in finished.Outcome is Trained t ? t.Records : ((Validated)finished.Outcome).Records)
+                    Context.System.EventStream.Publish(record);
             fit = fit.DeviceFreed(finished.DeviceId);
             Context.System.EventStream.Publish(finished);
             runActors[finished.Task.RunId].Tell(finished.Outcome switch
@@ -148,8 +158,7 @@ public sealed class FitActor : ReceiveActor
             Context.System.EventStream.Publish(new WorkerChanged(joined.Worker, $"worker {joined.Worker} joined with {string.Join(", ", joined.Devices.Select(d => d.DeviceId))}"));
             Advance();
         });
-        Receive<Cluster.WorkerProtocol.FitRefused>(refused =>
-            Context.System.EventStream.Publish(new WorkerChanged(refused.Worker, $"worker {refused.Worker} left out: {refused.Reason}")));
+        Receive<Cluster.WorkerProtocol.FitRefused>(Refused);
         Receive<Terminated>(gone =>
         {
             if (!workers.Remove(gone.ActorRef, out var worker)) return;
@@ -185,7 +194,7 @@ public sealed class FitActor : ReceiveActor
         }
 
         requester = Sender;
-        fit = new FitState([]);
+        fit = new FitState([], services.Settings.Locality);
         metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
         gpus.Clear();
         torchDevices.Clear();

@@ -15,8 +15,9 @@ public sealed record PendingControl(int OpId, ControlOp Op, ExperimentProtocol.R
 public sealed record FitState
 {
     /// <summary>A fit over <paramref name="devices"/> (of one node, unnamed) with no runs yet.</summary>
-    public FitState(IReadOnlyList<string> devices)
+    public FitState(IReadOnlyList<string> devices, bool locality = true)
     {
+        Locality = locality;
         Devices = devices;
         Nodes = devices.ToImmutableDictionary(d => d, _ => "");
     }
@@ -26,6 +27,9 @@ public sealed record FitState
 
     /// <summary>The node of each device of the pool.</summary>
     public ImmutableDictionary<string, string> Nodes { get; private init; }
+
+    /// <summary>Whether runs go back to the node where their state rests (see <see cref="RuntimeSettings.Locality"/>).</summary>
+    public bool Locality { get; }
 
     /// <summary>The node where each run's state rests: the node of its last task.</summary>
     public ImmutableDictionary<int, string> Homes { get; init; } = ImmutableDictionary<int, string>.Empty;
@@ -144,7 +148,7 @@ public sealed record FitState
         var waiting = InFlight.Keys.Concat(Pending.Keys).Concat(Applying.Values.Select(p => p.Op.RunId)).Concat(Held).ToHashSet();
         var competing = Runs.Values.Count(r => !r.IsEnded && !Held.Contains(r.RunId));
         var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting, Devices.Count, competing,
-            d => Nodes.GetValueOrDefault(d, ""), Homes);
+            d => Nodes.GetValueOrDefault(d, ""), Locality ? Homes : null);
         var next = this with
         {
             Homes = Homes.SetItems(assignments.Select(a => KeyValuePair.Create(a.Task.RunId, Nodes.GetValueOrDefault(a.DeviceId, "")))),

@@ -37,16 +37,27 @@ public static class FitCommand
         var seed = new Option<long?>("--seed") { Description = "Seed of runs without a `seed` knob (default 42)." };
         var s3Endpoint = S3Options.Endpoint();
         var serving = new ServingOptions();
+        var cluster = new ClusterOptions();
         var command = new Command("fit", "Train every config of the group concurrently, chunk by chunk, with validation every epoch.")
         {
             spec, data, config, name, dir, settings, chunks, devices, seed, s3Endpoint,
         };
         serving.AddTo(command);
+        cluster.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
             var specPath = parse.GetValue(spec)!.FullName;
             var configPath = parse.GetValue(config)!.FullName;
-            var hocon = serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings))));
+            Akka.Configuration.Config? hocon;
+            try
+            {
+                hocon = cluster.Apply(parse, serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings)))), "coordinator");
+            }
+            catch (ConfigException e)
+            {
+                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                return RapidFireCli.InvalidInput;
+            }
             ExperimentInputs inputs;
             try
             {
@@ -66,7 +77,9 @@ public static class FitCommand
             var options = new FitOptions(parse.GetValue(chunks), parse.GetValue(devices), parse.GetValue(seed));
             try
             {
-                if (Experiment.DeviceProblems(inputs.Runs, options.Devices ?? Actors.RuntimeSettings.From(hocon ?? Akka.Configuration.Config.Empty).Devices) is { Count: > 0 } problems)
+                // On a cluster a run asking for more devices than this node has waits for a worker that has them.
+                if (!ClusterOptions.IsCluster(hocon) &&
+                    Experiment.DeviceProblems(inputs.Runs, options.Devices ?? Actors.RuntimeSettings.From(hocon ?? Akka.Configuration.Config.Empty).Devices) is { Count: > 0 } problems)
                 {
                     foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
                     return RapidFireCli.InvalidInput;
@@ -93,11 +106,22 @@ public static class FitCommand
         var settings = SettingsOption();
         var s3Endpoint = S3Options.Endpoint();
         var serving = new ServingOptions();
+        var cluster = new ClusterOptions();
         var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings, s3Endpoint };
         serving.AddTo(command);
+        cluster.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
-            var hocon = serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings))));
+            Akka.Configuration.Config? hocon;
+            try
+            {
+                hocon = cluster.Apply(parse, serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings)))), "coordinator");
+            }
+            catch (ConfigException e)
+            {
+                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
+                return RapidFireCli.InvalidInput;
+            }
             return await Watch(() => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
                 experiment => experiment.ResumeFitAsync(cancellation),
@@ -178,8 +202,13 @@ public static class FitCommand
         Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL, rapidfire.s3, rapidfire.checkpoints.location).",
     };
 
+    /// <summary>
+    /// The settings of a command: the file given with <c>--settings</c> (HOCON, or a profile name of config/), under
+    /// <c>appsettings.json</c> and the <c>RAPIDFIRE__</c>/<c>AKKA__</c> environment variables (see
+    /// <see cref="Configuration.RapidFireConfiguration"/>).
+    /// </summary>
     internal static Akka.Configuration.Config? Settings(FileInfo? file) =>
-        file is null ? null : Akka.Configuration.ConfigurationFactory.ParseString(File.ReadAllText(file.FullName));
+        Configuration.RapidFireConfiguration.Load(file is null ? [] : [file.FullName]) is { IsEmpty: false } loaded ? loaded : null;
 
     /// <summary>
     /// Opens the experiment, serves its HTTP API, runs the operation with a live table, prints the final table; returns
@@ -242,6 +271,8 @@ public static class FitCommand
                     stderr.WriteLine($"error: the HTTP API could not listen on {serverOptions.Address}:{serverOptions.Port}: {e.Message} (port 0 picks a free port)");
                     return CouldNotStart;
                 }
+                if (experiment.ClusterAddress is { } address)
+                    console.WriteLine($"cluster: {address} (workers join with `rapidfire worker --seed-nodes {address}`)");
                 console.WriteLine($"api: {api.ListenUrl}");
                 console.WriteLine($"dashboard: {api.BrowserUrl}");
                 if (api.TokenGenerated)

@@ -18,6 +18,7 @@ public static class RapidFireCli
             ValidateCommand.Create(stdout, stderr),
             FitCommand.Create(stdout, stderr),
             FitCommand.CreateResume(stdout, stderr),
+            WorkerCommand.Create(stdout, stderr),
             RunsCommand.Create(stdout, stderr),
             PlotCommand.Create(stdout, stderr),
             DashboardCommand.Create(stdout, stderr),
