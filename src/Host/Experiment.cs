@@ -63,6 +63,9 @@ public sealed record TaskDone(GpuProtocol.TaskFinished Task) : ExperimentEvent;
 /// <summary>A warning of the runtime, such as a corrupt checkpoint it fell back from.</summary>
 public sealed record Warning(string Message) : ExperimentEvent;
 
+/// <summary>On a cluster: a worker node joined the fit, was left out, left, became unreachable or is slow (the message says which).</summary>
+public sealed record ClusterNotice(string Worker, string Message) : ExperimentEvent;
+
 /// <summary>An IC operation was asked for, or took effect, or was refused: its line of the IC log as it now stands.</summary>
 public sealed record ControlLogged(ControlRecord Record) : ExperimentEvent;
 
@@ -145,7 +148,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 ClusterAddress = JoinCluster(system);
                 files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned) })
+                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned), typeof(FitProtocol.WorkerChanged) })
                     system.EventStream.Subscribe(bridge, type);
                 storage = ExperimentStorage.Open(user, Path, name, new EventStreamProgress(system.EventStream));
                 experiment = system.ActorOf(ExperimentActor.Props(name, _ => storage.ForFit(), CudaDevices), "experiment");
@@ -464,6 +467,9 @@ public sealed class Experiment : IDisposable, IExperimentControl
             case RunPrunedBy pruned:
                 files.Log($"run {pruned.RunId} pruned: {pruned.Reason}");
                 break;
+            case ClusterNotice notice:
+                files.Log($"cluster: {notice.Message}");
+                break;
             case RunChanged { Run.IsEnded: true } changed:
                 files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {changed.Run.Failure}")}");
                 break;
@@ -561,6 +567,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
             Receive<MetricsProtocol.EpochRecorded>(e => experiment.Publish(new EpochDone(e)));
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
+            Receive<FitProtocol.WorkerChanged>(e => experiment.Publish(new ClusterNotice(e.Worker, e.Message)));
             Receive<ControlRecord>(e => experiment.Publish(new ControlLogged(e)));
             Receive<RunPruned>(e => experiment.Publish(new RunPrunedBy(e.RunId, e.Reason)));
             Receive<RapidFire.Spec.Progress.ProgressUpdate>(e => experiment.Publish(new ProgressReported(e)));

@@ -84,6 +84,10 @@ public sealed class FitActor : ReceiveActor
         Receive<Cluster.WorkerProtocol.FitRefused>(Refused);
     }
 
+    /// <summary>The name of the worker of this fit whose node is at <paramref name="address"/>, if one is.</summary>
+    private string? WorkerAt(Address address) =>
+        workers.FirstOrDefault(w => w.Value != LocalNode && w.Key.Path.Address == address).Value;
+
     private void Refused(Cluster.WorkerProtocol.FitRefused refused) =>
         Context.System.EventStream.Publish(new WorkerChanged(refused.Worker, $"worker {refused.Worker} left out: {refused.Reason}"));
 
@@ -167,6 +171,17 @@ public sealed class FitActor : ReceiveActor
             Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} left the fit; its tasks in flight are trained again elsewhere"));
             Advance();
         });
+        Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(lost =>
+        {
+            if (WorkerAt(lost.Member.Address) is { } worker)
+                Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} is unreachable (a network partition, or its process stopped): " +
+                    "its tasks wait for it; if it stays away, the split-brain resolver removes it and its tasks are trained again elsewhere"));
+        });
+        Receive<Akka.Cluster.ClusterEvent.ReachableMember>(back =>
+        {
+            if (WorkerAt(back.Member.Address) is { } worker)
+                Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} is reachable again"));
+        });
         Receive<Akka.Cluster.ClusterEvent.MemberUp>(up =>
         {
             var self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
@@ -204,7 +219,7 @@ public sealed class FitActor : ReceiveActor
             Track(Context.ActorOf(Cluster.WorkerFit.Props(join?.FitId ?? "local", LocalNode, services, devices, ownsServices: false, Self), "devices"));
         if (join is not null && Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider })
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(Akka.Cluster.ClusterEvent.MemberUp));
+                typeof(Akka.Cluster.ClusterEvent.MemberUp), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
         runActors.Clear();
         controllers.Clear();
         pruning = start.Pruning;

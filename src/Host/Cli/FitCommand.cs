@@ -367,6 +367,9 @@ public static class FitCommand
                 case RunPrunedBy pruned:
                     output.WriteLine($"run {pruned.RunId} pruned: {pruned.Reason}");
                     break;
+                case ClusterNotice notice:
+                    output.WriteLine($"cluster: {notice.Message}");
+                    break;
                 case RunChanged { Run: { IsEnded: true } run }:
                     output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +
                                      (run.Failure is null ? "" : $": {run.Failure}"));

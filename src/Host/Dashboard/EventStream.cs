@@ -69,7 +69,7 @@ internal sealed class EventStream
     /// <summary>Runs on the runtime's threads: only buffers (never blocks; a full buffer drops its oldest).</summary>
     private void Enqueue(ExperimentEvent e)
     {
-        if (e is RunChanged or MinibatchDone or EpochDone or ControlLogged or Warning or RunPrunedBy) events.Add(e);
+        if (e is RunChanged or MinibatchDone or EpochDone or ControlLogged or Warning or RunPrunedBy or ClusterNotice) events.Add(e);
     }
 
     private async Task PumpAsync(HttpContext http, ExperimentLog.Follower log, CancellationToken cancellation)
@@ -128,6 +128,7 @@ internal sealed class EventStream
         ControlLogged logged => ("ic", ControlLogEntry.Of(logged.Record)),
         Warning warning => ("warning", new WarningEvent(warning.Message)),
         RunPrunedBy pruned => ("pruned", new PrunedEvent(pruned.RunId, pruned.Reason)),
+        ClusterNotice notice => ("warning", new WarningEvent($"cluster: {notice.Message}")),
         _ => throw new ArgumentOutOfRangeException(nameof(e), e, "not an event of the stream"),
     };
 
