@@ -23,16 +23,21 @@ namespace RapidFire.Actors;
 /// <param name="Locality">
 /// On a cluster, whether a run goes back to the node where its state rests when a device is free there (its state then
 /// need not move through the checkpoint store); off, any free device. Fairness decides the order of the runs either way.
+/// Null: on (and left out of the journaled settings).
 /// </param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
     int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "chunk", int KeepCheckpoints = 2, int SnapshotEvery = 100,
-    string JournalIdPrefix = "", bool? CheckReplicas = null, bool Locality = true)
+    string JournalIdPrefix = "", bool? CheckReplicas = null, bool? Locality = null)
 {
 #if DEBUG
     private const bool DebugBuild = true;
 #else
     private const bool DebugBuild = false;
 #endif
+
+    /// <summary>Whether runs go back to the node that holds their state (see <see cref="Locality"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool UsesLocality => Locality ?? true;
 
     /// <summary>Whether replicas are checked for divergence (see <see cref="CheckReplicas"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -59,7 +64,7 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
                 "off" or "false" or "no" => false,
                 var other => throw new Spec.ConfigException("check-replicas", $"must be auto, on or off, got '{other}'"),
             },
-            Locality: section.GetBoolean("locality", true)).Validated();
+            Locality: section.GetBoolean("locality", true) ? null : false).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>

@@ -37,6 +37,29 @@ public sealed class UninterruptedFit : IAsyncLifetime
         Assert.True(code == 0, output);
     }
 
+    /// <summary>Asserts that <paramref name="experiment"/> ended as this fit: runs.csv, every metric file and the final checkpoints, bit for bit.</summary>
+    public void AssertSame(string experiment)
+    {
+        var expected = Path.Combine(Experiments, "full");
+        Assert.Equal(File.ReadAllText(Path.Combine(expected, "runs.csv")), File.ReadAllText(Path.Combine(experiment, "runs.csv")));
+        var metricFiles = System.IO.Directory.GetFiles(Path.Combine(expected, "metrics")).Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(4, metricFiles.Count);
+        Assert.Equal(metricFiles, System.IO.Directory.GetFiles(Path.Combine(experiment, "metrics")).Select(Path.GetFileName).Order());
+        foreach (var file in metricFiles)
+            Assert.True(File.ReadAllText(Path.Combine(expected, "metrics", file!)) == File.ReadAllText(Path.Combine(experiment, "metrics", file!)),
+                $"metrics/{file} differs from the uninterrupted fit's");
+
+        var expectedStore = new LocalCheckpointStore(Path.Combine(expected, "checkpoints"));
+        var actualStore = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
+        foreach (var run in new[] { 1, 2 })
+        {
+            var final = expectedStore.List(run)[^1];
+            Assert.Equal(final, actualStore.List(run)[^1]);
+            Assert.True(expectedStore.Load(final).Payload.Span.SequenceEqual(actualStore.Load(final).Payload.Span),
+                $"run {run}: the final weights and optimizer state differ from the uninterrupted fit's");
+        }
+    }
+
     public Task DisposeAsync()
     {
         System.IO.Directory.Delete(Directory, recursive: true);
@@ -74,28 +97,6 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         }
     }
 
-    private void AssertSameAsUninterrupted(string experiment)
-    {
-        var expected = Path.Combine(full.Experiments, "full");
-        Assert.Equal(File.ReadAllText(Path.Combine(expected, "runs.csv")), File.ReadAllText(Path.Combine(experiment, "runs.csv")));
-        var metricFiles = Directory.GetFiles(Path.Combine(expected, "metrics")).Select(Path.GetFileName).Order().ToList();
-        Assert.Equal(4, metricFiles.Count);
-        Assert.Equal(metricFiles, Directory.GetFiles(Path.Combine(experiment, "metrics")).Select(Path.GetFileName).Order());
-        foreach (var file in metricFiles)
-            Assert.True(File.ReadAllText(Path.Combine(expected, "metrics", file!)) == File.ReadAllText(Path.Combine(experiment, "metrics", file!)),
-                $"metrics/{file} differs from the uninterrupted fit's");
-
-        var expectedStore = new LocalCheckpointStore(Path.Combine(expected, "checkpoints"));
-        var actualStore = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
-        foreach (var run in new[] { 1, 2 })
-        {
-            var final = expectedStore.List(run)[^1];
-            Assert.Equal(final, actualStore.List(run)[^1]);
-            Assert.True(expectedStore.Load(final).Payload.Span.SequenceEqual(actualStore.Load(final).Payload.Span),
-                $"run {run}: the final weights and optimizer state differ from the uninterrupted fit's");
-        }
-    }
-
     /// <summary>The checkpoint of the newest chunk the run's journal (SQLite) holds: the one a resume starts from.</summary>
     private static CheckpointRef JournaledCheckpoint(string experiment, string persistenceId)
     {
@@ -124,7 +125,7 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         var recovered = Recovered(experiment);
         Assert.Equal(2, recovered.Count);
         Assert.All(recovered, line => Assert.DoesNotContain(" 0 chunks trained", line)); // completed chunks are not trained again
-        AssertSameAsUninterrupted(experiment);
+        full.AssertSame(experiment);
     }
 
     [Fact]
@@ -144,7 +145,7 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         var chunksLost = newest.Epoch * 3 + newest.Chunk + 1;
         var run1 = Assert.Single(Recovered(experiment), l => l.Contains("run 1 recovered"));
         Assert.Contains($" {chunksLost - 1} chunks trained", run1);  // back by exactly the chunk whose checkpoint broke
-        AssertSameAsUninterrupted(experiment);
+        full.AssertSame(experiment);
     }
 
     [Fact]
@@ -162,6 +163,6 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         Assert.True(code == 0, output);
         Assert.False(File.Exists(Path.Combine(experiment, "journal.db")), "the journal should be in PostgreSQL");
         Assert.Equal(2, Recovered(experiment).Count);
-        AssertSameAsUninterrupted(experiment);
+        full.AssertSame(experiment);
     }
 }

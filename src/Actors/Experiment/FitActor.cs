@@ -42,6 +42,7 @@ public sealed class FitActor : ReceiveActor
     private readonly Dictionary<int, IActorRef> runActors = [];
     private readonly Dictionary<string, IActorRef> gpus = [];
     private readonly Dictionary<IActorRef, string> workers = [];
+    private Cluster.SlowWorkers slow = new();
     private readonly List<IActorRef> fitActors = [];
     private readonly Dictionary<int, IActorRef> controllers = [];
     private FitState fit;
@@ -111,6 +112,10 @@ public sealed class FitActor : ReceiveActor
             if (fit.Nodes.GetValueOrDefault(finished.DeviceId, LocalNode) != LocalNode && finished.Outcome is Trained or Validated)
                 foreach (var record in finished.Outcome is Trained t ? t.Records : ((Validated)finished.Outcome).Records)
                     Context.System.EventStream.Publish(record);
+            if (fit.Nodes.GetValueOrDefault(finished.DeviceId) is { } node && node != LocalNode &&
+                finished.Outcome is Trained { Timing: { Minibatches: > 0 } timing } &&
+                slow.Observe(node, finished.Task.RunId, timing.BusySeconds / timing.Minibatches) is { } report)
+                Context.System.EventStream.Publish(new WorkerChanged(node, report));
             fit = fit.DeviceFreed(finished.DeviceId);
             Context.System.EventStream.Publish(finished);
             runActors[finished.Task.RunId].Tell(finished.Outcome switch
@@ -209,11 +214,12 @@ public sealed class FitActor : ReceiveActor
         }
 
         requester = Sender;
-        fit = new FitState([], services.Settings.Locality);
+        fit = new FitState([], services.Settings.UsesLocality);
         metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
         gpus.Clear();
         torchDevices.Clear();
         workers.Clear();
+        slow = new Cluster.SlowWorkers();
         // This node's devices join the pool as a worker's do (FitJoined), sharing the fit's services.
         if (devices.Count > 0)
             Track(Context.ActorOf(Cluster.WorkerFit.Props(join?.FitId ?? "local", LocalNode, services, devices, ownsServices: false, Self), "devices"));

@@ -199,7 +199,7 @@ public static class FitCommand
 
     internal static Option<FileInfo?> SettingsOption() => new("--settings")
     {
-        Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL, rapidfire.s3, rapidfire.checkpoints.location).",
+        Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL, rapidfire.s3, rapidfire.checkpoints.location), or a profile of config/: embedded, cluster, postgres.",
     };
 
     /// <summary>
@@ -208,7 +208,9 @@ public static class FitCommand
     /// <see cref="Configuration.RapidFireConfiguration"/>).
     /// </summary>
     internal static Akka.Configuration.Config? Settings(FileInfo? file) =>
-        Configuration.RapidFireConfiguration.Load(file is null ? [] : [file.FullName]) is { IsEmpty: false } loaded ? loaded : null;
+        Configuration.RapidFireConfiguration.Load(file is null ? [] : [File.Exists(file.FullName) ? file.FullName : file.ToString()]) is { IsEmpty: false } loaded
+            ? loaded
+            : null;
 
     /// <summary>
     /// Opens the experiment, serves its HTTP API, runs the operation with a live table, prints the final table; returns
