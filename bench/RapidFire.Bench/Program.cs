@@ -1,5 +1,5 @@
-// Benchmarks of issues 3, 4, 7 and 8, run by hand (see docs/benchmarks.md):
-//   dotnet run -c Release --project bench/RapidFire.Bench -- [overhead|swap|idle|persistence|s3|scaling|all] [--data DIR] [--epochs N] [--reps N]
+// Benchmarks of issues 3, 4, 7, 8 and 9, run by hand (see docs/benchmarks.md):
+//   dotnet run -c Release --project bench/RapidFire.Bench -- [overhead|swap|idle|persistence|s3|scaling|cluster|all] [--data DIR] [--epochs N] [--reps N]
 //     [--loaders N] [--prefetch N] [--torch-threads N]
 // Every comparison is measured side by side in one process, alternating the two sides, and reported as a ratio.
 using System.Diagnostics;
@@ -27,6 +27,8 @@ if (which is "swap" or "all") await bench.SwapAndFirstComparison(reps);
 if (which is "idle" or "all") await bench.IdleFraction();
 if (which is "persistence" or "all") await bench.Persistence(reps);
 if (which is "scaling" or "all") await bench.Scaling(reps);
+// starts `rapidfire worker` processes of the CLI built in src/Host/bin/Release (dotnet build src/Host -c Release)
+if (which is "cluster" or "all") await new ClusterBench(repo, data, epochs).Run(reps);
 if (which is "s3" or "all")
 {
     // needs s3rver in .tools/ (bash scripts/test.sh installs it)
