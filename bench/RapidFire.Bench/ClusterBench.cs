@@ -415,7 +415,7 @@ public sealed class ClusterBench
                             if (seen.Header is { } header)
                             {
                                 stateBytes.Add(Encoding.UTF8.GetByteCount(header.State));
-                                var message = new WorkerProtocol.WriteCheckpoint(key, header, run.ChunksPerEpoch);
+                                var message = WorkerProtocol.WriteCheckpoint.Of(key, header, run.ChunksPerEpoch);
                                 write.Add(Size(message));
                                 envelope += Envelope(message, holder, asker);
                             }
@@ -453,7 +453,7 @@ public sealed class ClusterBench
         Console.WriteLine("| --- | --- | --- | --- | --- |");
         Console.WriteLine($"| `RunTaskOn`: task, config, previous checkpoint key | coordinator → worker | {Mean(order):N0} | {Max(order):N0} | `RemoteSerializer`, the message of every chunk rebuilt from its task, its run's config and previous checkpoint |");
         Console.WriteLine($"| `TaskFinished`: {Mean(records):0} minibatch records, timing, checkpoint key, holder | worker → coordinator | {Mean(finished):N0} | {Max(finished):N0} | `RemoteSerializer` on the messages the coordinator received |");
-        Console.WriteLine($"| `WriteCheckpoint`: key, header with the run's state JSON ({Mean(stateBytes):N0} bytes on average, {Max(stateBytes):N0} at most) | coordinator → worker | {Mean(write):N0} | {Max(write):N0} | `RemoteSerializer`, the header read back from each checkpoint as it was written ({write.Count} of {trainedChunks}) |");
+        Console.WriteLine($"| `WriteCheckpoint`: key, header, the run's state gzipped (JSON: {Mean(stateBytes):N0} bytes on average, {Max(stateBytes):N0} at most) | coordinator → worker | {Mean(write):N0} | {Max(write):N0} | `RemoteSerializer`, the header read back from each checkpoint as it was written ({write.Count} of {trainedChunks}) |");
         Console.WriteLine($"| `CheckpointWritten` | worker → coordinator | {Mean(writtenAck):N0} | {Max(writtenAck):N0} | `RemoteSerializer` |");
         Console.WriteLine($"| Akka.Remote envelopes of these 4 messages | both | {Mean(envelopes):N0} | {Max(envelopes):N0} | estimated: actor paths, manifests, +16 bytes each |");
         Console.WriteLine($"| **messages, total** | coordinator ↔ worker | **{messages:N0}** | | |");

@@ -29,11 +29,12 @@ public sealed class ClusterFitTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
     public ClusterFitTests() : base(Node("coordinator"), "rapidfire") { }
 
-    private static Config Node(string role) => ConfigurationFactory.ParseString($$"""
+    private static Config Node(string role, string frame = "4000000b") => ConfigurationFactory.ParseString($$"""
+        akka.remote.dot-netty.tcp.maximum-frame-size = {{frame}}
         akka.actor.provider = cluster
         akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
         akka.cluster.roles = [{{role}}]
-        akka.loglevel = ERROR
+        akka.loglevel = WARNING
         akka.log-dead-letters-during-shutdown = off
         """).WithFallback(RuntimeSettings.Reference);
 
@@ -230,5 +231,55 @@ public sealed class ClusterFitTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         }
         Assert.True(moves[true] < moves[false], $"state moves with locality {moves[true]}, without {moves[false]}");
         Console.WriteLine($"state moves with locality {moves[true]}, without {moves[false]}");
+    }
+
+    [Fact]
+    public async Task A_worker_that_joins_during_a_fit_trains_from_its_next_free_slot()
+    {
+        var runs = new[] { Config(8).With("sleep_ms", 100L), Config(12).With("sleep_ms", 100L) }.Select((c, i) => new RunDefinition(i + 1, c)).ToList();
+        await Worker();
+        var tasks = CreateTestProbe();
+        var changes = CreateTestProbe();
+        Sys.EventStream.Subscribe(tasks, typeof(TaskFinished));
+        Sys.EventStream.Subscribe(changes, typeof(WorkerChanged));
+        var (fit, _) = Coordinator(new RuntimeSettings(Chunks: 3));
+        var done = fit.Ask<FitCompleted>(new RunFit(runs), Patience);
+        var first = tasks.ExpectMsg<TaskFinished>(Patience);
+
+        var late = await Worker();
+        var address = Akka.Cluster.Cluster.Get(late).SelfAddress;
+        var result = await done;
+
+        Assert.All(result.Runs, r => Assert.Equal(RunStatus.Completed, r.Status));
+        var finished = tasks.ReceiveWhile(TimeSpan.FromSeconds(1), m => (TaskFinished)m).Prepend(first).ToList();
+        Assert.Contains(finished, f => f.DeviceId == $"{address.Host}:{address.Port}/cpu");
+        Assert.Contains(changes.ReceiveWhile(TimeSpan.FromMilliseconds(300), m => (WorkerChanged)m),
+            c => c.Message == $"worker {address.Host}:{address.Port} joined with {address.Host}:{address.Port}/cpu");
+    }
+
+    [Fact]
+    public async Task A_run_whose_state_outgrows_the_frame_between_nodes_fails_saying_what_to_raise_instead_of_retrying()
+    {
+        // Akka's smallest frame, 32,000 bytes; 1,200 one-row minibatches in 40 chunks: each chunk's report is small,
+        // but the epoch's records in the run's state outgrow the frame, gzipped, before the epoch ends.
+        var small = ConfigurationFactory.ParseString("akka.remote.dot-netty.tcp.maximum-frame-size = 32000b");
+        using var big = new TinyData(train: 1200, validation: 16);
+        var runs = new[] { new RunDefinition(1, Config(8).With("batch_size", 1L).With("epochs", 1L)) };
+        await Worker();
+        var s = new TrainingServices(() => new TinySpec(), big.Handle, new RuntimeSettings(Chunks: 40, JournalIdPrefix: $"{Guid.NewGuid():N}/"),
+            new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)));
+        services.Add(s);
+        var join = new WorkerProtocol.JoinFit($"tiny/{Guid.NewGuid():N}", Tiny, big.Handle.ToJson(big.Directory), big.Directory, s.Settings, checkpoints);
+        // A run actor reads the frame from its system's settings: a second coordinator system with a small frame.
+        var coordinator = ActorSystem.Create("rapidfire", small.WithFallback(Node("coordinator")));
+        workers.Add(coordinator);
+        await Akka.Cluster.Cluster.Get(coordinator).JoinAsync(Akka.Cluster.Cluster.Get(Sys).SelfAddress);
+        var fit = coordinator.ActorOf(FitActor.Props(s, DeviceSpec.Parse("none", () => 0), join));
+        var result = await fit.Ask<FitCompleted>(new RunFit(runs), Patience);
+
+        var failed = Assert.Single(result.Runs);
+        Assert.Equal(RunStatus.Failed, failed.Status);
+        Assert.Contains("too close to akka.remote.dot-netty.tcp.maximum-frame-size (32,000 bytes)", failed.Failure!.Message);
+        Assert.True(failed.ChunksTrained > 1, "it trained until its state outgrew the frame");
     }
 }

@@ -69,4 +69,17 @@ public sealed class ClusterUnitTests : Akka.TestKit.Xunit2.TestKit
         Assert.StartsWith("Mine.cs: the spec arrived with SHA-256 ", error.Message);
         Assert.Contains("not 0000", error.Message);
     }
+
+    [Fact]
+    public void A_checkpoint_header_travels_with_its_run_state_gzipped_and_comes_back_whole()
+    {
+        var state = "{\"records\":[" + string.Join(",", Enumerable.Range(0, 2000).Select(i => $"{{\"Step\":{i},\"Loss\":0.25,\"Examples\":8}}")) + "]}";
+        var header = new CheckpointHeader(3, 1, 2, 42, 1, DateTimeOffset.UnixEpoch, state);
+        var message = WorkerProtocol.WriteCheckpoint.Of(new CheckpointRef(3, 1, 2), header, 4);
+        Assert.Equal("", message.Header.State);
+        Assert.True(message.State.Length * 5 < state.Length, $"{message.State.Length} bytes gzipped for {state.Length}");
+        var serializer = (Akka.Serialization.SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
+        var back = (WorkerProtocol.WriteCheckpoint)serializer.FromBinary(serializer.ToBinary(message), serializer.Manifest(message));
+        Assert.Equal(header, back.Unpacked());
+    }
 }

@@ -9,14 +9,14 @@ internal sealed class ChildCli : IDisposable
     private readonly Process process;
     private readonly StringBuilder output = new();
 
-    private ChildCli(IEnumerable<string> args)
+    private ChildCli(IEnumerable<string> args, string? workingDirectory = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
-            WorkingDirectory = RepoPaths.Root,
+            WorkingDirectory = workingDirectory ?? RepoPaths.Root,
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rapidfire.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -28,6 +28,9 @@ internal sealed class ChildCli : IDisposable
     }
 
     public static ChildCli Start(params string[] args) => new(args);
+
+    /// <summary>Starts the program in <paramref name="workingDirectory"/> instead of the repository.</summary>
+    public static ChildCli StartIn(string workingDirectory, params string[] args) => new(args, workingDirectory);
 
     /// <summary>Runs the program to its end; returns its exit code and output.</summary>
     public static async Task<(int Code, string Output)> RunAsync(params string[] args)

@@ -10,8 +10,15 @@ namespace RapidFire.Host.Tests;
 /// equals the uninterrupted one-node fit bit for bit.
 /// </summary>
 [Collection(ExperimentCollection.Name)]
-public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<UninterruptedFit>
+public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<UninterruptedFit>, IDisposable
 {
+    private readonly List<string> folders = [];
+
+    public void Dispose()
+    {
+        foreach (var folder in folders) System.IO.Directory.Delete(folder, recursive: true);
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -21,8 +28,13 @@ public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<Unint
 
     private static string Node(int port) => $"akka.tcp://rapidfire@127.0.0.1:{port}";
 
-    private static ChildCli Worker(int coordinatorPort, string settings) =>
-        ChildCli.Start("worker", "--seed-nodes", Node(coordinatorPort), "--devices", "cpu", "--settings", settings);
+    /// <summary>A worker started in an empty folder: no copy of the spec or the data handle; the spec arrives as source.</summary>
+    private ChildCli Worker(int coordinatorPort, string settings)
+    {
+        var folder = System.IO.Directory.CreateTempSubdirectory("rf-worker-").FullName;
+        folders.Add(folder);
+        return ChildCli.StartIn(folder, "worker", "--seed-nodes", Node(coordinatorPort), "--devices", "cpu", "--settings", settings);
+    }
 
     private static async Task Until(Func<bool> condition, ChildCli watched, string what)
     {
@@ -52,7 +64,7 @@ public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<Unint
         string Log() => File.Exists(Path.Combine(experiment, "experiment.log")) ? File.ReadAllText(Path.Combine(experiment, "experiment.log")) : "";
 
         var port = FreePort();
-        using (var coordinator = ChildCli.Start(full.FitArgs("cluster", "--devices", "none", "--port", port.ToString(), "--settings", settings)))
+        using (var coordinator = ChildCli.Start(full.FitArgs("cluster", "--devices", "none", "--port", port.ToString(), "--min-workers", "2", "--settings", settings)))
         using (var first = Worker(port, settings))
         using (var second = Worker(port, settings))
         {

@@ -57,7 +57,7 @@ public sealed class WorkerFit : ReceiveActor
                 from.Tell(new CheckpointNotWritten(write.Key, $"worker {worker} no longer holds the captured state of {write.Key}"));
                 return;
             }
-            store.SaveAndPruneAsync(write.Key, write.Header, payload, write.ChunksPerEpoch, retention).PipeTo(from,
+            store.SaveAndPruneAsync(write.Key, write.Unpacked(), payload, write.ChunksPerEpoch, retention).PipeTo(from,
                 success: _ => new CheckpointWritten(write.Key),
                 failure: e => new CheckpointNotWritten(write.Key, $"{store.Describe(write.Key)} (written by worker {worker}): {e.GetBaseException().Message}"));
         });

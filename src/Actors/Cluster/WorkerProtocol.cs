@@ -48,8 +48,28 @@ public static class WorkerProtocol
     /// Run to the node holding a captured checkpoint (see <see cref="Training.GpuProtocol.Trained.Holder"/>): write it
     /// durably under <paramref name="Key"/> with <paramref name="Header"/> (which the run computes: it holds the run's
     /// state), then prune the run's older checkpoints; answered with <see cref="CheckpointWritten"/> or a failure.
+    /// The header's run state (which holds the epoch's minibatch records, so it grows through an epoch) travels apart,
+    /// gzipped: <paramref name="State"/> (see <see cref="Of"/>); <paramref name="Header"/>'s own is empty.
     /// </summary>
-    public sealed record WriteCheckpoint(CheckpointRef Key, CheckpointHeader Header, int ChunksPerEpoch) : IRemoteMessage;
+    public sealed record WriteCheckpoint(CheckpointRef Key, CheckpointHeader Header, byte[] State, int ChunksPerEpoch) : IRemoteMessage
+    {
+        /// <summary>The message for <paramref name="header"/>: its run state gzipped, out of the header.</summary>
+        public static WriteCheckpoint Of(CheckpointRef key, CheckpointHeader header, int chunksPerEpoch)
+        {
+            using var packed = new MemoryStream();
+            using (var gzip = new System.IO.Compression.GZipStream(packed, System.IO.Compression.CompressionLevel.Fastest))
+                gzip.Write(System.Text.Encoding.UTF8.GetBytes(header.State));
+            return new WriteCheckpoint(key, header with { State = "" }, packed.ToArray(), chunksPerEpoch);
+        }
+
+        /// <summary>The header as the run computed it, its run state unpacked.</summary>
+        public CheckpointHeader Unpacked()
+        {
+            using var gzip = new System.IO.Compression.GZipStream(new MemoryStream(State), System.IO.Compression.CompressionMode.Decompress);
+            using var reader = new StreamReader(gzip, System.Text.Encoding.UTF8);
+            return Header with { State = reader.ReadToEnd() };
+        }
+    }
 
     /// <summary>The checkpoint is durable.</summary>
     public sealed record CheckpointWritten(CheckpointRef Key) : IRemoteMessage;

@@ -43,6 +43,7 @@ public sealed class FitActor : ReceiveActor
     private readonly Dictionary<string, IActorRef> gpus = [];
     private readonly Dictionary<IActorRef, string> workers = [];
     private Cluster.SlowWorkers slow = new();
+    private int minWorkers;
     private readonly List<IActorRef> fitActors = [];
     private readonly Dictionary<int, IActorRef> controllers = [];
     private FitState fit;
@@ -223,6 +224,9 @@ public sealed class FitActor : ReceiveActor
         // This node's devices join the pool as a worker's do (FitJoined), sharing the fit's services.
         if (devices.Count > 0)
             Track(Context.ActorOf(Cluster.WorkerFit.Props(join?.FitId ?? "local", LocalNode, services, devices, ownsServices: false, Self), "devices"));
+        minWorkers = join is null ? 0 : Context.System.Settings.Config.GetInt("rapidfire.cluster.min-workers", 0);
+        if (minWorkers > 0)
+            Context.System.EventStream.Publish(new WorkerChanged("", $"the fit waits for {minWorkers} worker{(minWorkers == 1 ? "" : "s")} to join before it trains"));
         if (join is not null && Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider })
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(Akka.Cluster.ClusterEvent.MemberUp), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
@@ -418,7 +422,11 @@ public sealed class FitActor : ReceiveActor
     /// <summary>Hands out tasks to free devices, or ends the fit when nothing is left.</summary>
     private void Advance()
     {
-        var (next, assignments) = fit.Schedule();
+        // On a cluster told to wait for its workers (rapidfire.cluster.min-workers), nothing starts before they join.
+        // Once they have, it goes on whatever leaves.
+        if (workers.Count(w => w.Value != LocalNode) >= minWorkers) minWorkers = 0;
+        var waiting = minWorkers > 0;
+        var (next, assignments) = waiting ? (fit, []) : fit.Schedule();
         fit = next;
         foreach (var assignment in assignments)
         {

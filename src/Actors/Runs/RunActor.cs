@@ -162,11 +162,22 @@ public sealed class RunActor : ReceivePersistentActor
         var steps = CheckpointHeader.SchedulerStepsAt(key, after.ChunksPerEpoch, after.Config);
         var header = new CheckpointHeader(state.RunId, key.Epoch, key.Chunk, services.SeedOf(state.Config), steps,
             DateTimeOffset.UtcNow, JournalSerializer.ToJson(after));
+        var write = local ? null : Cluster.WorkerProtocol.WriteCheckpoint.Of(key, header, after.ChunksPerEpoch);
+        // Base64 in the message's JSON makes the gzipped state 4/3 its size; half the frame leaves room for the header.
+        if (write is not null && FrameSize() is { } frame && write.State.Length > frame / 2)
+        {
+            // Akka.Remote would drop the message: fail the run, saying what to raise, rather than retrying forever.
+            Handle(new FailRun(new RunFailure("checkpoint",
+                $"run {state.RunId}'s state after {key} is {write.State.Length:N0} bytes gzipped, too close to akka.remote.dot-netty.tcp.maximum-frame-size " +
+                $"({frame:N0} bytes) to reach the node holding its checkpoint; raise it, or use more chunks per epoch")));
+            if (opId is { } failedOp) fit.Tell(new ControlCarriedOut(failedOp, true, state));
+            return;
+        }
         var written = local
             ? store.SaveAndPruneAsync(key, header, payload!, after.ChunksPerEpoch, retention).ContinueWith(t => t.IsCompletedSuccessfully
                 ? (object)new CheckpointDurable(key, events, opId)
                 : new CheckpointFailed(key, t.Exception?.GetBaseException() ?? new TaskCanceledException(), opId), TaskScheduler.Default)
-            : holder!.Ask(new Cluster.WorkerProtocol.WriteCheckpoint(key, header, after.ChunksPerEpoch), RemoteWriteTimeout).ContinueWith(t =>
+            : holder!.Ask(write!, RemoteWriteTimeout).ContinueWith(t =>
                 (t.IsCompletedSuccessfully ? t.Result : null) switch
             {
                 null => new CheckpointLost(key, $"the node holding it did not answer ({t.Exception?.GetBaseException().Message})"),
@@ -193,6 +204,11 @@ public sealed class RunActor : ReceivePersistentActor
         UnbecomeStacked();
         Stash.UnstashAll();
     }
+
+    /// <summary>The largest message Akka.Remote carries between nodes, when this node is on a cluster.</summary>
+    private long? FrameSize() => Context.System.Settings.Config.HasPath("akka.remote.dot-netty.tcp.maximum-frame-size")
+        ? Context.System.Settings.Config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size")
+        : null;
 
     /// <summary>How long a run waits for another node to write its checkpoint before it counts the chunk as lost.</summary>
     private static readonly TimeSpan RemoteWriteTimeout = TimeSpan.FromMinutes(2);

@@ -19,8 +19,14 @@ internal sealed class ClusterOptions
 
     public Option<int?> Port { get; } = new("--port") { Description = "This node's cluster port (default: any free port; give one to the first node, so the others can name it)." };
 
-    public void AddTo(Command command)
+    public Option<int?> MinWorkers { get; } = new("--min-workers")
     {
+        Description = "On the experiment's node: wait until this many workers have joined before training (default 0: start with those that joined).",
+    };
+
+    public void AddTo(Command command, bool coordinator = true)
+    {
+        if (coordinator) command.Options.Add(MinWorkers);
         command.Options.Add(SeedNodes);
         command.Options.Add(Hostname);
         command.Options.Add(Port);
@@ -40,7 +46,8 @@ internal sealed class ClusterOptions
         var seeds = parse.GetValue(SeedNodes)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
         var hostname = parse.GetValue(Hostname);
         var port = parse.GetValue(Port);
-        var clustered = always || seeds.Length > 0 || hostname is not null || port is not null || IsCluster(settings);
+        var minWorkers = parse.GetResult(MinWorkers) is null ? null : parse.GetValue(MinWorkers);
+        var clustered = always || seeds.Length > 0 || hostname is not null || port is not null || minWorkers is not null || IsCluster(settings);
         if (!clustered) return settings;
         foreach (var seed in seeds)
             if (!seed.StartsWith("akka.tcp://", StringComparison.Ordinal))
@@ -49,6 +56,8 @@ internal sealed class ClusterOptions
         if (seeds.Length > 0) overrides.Add($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => $"\"{s}\""))}]");
         if (hostname is not null) overrides.Add($"akka.remote.dot-netty.tcp.hostname = \"{hostname}\"");
         if (port is not null) overrides.Add($"akka.remote.dot-netty.tcp.port = {port}");
+        if (minWorkers is { } wait)
+            overrides.Add(wait >= 0 ? $"rapidfire.cluster.min-workers = {wait}" : throw new Spec.ConfigException("--min-workers", $"must be >= 0, got {wait}"));
         var cluster = Akka.Configuration.ConfigurationFactory.ParseString(string.Join("\n", overrides));
         return cluster.WithFallback(settings ?? Akka.Configuration.Config.Empty).WithFallback(RapidFireConfiguration.Profile("cluster"));
     }

@@ -28,7 +28,7 @@ internal static class WorkerCommand
         {
             devices, settings, s3Endpoint,
         };
-        cluster.AddTo(command);
+        cluster.AddTo(command, coordinator: false);
         command.SetAction(async (parse, cancellation) =>
         {
             Akka.Configuration.Config hocon;
