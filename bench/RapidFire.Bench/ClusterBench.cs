@@ -463,7 +463,7 @@ public sealed class ClusterBench
         Console.WriteLine($"per validation (once per run and epoch): `RunTaskOn` {Mean(validationOrder):N0} + `TaskFinished` {Mean(validationFinished):N0} bytes; " +
                           $"per fit and worker: `JoinFit` (the spec's source, the data handle, the settings) {Size(join):N0} bytes; " +
                           "besides, Akka.Cluster's heartbeats and gossip (about 1/s between members), not counted here. " +
-                          "Akka.Remote's maximum frame is 128,000 bytes (config/cluster.conf): a larger message is dropped");
+                          "Akka.Remote's maximum frame is 4,000,000 bytes (config/cluster.conf); a run whose gzipped state nears half of it fails, saying so");
         // A chunk's checkpoint is written by the worker's store thread while its device trains another run; the restore
         // of a run that moved is on the device's path (it precedes the chunk). Messages are a round trip per chunk.
         var compute = Bench.Median(trainedTasks.Select(t => t.Timing.BusySeconds + t.Timing.WaitSeconds).ToList());

@@ -86,6 +86,7 @@ public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<Unint
 
         Assert.True(code == 0, output + third.Output);
         Assert.Contains("fit done", output);
+        Assert.Contains("is unreachable (a network partition, or its process stopped)", Log()); // reported before it is removed
         Assert.Contains("its tasks in flight are trained again elsewhere", Log());
         full.AssertSame(experiment); // runs.csv, every metric file and the final weights equal the one-node fit's
     }
