@@ -105,7 +105,7 @@ public sealed class RapidFireConfigurationTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(20), config.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
         Assert.Equal("on", config.GetString("akka.cluster.split-brain-resolver.down-all-when-unstable"));
         Assert.Equal(TimeSpan.FromSeconds(10), config.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
-        Assert.False(config.HasPath("akka.remote.dot-netty.tcp.maximum-frame-size")); // Akka's default stands
+        Assert.Equal(4_000_000, config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size")); // room for a run state's records
     }
 
     [Fact]
