@@ -17,9 +17,12 @@ using static RapidFire.Actors.Training.GpuProtocol;
 namespace RapidFire.Actors.Experiment;
 
 /// <summary>
-/// One fit of an experiment. It starts a RunActor per config, a GpuActor per device, the DataLoaderActor pool and
-/// the MetricsActor; then, whenever a device is free or a run moves on, it asks the <see cref="SchedulingPolicy"/>
-/// for the next (run, epoch, chunk) tasks and hands them out, until every run has ended.
+/// One fit of an experiment. It starts a RunActor per config and the MetricsActor, and builds its pool of devices:
+/// this node's (a <see cref="Cluster.WorkerFit"/> child with the GpuActors and DataLoaderActors) and, on a cluster,
+/// those of every worker node that joins (<see cref="Cluster.WorkerProtocol.JoinFit"/>). Whenever a device is free or
+/// a run moves on, it asks the <see cref="SchedulingPolicy"/> for the next (run, epoch, chunk) tasks and hands them
+/// out, until every run has ended. A worker that leaves takes its devices with it; its tasks in flight are scheduled
+/// again (<see cref="FitState.Left"/>).
 /// </summary>
 /// <remarks>
 /// <code>
