@@ -107,6 +107,15 @@ internal static class ParquetEsfReader
 
     private static async Task<T?[]> Read<T>(ParquetRowGroupReader group, DataField field, int length) where T : struct
     {
+        if (!field.IsNullable)
+        {
+            // A required column has no definition levels: read it through the plain overload. (The nullable one, given
+            // a required column, once returned a null among the values under parallel load; suspected to read a pooled
+            // definition-level buffer it never filled.)
+            var required = new T[length];
+            await group.ReadAsync<T>(field, required.AsMemory(), null);
+            return System.Array.ConvertAll(required, v => (T?)v);
+        }
         var values = new T?[length];
         await group.ReadAsync<T>(field, values.AsMemory(), null);
         return values;
