@@ -264,7 +264,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     /// </summary>
     private static string? JoinCluster(ActorSystem system)
     {
-        if (system is not ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider }) return null;
+        if (!Actors.Cluster.WorkerProtocol.IsClusterNode(system)) return null;
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (cluster.Settings.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
         return cluster.SelfAddress.ToString();

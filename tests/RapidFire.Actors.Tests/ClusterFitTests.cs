@@ -73,15 +73,17 @@ public sealed class ClusterFitTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     private static readonly SpecPackage Tiny = new("TinySpec", null, null, typeof(TinySpec).AssemblyQualifiedName);
 
     /// <summary>The experiment's side of a fit: its services (with the spec <paramref name="spec"/>), and a FitActor asking the workers to join.</summary>
+    /// <remarks>The fit runs in <paramref name="system"/> (default: the test system) over <paramref name="tiny"/> (default: the class's data).</remarks>
     private (IActorRef Fit, TrainingServices Services) Coordinator(RuntimeSettings settings, SpecPackage? spec = null, string devices = "none",
-        SpecPackage? shipped = null)
+        SpecPackage? shipped = null, ActorSystem? system = null, TinyData? tiny = null)
     {
+        tiny ??= data;
         settings = settings with { JournalIdPrefix = $"{Guid.NewGuid():N}/" };
-        var s = new TrainingServices((spec ?? Tiny).Factory(), data.Handle, settings, new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)));
+        var s = new TrainingServices((spec ?? Tiny).Factory(), tiny.Handle, settings, new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)));
         services.Add(s);
         var join = new WorkerProtocol.JoinFit($"tiny/{Guid.NewGuid():N}", shipped ?? spec ?? Tiny,
-            data.Handle.ToJson(data.Directory), data.Directory, settings, checkpoints);
-        return (Sys.ActorOf(FitActor.Props(s, DeviceSpec.Parse(devices, () => 0), join)), s);
+            tiny.Handle.ToJson(tiny.Directory), tiny.Directory, settings, checkpoints);
+        return ((system ?? Sys).ActorOf(FitActor.Props(s, DeviceSpec.Parse(devices, () => 0), join)), s);
     }
 
     private async Task<FitCompleted> Reference(IReadOnlyList<RunDefinition> runs, int chunks = 3)
@@ -104,11 +106,16 @@ public sealed class ClusterFitTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
         await Worker();
         await Worker();
+        // The experiment's node waits for both workers before it trains (as `rapidfire fit --min-workers 2`), so that
+        // the second worker cannot join after the first has taken every task.
+        var coordinator = ActorSystem.Create("rapidfire", ConfigurationFactory.ParseString("rapidfire.cluster.min-workers = 2").WithFallback(Node("coordinator")));
+        workers.Add(coordinator);
+        await Akka.Cluster.Cluster.Get(coordinator).JoinAsync(Akka.Cluster.Cluster.Get(Sys).SelfAddress);
         var tasks = CreateTestProbe();
         var changes = CreateTestProbe();
-        Sys.EventStream.Subscribe(tasks, typeof(TaskFinished));
-        Sys.EventStream.Subscribe(changes, typeof(WorkerChanged));
-        var (fit, _) = Coordinator(new RuntimeSettings(Chunks: 3));
+        coordinator.EventStream.Subscribe(tasks, typeof(TaskFinished));
+        coordinator.EventStream.Subscribe(changes, typeof(WorkerChanged));
+        var (fit, _) = Coordinator(new RuntimeSettings(Chunks: 3), system: coordinator);
         var result = await fit.Ask<FitCompleted>(new RunFit(runs), Patience);
 
         Assert.All(result.Runs, r => Assert.Equal((RunStatus.Completed, 2), (r.Status, r.EpochsDone)));
@@ -266,15 +273,11 @@ public sealed class ClusterFitTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         using var big = new TinyData(train: 1200, validation: 16);
         var runs = new[] { new RunDefinition(1, Config(8).With("batch_size", 1L).With("epochs", 1L)) };
         await Worker();
-        var s = new TrainingServices(() => new TinySpec(), big.Handle, new RuntimeSettings(Chunks: 40, JournalIdPrefix: $"{Guid.NewGuid():N}/"),
-            new TrainingServices.Storage(new LocalCheckpointStore(checkpoints)));
-        services.Add(s);
-        var join = new WorkerProtocol.JoinFit($"tiny/{Guid.NewGuid():N}", Tiny, big.Handle.ToJson(big.Directory), big.Directory, s.Settings, checkpoints);
         // A run actor reads the frame from its system's settings: a second coordinator system with a small frame.
         var coordinator = ActorSystem.Create("rapidfire", small.WithFallback(Node("coordinator")));
         workers.Add(coordinator);
         await Akka.Cluster.Cluster.Get(coordinator).JoinAsync(Akka.Cluster.Cluster.Get(Sys).SelfAddress);
-        var fit = coordinator.ActorOf(FitActor.Props(s, DeviceSpec.Parse("none", () => 0), join));
+        var (fit, _) = Coordinator(new RuntimeSettings(Chunks: 40), system: coordinator, tiny: big);
         var result = await fit.Ask<FitCompleted>(new RunFit(runs), Patience);
 
         var failed = Assert.Single(result.Runs);

@@ -20,6 +20,9 @@ public static class WorkerProtocol
     /// <summary>The cluster role of the nodes that train (their devices join every fit's pool).</summary>
     public const string WorkerRole = "gpu";
 
+    /// <summary>Whether <paramref name="system"/> is a node of an Akka cluster (<c>akka.actor.provider = cluster</c>).</summary>
+    public static bool IsClusterNode(ActorSystem system) => system is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider };
+
     /// <summary>
     /// Fit to worker node: train for fit <paramref name="FitId"/> (the experiment's name and the fit's number) with
     /// this node's devices. The node compiles <paramref name="Spec"/>, opens the data handle (its locators must be

@@ -166,7 +166,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
     }
 
     /// <summary>Whether this node is a member of an Akka cluster: its fits ask the worker nodes to join.</summary>
-    private bool Clustered => Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider };
+    private bool Clustered => Cluster.WorkerProtocol.IsClusterNode(Context.System);
 
     /// <summary>What a fit asks worker nodes to join with: the spec's source, the data handle, the settings, the shared checkpoint store.</summary>
     private Cluster.WorkerProtocol.JoinFit JoinOf(FitDefinition definition, RuntimeSettings settings, TrainingServices fitServices)

@@ -230,7 +230,7 @@ public sealed class FitActor : ReceiveActor
         minWorkers = join is null ? 0 : Context.System.Settings.Config.GetInt("rapidfire.cluster.min-workers", 0);
         if (minWorkers > 0)
             Context.System.EventStream.Publish(new WorkerChanged("", $"the fit waits for {minWorkers} worker{(minWorkers == 1 ? "" : "s")} to join before it trains"));
-        if (join is not null && Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider })
+        if (join is not null && Cluster.WorkerProtocol.IsClusterNode(Context.System))
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(Akka.Cluster.ClusterEvent.MemberUp), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
         runActors.Clear();
@@ -447,7 +447,7 @@ public sealed class FitActor : ReceiveActor
             host.Tell(new Cluster.WorkerProtocol.LeaveFit(join!.FitId));
         }
         workers.Clear();
-        if (join is not null && Context.System is ExtendedActorSystem { Provider: Akka.Cluster.ClusterActorRefProvider })
+        if (join is not null && Cluster.WorkerProtocol.IsClusterNode(Context.System))
             Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         foreach (var child in fitActors) Context.Stop(child);
         fitActors.Clear();

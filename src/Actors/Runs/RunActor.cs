@@ -164,7 +164,7 @@ public sealed class RunActor : ReceivePersistentActor
             DateTimeOffset.UtcNow, JournalSerializer.ToJson(after));
         var write = local ? null : Cluster.WorkerProtocol.WriteCheckpoint.Of(key, header, after.ChunksPerEpoch);
         // Base64 in the message's JSON makes the gzipped state 4/3 its size; half the frame leaves room for the header.
-        if (write is not null && FrameSize() is { } frame && write.State.Length > frame / 2)
+        if (write is not null && FrameSize() is var frame && write.State.Length > frame / 2)
         {
             // Akka.Remote would drop the message: fail the run, saying what to raise, rather than retrying forever.
             Handle(new FailRun(new RunFailure("checkpoint",
@@ -205,10 +205,13 @@ public sealed class RunActor : ReceivePersistentActor
         Stash.UnstashAll();
     }
 
-    /// <summary>The largest message Akka.Remote carries between nodes, when this node is on a cluster.</summary>
-    private long? FrameSize() => Context.System.Settings.Config.HasPath("akka.remote.dot-netty.tcp.maximum-frame-size")
-        ? Context.System.Settings.Config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size")
-        : null;
+    /// <summary>The largest message Akka.Remote carries between nodes (read once; no limit off a remoting node).</summary>
+    private long FrameSize() => frameSize ??= Context.System.Settings.Config.HasPath(FrameSizePath)
+        ? Context.System.Settings.Config.GetByteSize(FrameSizePath) ?? long.MaxValue
+        : long.MaxValue;
+
+    private const string FrameSizePath = "akka.remote.dot-netty.tcp.maximum-frame-size";
+    private long? frameSize;
 
     /// <summary>How long a run waits for another node to write its checkpoint before it counts the chunk as lost.</summary>
     private static readonly TimeSpan RemoteWriteTimeout = TimeSpan.FromMinutes(2);

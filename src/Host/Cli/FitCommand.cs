@@ -51,12 +51,11 @@ public static class FitCommand
             Akka.Configuration.Config? hocon;
             try
             {
-                hocon = cluster.Apply(parse, serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings)))), "coordinator");
+                hocon = CoordinatorSettings(parse, settings, s3Endpoint, serving, cluster);
             }
             catch (ConfigException e)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
-                return RapidFireCli.InvalidInput;
+                return RapidFireCli.Rejected(e.Problems, stderr);
             }
             ExperimentInputs inputs;
             try
@@ -66,8 +65,7 @@ public static class FitCommand
             }
             catch (ConfigException e)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
-                return RapidFireCli.InvalidInput;
+                return RapidFireCli.Rejected(e.Problems, stderr);
             }
             if (inputs.Problems.Count > 0)
             {
@@ -80,15 +78,11 @@ public static class FitCommand
                 // On a cluster a run asking for more devices than this node has waits for a worker that has them.
                 if (!ClusterOptions.IsCluster(hocon) &&
                     Experiment.DeviceProblems(inputs.Runs, options.Devices ?? Actors.RuntimeSettings.From(hocon ?? Akka.Configuration.Config.Empty).Devices) is { Count: > 0 } problems)
-                {
-                    foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
-                    return RapidFireCli.InvalidInput;
-                }
+                    return RapidFireCli.Rejected(problems, stderr);
             }
             catch (ConfigException e)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
-                return RapidFireCli.InvalidInput;
+                return RapidFireCli.Rejected(e.Problems, stderr);
             }
             return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 _ => Task.FromResult(inputs.Runs),
@@ -115,12 +109,11 @@ public static class FitCommand
             Akka.Configuration.Config? hocon;
             try
             {
-                hocon = cluster.Apply(parse, serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings)))), "coordinator");
+                hocon = CoordinatorSettings(parse, settings, s3Endpoint, serving, cluster);
             }
             catch (ConfigException e)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
-                return RapidFireCli.InvalidInput;
+                return RapidFireCli.Rejected(e.Problems, stderr);
             }
             return await Watch(() => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
@@ -201,6 +194,14 @@ public static class FitCommand
     {
         Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL, rapidfire.s3, rapidfire.checkpoints.location), or a profile of config/: embedded, cluster, postgres.",
     };
+
+    /// <summary>
+    /// The settings of the experiment's node for <c>fit</c> and <c>resume</c>: <c>--settings</c>, then the S3 endpoint,
+    /// the serving options and the cluster options over it. A bad value is a <see cref="ConfigException"/>.
+    /// </summary>
+    private static Akka.Configuration.Config? CoordinatorSettings(System.CommandLine.ParseResult parse, Option<FileInfo?> settings,
+        Option<string?> s3Endpoint, ServingOptions serving, ClusterOptions cluster) =>
+        cluster.Apply(parse, serving.Settings(parse, S3Options.Apply(parse, s3Endpoint, Settings(parse.GetValue(settings)))), "coordinator");
 
     /// <summary>
     /// The settings of a command: the file given with <c>--settings</c> (HOCON, or a profile name of config/), under

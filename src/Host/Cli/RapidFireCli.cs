@@ -10,6 +10,13 @@ public static class RapidFireCli
     /// <summary>Exit code when the input was rejected (bad spec, data handle or config).</summary>
     public const int InvalidInput = 1;
 
+    /// <summary>Prints each problem of rejected input as an <c>error:</c> line; returns <see cref="InvalidInput"/>.</summary>
+    internal static int Rejected(IEnumerable<string> problems, TextWriter stderr)
+    {
+        foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
+        return InvalidInput;
+    }
+
     /// <summary>Parses <paramref name="args"/> and runs the verb, writing to the given streams; returns the exit code.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {

@@ -28,8 +28,7 @@ public static class ValidateCommand
             }
             catch (ConfigException e)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
-                return RapidFireCli.InvalidInput;
+                return RapidFireCli.Rejected(e.Problems, stderr);
             }
             return Report(inputs, stdout, stderr);
         });

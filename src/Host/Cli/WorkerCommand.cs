@@ -46,8 +46,7 @@ internal static class WorkerCommand
             }
             catch (ConfigException e)
             {
-                foreach (var problem in e.Problems) stderr.WriteLine($"error: {problem}");
-                return RapidFireCli.InvalidInput;
+                return RapidFireCli.Rejected(e.Problems, stderr);
             }
 
             using var data = new S3DataStorage(storage.S3, progress: null);
