@@ -25,9 +25,15 @@ namespace RapidFire.Actors;
 /// need not move through the checkpoint store); off, any free device. Fairness decides the order of the runs either way.
 /// Null: on (and left out of the journaled settings).
 /// </param>
+/// <param name="PrepCache">
+/// Whether what <c>RowPrep</c> returns is kept and reused in later epochs and by runs that read the same knobs (see
+/// <c>PreparedExamples</c>). Null: on. Results are the same either way, so it is a node's choice, left out of the
+/// journaled settings unless off.
+/// </param>
+/// <param name="PrepCacheMaxBytes">The most bytes of prepared examples kept per node (null: a quarter of the memory the process may use).</param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
     int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "chunk", int KeepCheckpoints = 2, int SnapshotEvery = 100,
-    string JournalIdPrefix = "", bool? CheckReplicas = null, bool? Locality = null)
+    string JournalIdPrefix = "", bool? CheckReplicas = null, bool? Locality = null, bool? PrepCache = null, long? PrepCacheMaxBytes = null)
 {
 #if DEBUG
     private const bool DebugBuild = true;
@@ -64,12 +70,22 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
                 "off" or "false" or "no" => false,
                 var other => throw new Spec.ConfigException("check-replicas", $"must be auto, on or off, got '{other}'"),
             },
-            Locality: section.GetBoolean("locality", true) ? null : false).Validated();
+            Locality: section.GetBoolean("locality", true) ? null : false,
+            PrepCache: section.GetBoolean("prep-cache", true) ? null : false,
+            PrepCacheMaxBytes: section.GetByteSize("prep-cache-max-bytes") is > 0 and var max ? max : null).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public int LoaderCount => Loaders > 0 ? Loaders : Math.Max(1, Environment.ProcessorCount / 2);
+
+    /// <summary>The byte cap of the prepared-example cache (see <see cref="PrepCacheMaxBytes"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public long PrepCacheBytes => PrepCacheMaxBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4;
+
+    /// <summary>Whether prepared examples are cached (see <see cref="PrepCache"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool CachesPreparedExamples => PrepCache ?? true;
 
     /// <summary>libtorch's intra-op threads for <paramref name="cpuDevices"/> CPU devices (all cores when every device is CUDA).</summary>
     public int TorchThreadsFor(int cpuDevices) => TorchThreads > 0 ? TorchThreads
@@ -87,6 +103,7 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
         if (SaveStrategy is not ("chunk" or "epoch" or "none"))
             errors.Add(new("save-strategy", $"must be chunk, epoch or none, got '{SaveStrategy}'"));
         if (KeepCheckpoints < 1) errors.Add(new("keep-checkpoints", $"must be >= 1, got {KeepCheckpoints}"));
+        if (PrepCacheMaxBytes < 0) errors.Add(new("prep-cache-max-bytes", $"must be > 0 (or 0 for a quarter of the memory), got {PrepCacheMaxBytes}"));
         if (SnapshotEvery < 1) errors.Add(new("snapshot-every", $"must be >= 1, got {SnapshotEvery}"));
         return errors.Count == 0 ? this : throw new Spec.ConfigException(errors);
     }

@@ -6,6 +6,7 @@ using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Control;
+using RapidFire.Actors.Data;
 using RapidFire.Host.Api;
 using RapidFire.Actors.Persistence;
 using RapidFire.Actors.Training;
@@ -65,6 +66,9 @@ public sealed record Warning(string Message) : ExperimentEvent;
 
 /// <summary>On a cluster: a worker node joined the fit, was left out, left, became unreachable or is slow (the message says which).</summary>
 public sealed record ClusterNotice(string Worker, string Message) : ExperimentEvent;
+
+/// <summary>What the prepared-example cache kept (a partition's rows, for which runs, how many bytes), or could not keep and why.</summary>
+public sealed record CacheNotice(string Message) : ExperimentEvent;
 
 /// <summary>An IC operation was asked for, or took effect, or was refused: its line of the IC log as it now stands.</summary>
 public sealed record ControlLogged(ControlRecord Record) : ExperimentEvent;
@@ -148,7 +152,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 ClusterAddress = JoinCluster(system);
                 files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned), typeof(FitProtocol.WorkerChanged) })
+                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned), typeof(FitProtocol.WorkerChanged), typeof(DataLoaderProtocol.PrepCacheNoted) })
                     system.EventStream.Subscribe(bridge, type);
                 storage = ExperimentStorage.Open(user, Path, name, new EventStreamProgress(system.EventStream));
                 experiment = system.ActorOf(ExperimentActor.Props(name, _ => storage.ForFit(), CudaDevices), "experiment");
@@ -470,6 +474,9 @@ public sealed class Experiment : IDisposable, IExperimentControl
             case ClusterNotice notice:
                 files.Log($"cluster: {notice.Message}");
                 break;
+            case CacheNotice notice:
+                files.Log($"prep cache: {notice.Message}");
+                break;
             case RunChanged { Run.IsEnded: true } changed:
                 files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {changed.Run.Failure}")}");
                 break;
@@ -568,6 +575,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
             Receive<FitProtocol.WorkerChanged>(e => experiment.Publish(new ClusterNotice(e.Worker, e.Message)));
+            Receive<DataLoaderProtocol.PrepCacheNoted>(e => experiment.Publish(new CacheNotice(e.Message)));
             Receive<ControlRecord>(e => experiment.Publish(new ControlLogged(e)));
             Receive<RunPruned>(e => experiment.Publish(new RunPrunedBy(e.RunId, e.Reason)));
             Receive<RapidFire.Spec.Progress.ProgressUpdate>(e => experiment.Publish(new ProgressReported(e)));

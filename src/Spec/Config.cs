@@ -34,6 +34,7 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
         [EpochsKey, BatchSizeKey, OptimizerKey, LrSchedulerKey, NamedMetricsKey];
 
     private readonly OrderedDictionary<string, object?> values;
+    private readonly KnobReads? reads;
     private string? json;
 
     /// <summary>Creates a config from knob values; the values are normalized (see the remarks on the type).</summary>
@@ -43,6 +44,28 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
         foreach (var (key, value) in knobs)
             values[key] = ConfigValue.Normalize(value, key);
     }
+
+    private Config(Config tracked, KnobReads reads)
+    {
+        values = tracked.values;
+        json = tracked.json;
+        this.reads = reads;
+    }
+
+    /// <summary>
+    /// The same knobs, recording in <paramref name="reads"/> which of them are read: a top-level key for each knob
+    /// asked for by name, every key for anything that sees the whole config (enumeration, JSON, equality). The
+    /// runtime gives <c>RowPrep</c> and <c>InitializeRun</c> such a view to learn which knobs their output depends on.
+    /// </summary>
+    public Config Tracked(KnobReads reads)
+    {
+        ArgumentNullException.ThrowIfNull(reads);
+        return new Config(this, reads);
+    }
+
+    private void Read(string key) => reads?.Record(key);
+
+    private void ReadAll() => reads?.RecordAll();
 
     /// <summary>The number of epochs.</summary>
     public int Epochs => Get<int>(EpochsKey);
@@ -55,22 +78,22 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
 
     /// <summary>The learning-rate scheduler, if one is configured.</summary>
     public NamedComponent? LrScheduler =>
-        values.TryGetValue(LrSchedulerKey, out var v) && v is not null ? NamedComponent.From(v, LrSchedulerKey) : null;
+        TryGetValue(LrSchedulerKey, out var v) && v is not null ? NamedComponent.From(v, LrSchedulerKey) : null;
 
     /// <summary>The named metrics (empty when none are configured).</summary>
     public IReadOnlyList<string> NamedMetrics =>
-        values.TryGetValue(NamedMetricsKey, out var v) && v is IReadOnlyList<object?> list
+        TryGetValue(NamedMetricsKey, out var v) && v is IReadOnlyList<object?> list
             ? list.Select(m => m as string ?? throw new ConfigException(NamedMetricsKey, $"'{m}' is not a metric name")).ToList()
             : [];
 
     /// <summary>The user knobs: every key that is not reserved, in order.</summary>
-    public IEnumerable<KeyValuePair<string, object?>> UserKnobs => values.Where(kv => !ReservedKeys.Contains(kv.Key));
+    public IEnumerable<KeyValuePair<string, object?>> UserKnobs => this.Where(kv => !ReservedKeys.Contains(kv.Key));
 
     /// <summary>
     /// Every leaf knob with its dotted path (<c>optimizer.args.lr</c>), in order: nested maps are walked, lists are
     /// leaves. For tables that give each knob a column.
     /// </summary>
-    public IEnumerable<KeyValuePair<string, object?>> Leaves() => LeavesOf("", values);
+    public IEnumerable<KeyValuePair<string, object?>> Leaves() => LeavesOf("", this);
 
     private static IEnumerable<KeyValuePair<string, object?>> LeavesOf(string prefix, IEnumerable<KeyValuePair<string, object?>> map)
     {
@@ -84,7 +107,7 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
     }
 
     /// <summary>The value of a knob; an unknown knob is an error that lists the knobs there are.</summary>
-    public object? this[string key] => values.TryGetValue(key, out var v)
+    public object? this[string key] => TryGetValue(key, out var v)
         ? v
         : throw new KeyNotFoundException($"cfg has no knob '{key}'; its knobs are: {string.Join(", ", values.Keys)}");
 
@@ -96,17 +119,22 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
 
     /// <summary>The value of a knob converted to <typeparamref name="T"/>, or <paramref name="fallback"/> when absent.</summary>
     public T Get<T>(string key, T fallback) =>
-        values.TryGetValue(key, out var v) && v is not null ? ConfigValue.Convert<T>(v, key) : fallback;
+        TryGetValue(key, out var v) && v is not null ? ConfigValue.Convert<T>(v, key) : fallback;
 
     /// <summary>A copy of this config with one top-level knob set (added at the end if new).</summary>
     public Config With(string key, object? value)
     {
+        ReadAll();
         var copy = new OrderedDictionary<string, object?>(values, StringComparer.Ordinal) { [key] = value };
         return new Config(copy);
     }
 
     /// <summary>Compact JSON with the keys in order; a whole-number <see cref="double"/> keeps its <c>.0</c>.</summary>
-    public string ToJson() => json ??= ConfigValue.ToJson(values);
+    public string ToJson()
+    {
+        ReadAll();
+        return json ??= ConfigValue.ToJson(values);
+    }
 
     /// <summary>Reads a config written by <see cref="ToJson"/> (or any JSON object).</summary>
     public static Config FromJson(string text)
@@ -131,22 +159,55 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
     public override int GetHashCode() => ToJson().GetHashCode(StringComparison.Ordinal);
 
     /// <inheritdoc />
-    public int Count => values.Count;
+    public int Count
+    {
+        get
+        {
+            ReadAll();
+            return values.Count;
+        }
+    }
 
     /// <inheritdoc />
-    public IEnumerable<string> Keys => values.Keys;
+    public IEnumerable<string> Keys
+    {
+        get
+        {
+            ReadAll();
+            return values.Keys;
+        }
+    }
 
     /// <inheritdoc />
-    public IEnumerable<object?> Values => values.Values;
+    public IEnumerable<object?> Values
+    {
+        get
+        {
+            ReadAll();
+            return values.Values;
+        }
+    }
 
     /// <inheritdoc />
-    public bool ContainsKey(string key) => values.ContainsKey(key);
+    public bool ContainsKey(string key)
+    {
+        Read(key);
+        return values.ContainsKey(key);
+    }
 
     /// <inheritdoc />
-    public bool TryGetValue(string key, out object? value) => values.TryGetValue(key, out value);
+    public bool TryGetValue(string key, out object? value)
+    {
+        Read(key);
+        return values.TryGetValue(key, out value);
+    }
 
     /// <inheritdoc />
-    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator() => values.GetEnumerator();
+    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
+    {
+        ReadAll();
+        return values.GetEnumerator();
+    }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 }

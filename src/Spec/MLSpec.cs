@@ -45,6 +45,15 @@ public abstract class MLSpec
     public abstract object RowPrep(Row row, Config cfg, Mode mode);
 
     /// <summary>
+    /// Whether the runtime may keep what <see cref="RowPrep"/> returns and reuse it in later epochs and in other runs
+    /// whose knobs read by <c>RowPrep</c> and <c>InitializeRun</c> are equal (default: true). Return false when
+    /// <c>RowPrep</c> is random (augmentation), so that every epoch sees new values. A <c>RowPrep</c> that gives a row
+    /// different values twice in a row is detected and not cached either; a custom <see cref="CollateFn"/> of a cached
+    /// spec gets the cached values and must not change them in place.
+    /// </summary>
+    public virtual bool CacheRowPrep => true;
+
+    /// <summary>
     /// Collates the <see cref="RowPrep"/> values of one minibatch. The default (<see cref="Collate.Default"/>)
     /// stacks tensors inside dictionaries, lists and tuples; override it for variable-sized examples. Every
     /// top-level tensor returned must have the batch size as its outermost dimension.

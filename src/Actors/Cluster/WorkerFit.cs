@@ -39,6 +39,8 @@ public sealed class WorkerFit : ReceiveActor
         this.services = services;
         this.ownsServices = ownsServices;
         retention = new CheckpointRetention(services.Settings.KeepCheckpoints);
+        var events = Context.System.EventStream;
+        services.Prepared.Notify ??= message => events.Publish(new DataLoaderProtocol.PrepCacheNoted(message));
         var loaders = Context.ActorOf(DataLoaderActor.Props(services).WithRouter(new SmallestMailboxPool(services.Settings.LoaderCount)), "loaders");
         var pool = new List<PoolDevice>();
         foreach (var device in devices)

@@ -6,7 +6,8 @@ using static RapidFire.Actors.Data.DataLoaderProtocol;
 namespace RapidFire.Actors.Data;
 
 /// <summary>
-/// Prepares minibatches: <c>RowPrep</c> per row, <c>CollateFn</c> per minibatch, on its own thread. One of a pool;
+/// Prepares minibatches: <c>RowPrep</c> per row, <c>CollateFn</c> per minibatch, on its own thread, through the node's
+/// <see cref="PreparedExamples"/> (rows prepared before are gathered from it). One of a pool;
 /// devices ask a bounded number of minibatches ahead, so the pool works while the devices train and memory is
 /// bounded by the prefetch window, not by the dataset.
 /// </summary>
@@ -38,7 +39,7 @@ public sealed class DataLoaderActor : ReceiveActor
     {
         var spec = services.Specs.Get(request.RunId, request.Config, request.Mode);
         var table = SpecCall.Run("data", () => services.Partition(request.Mode));
-        var prepared = MinibatchPreparation.Prepare(spec, table, request.Rows, request.Config, request.Mode);
+        var prepared = services.Prepared.Prepare(spec, table, request.Rows, request.Config, request.Mode);
         return request.TorchDevice == "cpu" ? prepared : prepared with { Batch = DeviceCopy.ToDevice(prepared.Batch, request.TorchDevice) };
     }
 }

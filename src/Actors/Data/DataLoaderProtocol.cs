@@ -18,4 +18,7 @@ public static class DataLoaderProtocol
 
     /// <summary>The minibatch could not be prepared.</summary>
     public sealed record MinibatchFailed(MinibatchKey Key, RunFailure Failure);
+
+    /// <summary>What the node's <see cref="PreparedExamples"/> cached, or could not cache (published on the event stream).</summary>
+    public sealed record PrepCacheNoted(string Message);
 }

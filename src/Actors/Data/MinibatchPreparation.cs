@@ -23,21 +23,25 @@ public static class MinibatchPreparation
         var ids = new long[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
-            var row = table[rows[i]];
-            ids[i] = row.Id;
-            try
-            {
-                items.Add(SpecCall.Run("RowPrep", () => spec.RowPrep(row, cfg, mode)
-                    ?? throw new SpecException("RowPrep", "returned null")));
-            }
-            catch (RunFailureException e)
-            {
-                throw new RunFailureException(e.Failure with { RowId = row.Id }, e.InnerException);
-            }
+            ids[i] = table.Ids[rows[i]];
+            items.Add(RowPrep(spec, table[rows[i]], cfg, mode));
         }
         var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(items, cfg, mode));
         foreach (var tensor in TensorTree.Tensors(collated))
             if (scope.Contains(tensor)) scope.Detach(tensor);
         return new PreparedMinibatch(new Minibatch(collated, items.Count), ids);
+    }
+
+    /// <summary>The user's <c>RowPrep</c> of one row; a failure names the method and the row id.</summary>
+    public static object RowPrep(MLSpec spec, Row row, Config cfg, Mode mode)
+    {
+        try
+        {
+            return SpecCall.Run("RowPrep", () => spec.RowPrep(row, cfg, mode) ?? throw new SpecException("RowPrep", "returned null"));
+        }
+        catch (RunFailureException e)
+        {
+            throw new RunFailureException(e.Failure with { RowId = row.Id }, e.InnerException);
+        }
     }
 }

@@ -9,7 +9,11 @@ namespace RapidFire.Actors.Training;
 /// exactly once. What <c>InitializeRun</c> builds must be read-only afterwards (the seed's rule): the instance is
 /// used from several threads (data loaders, devices, metrics).
 /// </summary>
-public sealed class SpecInstances(Func<MLSpec> create, Func<string> miscPath)
+/// <remarks>
+/// <c>InitializeRun</c> sees its config through <see cref="Config.Tracked"/> when <paramref name="reads"/> is given: what
+/// it builds from knobs can shape <c>RowPrep</c>'s output, so the prepared-example cache keys on those knobs too.
+/// </remarks>
+public sealed class SpecInstances(Func<MLSpec> create, Func<string> miscPath, Func<Mode, KnobReads>? reads = null)
 {
     private readonly ConcurrentDictionary<(int RunId, Mode Mode), Lazy<MLSpec>> instances = new();
 
@@ -22,7 +26,7 @@ public sealed class SpecInstances(Func<MLSpec> create, Func<string> miscPath)
         var lazy = instances.GetOrAdd((runId, mode), _ => new Lazy<MLSpec>(() =>
         {
             var spec = SpecCall.Run("constructor", create);
-            SpecCall.Run("InitializeRun", () => spec.InitializeRun(miscPath(), cfg, mode));
+            SpecCall.Run("InitializeRun", () => spec.InitializeRun(miscPath(), reads is null ? cfg : cfg.Tracked(reads(mode)), mode));
             return spec;
         }));
         try

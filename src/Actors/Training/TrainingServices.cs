@@ -35,12 +35,13 @@ public sealed class TrainingServices : IDisposable
         DataStorage = storage?.Data ?? Spec.Data.DataStorage.Default;
         miscPath = new Lazy<string>(() => data.GetMiscPath(DataStorage) ?? "");
         var context = new SpecContext(data.Models, DataStorage);
+        Prepared = new PreparedExamples(settings.CachesPreparedExamples, settings.PrepCacheBytes);
         Specs = new SpecInstances(() =>
         {
             var spec = specFactory();
             spec.Context = context;
             return spec;
-        }, () => miscPath.Value);
+        }, () => miscPath.Value, Prepared.ReadsOf);
     }
 
     /// <summary>The data handle.</summary>
@@ -57,6 +58,9 @@ public sealed class TrainingServices : IDisposable
 
     /// <summary>The runs' models, optimizers and schedulers, in host memory between chunks.</summary>
     public RunModelCache Models { get; } = new();
+
+    /// <summary>What <c>RowPrep</c> returned, kept for later epochs and other runs (see <see cref="PreparedExamples"/>).</summary>
+    public PreparedExamples Prepared { get; }
 
     /// <summary>Prepared minibatches waiting for their device.</summary>
     public MinibatchExchange Exchange { get; } = new();
@@ -100,5 +104,6 @@ public sealed class TrainingServices : IDisposable
             if (shard > 0) replica.Dispose();
         Replicas.Clear();
         Exchange.Dispose();
+        Prepared.Dispose();
     }
 }

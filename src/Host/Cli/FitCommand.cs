@@ -373,6 +373,9 @@ public static class FitCommand
                 case ClusterNotice notice:
                     output.WriteLine($"cluster: {notice.Message}");
                     break;
+                case CacheNotice notice:
+                    output.WriteLine($"prep cache: {notice.Message}");
+                    break;
                 case RunChanged { Run: { IsEnded: true } run }:
                     output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +
                                      (run.Failure is null ? "" : $": {run.Failure}"));
