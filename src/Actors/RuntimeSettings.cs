@@ -11,7 +11,7 @@ namespace RapidFire.Actors;
 /// <param name="Seed">The seed of every run without its own <c>seed</c> knob: weight init, data order, dropout.</param>
 /// <param name="Prefetch">Minibatches each device has prepared or in preparation ahead of its trainer.</param>
 /// <param name="Loaders">DataLoaderActors preparing minibatches (0: half the cores, at least one).</param>
-/// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores the loaders leave, shared among the CPU devices).</param>
+/// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores, shared among the CPU devices).</param>
 /// <param name="SaveStrategy">When runs are checkpointed: after every <c>chunk</c>, every <c>epoch</c>, or <c>none</c>.</param>
 /// <param name="KeepCheckpoints">Chunk checkpoints kept per run besides every epoch's last and the final one.</param>
 /// <param name="SnapshotEvery">A run's state is snapshotted every this many journal events.</param>
@@ -87,10 +87,14 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
     [System.Text.Json.Serialization.JsonIgnore]
     public bool CachesPreparedExamples => PrepCache ?? true;
 
-    /// <summary>libtorch's intra-op threads for <paramref name="cpuDevices"/> CPU devices (all cores when every device is CUDA).</summary>
+    /// <summary>
+    /// libtorch's intra-op threads for <paramref name="cpuDevices"/> CPU devices: the cores shared among them (all cores
+    /// when every device is CUDA). The loaders do not get cores of their own: with the prepared-example cache they only
+    /// gather after the first epoch. The count stays fixed for a fit, since it changes libtorch's reduction order and
+    /// with it the last bits of the results: a resumed fit, or one with the cache off, must end bit-identical.
+    /// </summary>
     public int TorchThreadsFor(int cpuDevices) => TorchThreads > 0 ? TorchThreads
-        : cpuDevices == 0 ? Environment.ProcessorCount
-        : Math.Max(1, (Environment.ProcessorCount - LoaderCount) / cpuDevices);
+        : Math.Max(1, Environment.ProcessorCount / Math.Max(1, cpuDevices));
 
     /// <summary>Checks the values; a bad one is a <see cref="Spec.ConfigException"/> naming the setting.</summary>
     public RuntimeSettings Validated()

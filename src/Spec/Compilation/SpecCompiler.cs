@@ -36,13 +36,17 @@ public sealed class SpecCompilationException(IReadOnlyList<string> problems) : R
 /// Compiles one user <c>.cs</c> file with Roslyn against the assemblies the host runs with (the framework,
 /// RapidFire.Spec, TorchSharp, Microsoft.Data.Analysis...), and finds its single <see cref="MLSpec"/> subclass.
 /// The file gets the usual implicit usings of an SDK project (System, System.Collections.Generic, System.IO,
-/// System.Linq, System.Threading, System.Threading.Tasks). Results are cached by source hash.
+/// System.Linq, System.Threading, System.Threading.Tasks). Results are cached by source hash: in the process (a spec is
+/// compiled once, whatever path it is read from) and on disk under <c>~/.cache/rapidfire/specs</c> (or
+/// <c>$XDG_CACHE_HOME/rapidfire/specs</c>), keyed by the source hash and the exact assemblies it is compiled against,
+/// so that a second process with the same spec loads the compiled assembly instead of compiling.
 /// </summary>
 public static class SpecCompiler
 {
     private static readonly string[] ImplicitUsings =
         ["System", "System.Collections.Generic", "System.IO", "System.Linq", "System.Threading", "System.Threading.Tasks"];
 
+    private static readonly Lazy<IReadOnlyList<string>> ReferencePaths = new(FindReferencePaths);
     private static readonly Lazy<IReadOnlyList<MetadataReference>> References = new(LoadReferences);
     private static readonly ConcurrentDictionary<string, Lazy<CompiledSpec>> Cache = new();
 
@@ -62,19 +66,80 @@ public static class SpecCompiler
     public static CompiledSpec Compile(string source, string path)
     {
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source))).ToLowerInvariant();
-        var lazy = Cache.GetOrAdd($"{hash}:{path}", _ => new Lazy<CompiledSpec>(() => CompileUncached(source, path, hash)));
+        var lazy = Cache.GetOrAdd(hash, _ => new Lazy<CompiledSpec>(() => LoadOrCompile(source, path, hash)));
         try
         {
-            return lazy.Value;
+            var compiled = lazy.Value;
+            return compiled.SourcePath == path ? compiled : compiled with { SourcePath = path };
         }
         catch
         {
-            Cache.TryRemove($"{hash}:{path}", out _);
+            Cache.TryRemove(hash, out _);
             throw;
         }
     }
 
-    private static CompiledSpec CompileUncached(string source, string path, string hash)
+    /// <summary>The folder of compiled specs: <c>rapidfire/specs</c> in the user's cache folder.</summary>
+    public static string DiskCacheDirectory => Path.Combine(CacheFolders.Root, "specs");
+
+    /// <summary>
+    /// The assembly compiled before from the same source against the same references, else a fresh compilation (then
+    /// saved for the next process). An unreadable cache entry is compiled again.
+    /// </summary>
+    private static CompiledSpec LoadOrCompile(string source, string path, string hash)
+    {
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{hash}\n{ReferenceStamp()}"))).ToLowerInvariant()[..32];
+        var dll = Path.Combine(DiskCacheDirectory, key + ".dll");
+        var pdb = Path.Combine(DiskCacheDirectory, key + ".pdb");
+        if (File.Exists(dll) && File.Exists(pdb))
+        {
+            try
+            {
+                return Inspect(Assembly.Load(File.ReadAllBytes(dll), File.ReadAllBytes(pdb)), path, hash);
+            }
+            catch (Exception e) when (e is IOException or BadImageFormatException or UnauthorizedAccessException)
+            {
+                // compiled again below, and the entry replaced
+            }
+        }
+        var (image, symbols) = Emit(source, path, hash);
+        try
+        {
+            Directory.CreateDirectory(DiskCacheDirectory);
+            Save(pdb, symbols);
+            Save(dll, image); // last: an entry counts once its assembly is there
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // a read-only or full cache folder only costs the next process a compilation
+        }
+        return Inspect(Assembly.Load(image, symbols), path, hash);
+    }
+
+    private static void Save(string file, byte[] bytes)
+    {
+        var temp = $"{file}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        File.WriteAllBytes(temp, bytes);
+        File.Move(temp, file, overwrite: true);
+    }
+
+    /// <summary>
+    /// What the compiled assembly depends on: the compiler's version and every reference's name, size and time, so that
+    /// an updated RapidFire, TorchSharp or .NET compiles the spec again.
+    /// </summary>
+    private static string ReferenceStamp()
+    {
+        var stamp = new StringBuilder(typeof(CSharpCompilation).Assembly.GetName().Version?.ToString());
+        foreach (var p in ReferencePaths.Value)
+        {
+            var info = new FileInfo(p);
+            stamp.Append('|').Append(info.Name).Append(':').Append(info.Length).Append(':').Append(info.LastWriteTimeUtc.Ticks);
+        }
+        return stamp.ToString();
+    }
+
+    /// <summary>Compiles the source to an assembly and its symbols; compile errors are a <see cref="SpecCompilationException"/>.</summary>
+    private static (byte[] Image, byte[] Symbols) Emit(string source, string path, string hash)
     {
         var parse = new CSharpParseOptions(LanguageVersion.Latest);
         var text = SourceText.From(source, Encoding.UTF8);
@@ -102,8 +167,12 @@ public static class SpecCompiler
                 .ToList();
             throw new SpecCompilationException(errors);
         }
+        return (dll.ToArray(), pdb.ToArray());
+    }
 
-        var assembly = Assembly.Load(dll.ToArray(), pdb.ToArray());
+    /// <summary>The spec class of a compiled assembly; anything but exactly one, with a parameterless constructor, is an error.</summary>
+    private static CompiledSpec Inspect(Assembly assembly, string path, string hash)
+    {
         var specs = assembly.GetTypes().Where(t => typeof(MLSpec).IsAssignableFrom(t) && !t.IsAbstract).ToList();
         var file = Path.GetFileName(path);
         if (specs.Count == 0)
@@ -125,18 +194,25 @@ public static class SpecCompiler
         return $"{where}error {d.Id}: {d.GetMessage()}";
     }
 
-    /// <summary>Every managed assembly the host was started with (the trusted platform assemblies).</summary>
-    private static IReadOnlyList<MetadataReference> LoadReferences()
+    /// <summary>Every managed assembly the host was started with (the trusted platform assemblies), and those loaded since.</summary>
+    private static IReadOnlyList<string> FindReferencePaths()
     {
         var tpa = (AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") as string ?? "")
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries);
-        var paths = tpa.Concat(AppDomain.CurrentDomain.GetAssemblies()
+        return tpa.Concat(AppDomain.CurrentDomain.GetAssemblies()
                 .Where(a => !a.IsDynamic && !string.IsNullOrEmpty(a.Location))
                 .Select(a => a.Location))
             .Where(p => p.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) && File.Exists(p))
-            .DistinctBy(Path.GetFileName, StringComparer.OrdinalIgnoreCase);
+            .DistinctBy(Path.GetFileName, StringComparer.OrdinalIgnoreCase)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>The references of <see cref="FindReferencePaths"/> that hold metadata.</summary>
+    private static IReadOnlyList<MetadataReference> LoadReferences()
+    {
         var references = new List<MetadataReference>();
-        foreach (var p in paths)
+        foreach (var p in ReferencePaths.Value)
         {
             try
             {

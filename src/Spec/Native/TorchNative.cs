@@ -80,7 +80,7 @@ public static class TorchNative
     {
         var bytes = File.ReadAllBytes(original);
         var hash = Convert.ToHexString(SHA256.HashData(bytes))[..16].ToLowerInvariant();
-        var dir = Path.Combine(CacheRoot(), "torchsharp-native", hash);
+        var dir = Path.Combine(CacheFolders.Root, "torchsharp-native", hash);
         var target = Path.Combine(dir, TorchSharpLibrary);
         if (File.Exists(target)) return target;
 
@@ -94,16 +94,6 @@ public static class TorchNative
         File.WriteAllBytes(temp, bytes);
         File.Move(temp, target, overwrite: true);
         return target;
-    }
-
-    private static string CacheRoot()
-    {
-        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        var root = !string.IsNullOrEmpty(xdg) ? xdg
-            : !string.IsNullOrEmpty(home) ? Path.Combine(home, ".cache")
-            : Path.GetTempPath();
-        return Path.Combine(root, "rapidfire");
     }
 }
 

@@ -58,9 +58,7 @@ public sealed record S3Settings
         get
         {
             if (NonEmpty(CacheDirectory) is { } configured) return Path.GetFullPath(configured);
-            var xdg = NonEmpty(Environment.GetEnvironmentVariable("XDG_CACHE_HOME"));
-            var root = xdg ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            return Path.GetFullPath(Path.Combine(root, "rapidfire", "s3"));
+            return Path.GetFullPath(Path.Combine(CacheFolders.Root, "s3"));
         }
     }
 
