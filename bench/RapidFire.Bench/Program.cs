@@ -8,6 +8,22 @@ using RapidFire.Bench;
 using RapidFire.Spec.Native;
 
 TorchNative.EnsureLoaded();
+// Issue 14, whole-process sides for hyperfine (see docs/benchmarks.md):
+//   insitu-data OUT_DIR TRAIN_ROWS VALIDATION_ROWS [REPEAT] [DATA_DIR]   in-situ ESFs made from the PNG ESFs
+//   handloop TRAIN.csv VALIDATION.csv EPOCHS [TIMES]                       the hand-written TorchSharp loop, TIMES in a row
+if (args.FirstOrDefault() == "insitu-data")
+{
+    var pngs = args.Length > 5 ? args[5] : Path.Combine(Bench.FindRepo(), "..", "shared", "data", "mnist-10k");
+    var repeat = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
+    InSitu.WriteCsv(Path.Combine(pngs, "train.csv"), pngs, Path.Combine(args[1], "train.csv"), int.Parse(args[2], CultureInfo.InvariantCulture), repeat);
+    InSitu.WriteCsv(Path.Combine(pngs, "validation.csv"), pngs, Path.Combine(args[1], "validation.csv"), int.Parse(args[3], CultureInfo.InvariantCulture));
+    return;
+}
+if (args.FirstOrDefault() == "handloop")
+{
+    for (var i = 0; i < (args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1); i++) InSitu.Run(args[1..4]);
+    return;
+}
 var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
 string Option(string name, string fallback) =>
     args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;

@@ -45,7 +45,7 @@ public sealed class KnobReads
         var v = Version;
         if (All) return $"{v}:{cfg.ToJson()}";
         var parts = keys.Keys.Order(StringComparer.Ordinal)
-            .Select(k => cfg.TryGetValue(k, out var value) ? $"{k}={ConfigValue.ToJson(value)}" : $"{k}!");
+            .Select(k => cfg.TryGetValue(k, out var value) ? $"{k}={ConfigValue.ToJson(value)}" : $"{k} (absent)");
         return $"{v}:{string.Join(",", parts)}";
     }
 }

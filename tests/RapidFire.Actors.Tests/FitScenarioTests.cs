@@ -106,6 +106,22 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.Equal(alone.Runs[0].ValidationHistory[^1]["loss"], together.Runs[1].ValidationHistory[^1]["loss"]);
     }
 
+    [Fact]
+    public async Task A_fit_with_the_prepared_example_cache_ends_bit_identical_to_the_same_fit_without_it()
+    {
+        Cfg[] configs = [Config(("hidden", 12L), ("dropout", 0.3)), Config(("hidden", 6L))];
+        var (off, offServices) = await Fit(new RuntimeSettings(Chunks: 3, PrepCache: false), configs);
+        var (on, onServices) = await Fit(new RuntimeSettings(Chunks: 3), configs);
+
+        Assert.All(on.Runs, run => Assert.Equal(RunStatus.Completed, run.Status));
+        for (var run = 1; run <= 2; run++)
+            AssertSameWeights(offServices.Models.CopyWeights(run)!, onServices.Models.CopyWeights(run)!);
+        Assert.Equal(off.Runs.Select(r => r.ValidationHistory[^1]["loss"]), on.Runs.Select(r => r.ValidationHistory[^1]["loss"]));
+        // Both runs share the rows (TinySpec's RowPrep reads no knob they differ in): 96 train and 32 validation rows of 4 floats and a label.
+        Assert.Equal((96 + 32) * (4 * 4 + 8), onServices.Prepared.Bytes);
+        Assert.Equal(0, offServices.Prepared.Bytes);
+    }
+
     private static double MaxDifference(Dictionary<string, torch.Tensor> expected, Dictionary<string, torch.Tensor> actual) =>
         expected.Max(kv => (kv.Value - actual[kv.Key]).abs().max().to_type(torch.ScalarType.Float64).item<double>());
 

@@ -26,6 +26,15 @@ public static class MinibatchPreparation
             ids[i] = table.Ids[rows[i]];
             items.Add(RowPrep(spec, table[rows[i]], cfg, mode));
         }
+        return Collated(spec, items, ids, cfg, mode, scope);
+    }
+
+    /// <summary>
+    /// <c>CollateFn</c> over examples prepared in <paramref name="scope"/>: the collated tensors leave the scope (they are
+    /// the caller's), the examples die with it.
+    /// </summary>
+    public static PreparedMinibatch Collated(MLSpec spec, IReadOnlyList<object> items, long[] ids, Config cfg, Mode mode, DisposeScope scope)
+    {
         var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(items, cfg, mode));
         foreach (var tensor in TensorTree.Tensors(collated))
             if (scope.Contains(tensor)) scope.Detach(tensor);

@@ -94,8 +94,13 @@ public sealed class PreparedExamples : IDisposable
             using var scope = torch.NewDisposeScope();
             var items = new object[missing.Count];
             for (var i = 0; i < missing.Count; i++) items[i] = MinibatchPreparation.RowPrep(spec, table[missing[i]], tracked, mode);
-            if (!entry.Probed && !Probe(spec, table, missing[0], items[0], tracked, mode)) return Uncached(spec, table, rows, tracked, mode);
-            if (!Add(entry, missing, items, scope)) return Uncached(spec, table, rows, tracked, mode);
+            var probed = entry.Probed || Probe(spec, table, missing[0], items[0], tracked, mode);
+            // A knob read for the first time by these calls changed the key: the examples belong under the new one.
+            if (probed && entry.Version != knobs.Version) entry = EntryFor(mode, knobs, cfg, table.RowCount, custom);
+            if (!probed || entry is null || !Add(entry, missing, items, scope))
+                return missing.SequenceEqual(rows) // not cached after all: the examples just prepared make the minibatch
+                    ? MinibatchPreparation.Collated(spec, items, ids, tracked, mode, scope)
+                    : Uncached(spec, table, rows, tracked, mode);
         }
         lock (gate)
         {
@@ -106,16 +111,6 @@ public sealed class PreparedExamples : IDisposable
         lock (gate) cached = entry.Items(rows);
         var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(cached, tracked, mode));
         return new PreparedMinibatch(new Minibatch(Owned(collated, cached), rows.Count), ids);
-    }
-
-    /// <summary>Whether every row of <paramref name="mode"/>'s partition is cached for a run with <paramref name="cfg"/>.</summary>
-    public bool IsComplete(Config cfg, Mode mode)
-    {
-        lock (gate)
-        {
-            if (!reads.TryGetValue(mode, out var knobs)) return false;
-            return entries.TryGetValue((mode, knobs.Signature(cfg)), out var entry) && entry.Usable && entry.Complete;
-        }
     }
 
     /// <summary>The minibatch prepared without the cache, for rows it cannot serve (its entry was dropped meanwhile).</summary>
@@ -130,7 +125,7 @@ public sealed class PreparedExamples : IDisposable
             var key = (mode, knobs.Signature(cfg));
             if (entries.TryGetValue(key, out var entry)) return entry.Usable ? entry : null;
             // The knobs read changed since older entries were made: their keys no longer say which runs may share them.
-            Retire(e => e.Mode == mode && e.Version != knobs.Version);
+            foreach (var stale in entries.Values.Where(e => e.Mode == mode && e.Version != knobs.Version).ToList()) Retire(stale, keepKey: false);
             entry = new Entry(mode, key.Item2, knobs.Version, rowCount, custom);
             entries[key] = entry;
             return entry;
@@ -152,7 +147,7 @@ public sealed class PreparedExamples : IDisposable
                 return true;
             }
             if (!random.Add(mode)) return false;
-            Retire(e => e.Mode == mode);
+            foreach (var stale in entries.Values.Where(e => e.Mode == mode).ToList()) Retire(stale, keepKey: false);
         }
         Notify?.Invoke($"{mode.ToName()} rows are not cached: RowPrep gave row id {table.Ids[row]} different values twice " +
                        "(random augmentation?); they are prepared anew every epoch (override CacheRowPrep => false to skip this check)");
@@ -168,12 +163,13 @@ public sealed class PreparedExamples : IDisposable
             if (!entry.Usable || entries.GetValueOrDefault((entry.Mode, entry.Knobs)) != entry || entry.Version != ReadsOf(entry.Mode).Version)
                 return false;
             var before = entry.Bytes;
+            entry.Probed = true; // the caller checked these examples
             added = entry.TryAdd(rows, items, MaxBytes - bytes + before, scope, out var problem);
             bytes += entry.Bytes - before;
             if (!added)
             {
                 note = $"{entry.Mode.ToName()} rows ({Describe(entry)}) are not cached: {problem}";
-                Retire(e => e == entry);
+                Retire(entry, keepKey: true); // its key stays, not cached: the rows are not tried again
             }
             else if (entry.Complete && !entry.Announced)
             {
@@ -188,19 +184,18 @@ public sealed class PreparedExamples : IDisposable
     }
 
     /// <summary>
-    /// Takes entries out of use. Their tensors live until the cache is disposed: a loader may still be collating from
-    /// them (a custom <c>CollateFn</c> runs outside the lock). Entries are retired only early in a fit, when a knob is
-    /// first read, or for good reasons (over the cap, random, ragged), so little is held this way.
+    /// Takes an entry out of use; with <paramref name="keepKey"/> its key stays, marked not cached. Examples kept one by
+    /// one live until the cache is disposed, since a loader may still be collating them (a custom <c>CollateFn</c> runs
+    /// outside the lock); contiguous ones are only read under the lock and go at once. Entries are retired only when a
+    /// knob is first read, early in a fit, or for good (over the cap, random, ragged), so little is held this way.
     /// </summary>
-    private void Retire(Func<Entry, bool> which)
+    private void Retire(Entry entry, bool keepKey)
     {
-        foreach (var (key, entry) in entries.Where(e => which(e.Value)).ToList())
-        {
-            bytes -= entry.Bytes;
-            entry.Usable = false;
-            entries.Remove(key);
-            retired.Add(entry);
-        }
+        bytes -= entry.Bytes;
+        entry.Usable = false;
+        if (!keepKey) entries.Remove((entry.Mode, entry.Knobs));
+        if (entry.Custom) retired.Add(entry);
+        else entry.Dispose();
     }
 
     private static string Describe(Entry entry) => entry.Knobs.AsSpan(entry.Knobs.IndexOf(':') + 1) is { Length: > 0 } knobs

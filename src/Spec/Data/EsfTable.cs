@@ -134,6 +134,23 @@ public sealed class EsfTable : IReadOnlyList<Row>
 
     internal int ColumnIndex(string column) => columnIndex.TryGetValue(column, out var i) ? i : -1;
 
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<IReadOnlyList<string>, int[]> resolved = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string), string[]> ranges = new();
+
+    /// <summary>The positions of <paramref name="columns"/> (-1 for a missing one), looked up once per list instance.</summary>
+    internal int[] ColumnIndices(IReadOnlyList<string> columns) =>
+        resolved.GetValue(columns, list => list.Select(ColumnIndex).ToArray());
+
+    /// <summary>The columns from <paramref name="first"/> to <paramref name="last"/>, in the file's order.</summary>
+    internal IReadOnlyList<string> ColumnRange(string first, string last) => ranges.GetOrAdd((first, last), key =>
+    {
+        var (from, to) = (ColumnIndex(key.Item1), ColumnIndex(key.Item2));
+        if (from < 0 || to < 0 || to < from)
+            throw new DataException(File, null, $"no column range '{key.Item1}'..'{key.Item2}': " +
+                                                (from < 0 ? $"there is no column '{key.Item1}'" : to < 0 ? $"there is no column '{key.Item2}'" : $"'{key.Item2}' comes before '{key.Item1}'"));
+        return Columns.Skip(from).Take(to - from + 1).ToArray();
+    });
+
     /// <inheritdoc />
     public int Count => RowCount;
 

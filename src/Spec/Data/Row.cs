@@ -78,6 +78,50 @@ public sealed class Row
     /// <summary>The value of a numeric column (integer or floating point) as a <see cref="float"/>.</summary>
     public float GetSingle(string column) => (float)Number(column, nameof(GetSingle));
 
+    /// <summary>
+    /// The values of many numeric columns at once, as <see cref="float"/>s in the order given (for a spec reading a row of
+    /// pixels or features): the columns are looked up once per list, not once per row, and read straight from the
+    /// ESF's typed arrays. Errors are those of <see cref="GetSingle"/>, naming the first column at fault.
+    /// </summary>
+    /// <example><c>var pixels = torch.tensor(row.GetSingles(PixelColumns));</c> with <c>static readonly string[] PixelColumns</c>.</example>
+    public float[] GetSingles(IReadOnlyList<string> columns)
+    {
+        var values = new float[columns.Count];
+        GetSingles(columns, values);
+        return values;
+    }
+
+    /// <summary>The values of the columns from <paramref name="first"/> to <paramref name="last"/> (both included, in the file's order), as <see cref="GetSingles(IReadOnlyList{string})"/>.</summary>
+    public float[] GetSingles(string first, string last) => GetSingles(table.ColumnRange(first, last));
+
+    /// <summary>Writes the values of <paramref name="columns"/> into <paramref name="into"/> (as <see cref="GetSingles(IReadOnlyList{string})"/>, without allocating).</summary>
+    public void GetSingles(IReadOnlyList<string> columns, Span<float> into)
+    {
+        if (into.Length != columns.Count)
+            throw new ArgumentException($"{columns.Count} columns need a span of {columns.Count} values, not {into.Length}", nameof(into));
+        var indices = table.ColumnIndices(columns);
+        for (var i = 0; i < indices.Length; i++)
+        {
+            var array = indices[i] >= 0 ? batch.Column(indices[i]) : null;
+            if (array is null || array.IsNull(rowInBatch))
+            {
+                into[i] = GetSingle(columns[i]); // throws, naming the column
+                continue;
+            }
+            into[i] = array switch
+            {
+                UInt8Array a => a.Values[rowInBatch],
+                Int8Array a => a.Values[rowInBatch],
+                Int16Array a => a.Values[rowInBatch],
+                Int32Array a => a.Values[rowInBatch],
+                Int64Array a => a.Values[rowInBatch],
+                FloatArray a => a.Values[rowInBatch],
+                DoubleArray a => (float)a.Values[rowInBatch],
+                _ => GetSingle(columns[i]),
+            };
+        }
+    }
+
     /// <summary>The value of a boolean column.</summary>
     public bool GetBoolean(string column) =>
         ArrowValues.GetBoolean(Typed(column, ValueKind.Boolean, nameof(GetBoolean)), rowInBatch)!.Value;

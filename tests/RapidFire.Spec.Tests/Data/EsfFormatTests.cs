@@ -48,7 +48,7 @@ public class EsfFormatTests
 
         string TypeOf(string column) => table.Schema.GetFieldByName(column).DataType.Name;
         Assert.IsType<Int64Type>(table.Schema.GetFieldByName("id").DataType);
-        Assert.Equal("int64", TypeOf("count"));
+        Assert.Equal("int8", TypeOf("count")); // the narrowest integer type that holds 10 and -3
         Assert.Equal("double", TypeOf("ratio"));
         Assert.Equal("bool", TypeOf("ok"));
         Assert.Equal("utf8", TypeOf("word"));

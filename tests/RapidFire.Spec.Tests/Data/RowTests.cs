@@ -103,7 +103,7 @@ public class RowTests : IDisposable
             Error(() => First.GetInt32("score")).Message);
         Assert.Equal("id 10, column 'flag' has Arrow type bool, so GetSingle cannot read it as a number; use GetBoolean",
             Error(() => First.GetSingle("flag")).Message);
-        Assert.Equal("id 10, column 'label' has Arrow type int64, so GetString cannot read it as a string; use GetInt64 or GetInt32",
+        Assert.Equal("id 10, column 'label' has Arrow type uint8, so GetString cannot read it as a string; use GetInt64 or GetInt32",
             Error(() => First.GetString("label")).Message);
         Assert.Equal("id 10, column 'filepath' has Arrow type utf8, so GetBoolean cannot read it as a boolean; use GetPath or GetString",
             Error(() => First.GetBoolean("filepath")).Message);

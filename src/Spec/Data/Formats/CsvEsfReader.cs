@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using Apache.Arrow;
 using Apache.Arrow.Types;
 using nietras.SeparatedValues;
@@ -10,44 +11,21 @@ namespace RapidFire.Spec.Data.Formats;
 /// with a different number of fields than the header is an error naming its row.
 /// </summary>
 /// <remarks>
-/// Column types are inferred from all of a column's values, empty cells being nulls:
-/// every non-empty value an integer (<see cref="long"/>) gives Int64; else every one a number gives Double;
-/// else every one <c>true</c>/<c>false</c> (any case) gives Boolean; else String. A column with no values is String.
-/// The <c>id</c> column is Int64, or String when some value is not an integer (the id check then names those rows).
+/// Column types are inferred from all of a column's values, empty cells being nulls: every non-empty value an integer
+/// gives the narrowest of UInt8, Int8, Int16, Int32 and Int64 that holds them all (a <see cref="Row"/> reads any of
+/// them as <see cref="long"/>); else every one a number gives Double; else every one <c>true</c>/<c>false</c> (any
+/// case) gives Boolean; else String. A column with no values is String. The <c>id</c> column is Int64, or String when
+/// some value is not an integer (the id check then names those rows).
+/// The file is read twice, once to choose the types and once to fill typed columns, so that memory holds the values
+/// in their own width, never as strings: 784 pixel columns of a row take 784 bytes.
 /// </remarks>
 internal static class CsvEsfReader
 {
     public static EsfContent? Read(Stream stream, char separator, ErrorList errors)
     {
-        using var reader = Sep.New(separator)
-            .Reader(o => o with { HasHeader = false, Unescape = true, DisableColCountCheck = true })
-            .From(stream);
-
-        string[]? names = null;
-        List<string?>[] columns = [];
-        var dataRow = 0;
-        foreach (var row in reader)
-        {
-            if (row.ColCount == 1 && row[0].Span.IsWhiteSpace())
-                continue;
-            if (names is null)
-            {
-                names = new string[row.ColCount];
-                for (var i = 0; i < names.Length; i++)
-                    names[i] = row[i].ToString();
-                columns = names.Select(_ => new List<string?>()).ToArray();
-                continue;
-            }
-            dataRow++;
-            // A ragged row is an error, but it stays (cut or padded with nulls) so that later rows keep their numbers.
-            if (row.ColCount != names.Length)
-                errors.Add(dataRow, $"has {row.ColCount} field{(row.ColCount == 1 ? "" : "s")}, the header has {names.Length}");
-            for (var i = 0; i < names.Length; i++)
-            {
-                var cell = i < row.ColCount ? row[i].ToString() : "";
-                columns[i].Add(cell.Length == 0 ? null : cell);
-            }
-        }
+        var seekable = EsfReader.Seekable(stream);
+        var start = seekable.Position;
+        var types = Infer(seekable, separator, errors, out var names, out var length);
         if (names is null)
         {
             errors.Add(null, "is empty: an ESF needs a header row with an 'id' column");
@@ -55,47 +33,185 @@ internal static class CsvEsfReader
         }
         if (!EsfColumns.CheckNames(names, errors))
             return null;
+        seekable.Position = start;
+        var columns = types.Select(t => t.Builder(length)).ToArray();
+        var header = true;
+        ForEachRow(seekable, separator, row =>
+        {
+            if (header)
+            {
+                header = false;
+                return;
+            }
+            for (var i = 0; i < columns.Length; i++)
+                columns[i].Append(i < row.ColCount ? row[i].Span : default);
+        });
 
         var fields = new List<Field>(names.Length);
         var arrays = new List<IArrowArray>(names.Length);
         for (var i = 0; i < names.Length; i++)
         {
-            var array = Infer(columns[i], integerOrString: names[i] == EsfColumns.Id);
+            var array = columns[i].Build();
             fields.Add(new Field(names[i], array.Data.DataType, nullable: true));
             arrays.Add(array);
         }
         var schema = new Schema(fields, null);
-        var length = columns.Length == 0 ? 0 : columns[0].Count;
         return new EsfContent(schema, length == 0 ? [] : [new RecordBatch(schema, arrays, length)]);
     }
 
-    private static IArrowArray Infer(List<string?> values, bool integerOrString)
+    private delegate void RowAction(SepReader.Row row);
+
+    /// <summary>Calls <paramref name="action"/> on the header and every data row, blank lines skipped.</summary>
+    private static void ForEachRow(Stream stream, char separator, RowAction action)
     {
-        var present = values.Where(v => v is not null).Select(v => v!).ToList();
-        if (present.Count > 0 && present.All(v => long.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
+        using var reader = Sep.New(separator)
+            .Reader(o => o with { HasHeader = false, Unescape = true, DisableColCountCheck = true })
+            .From(stream, leaveOpen: true);
+        foreach (var row in reader)
         {
-            var builder = new Int64Array.Builder();
-            foreach (var v in values)
-                if (v is null) builder.AppendNull(); else builder.Append(long.Parse(v, NumberStyles.Integer, CultureInfo.InvariantCulture));
-            return builder.Build();
+            if (row.ColCount == 1 && row[0].Span.IsWhiteSpace())
+                continue;
+            action(row);
         }
-        if (!integerOrString && present.Count > 0 && present.All(v => double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+    }
+
+    /// <summary>The first pass: the header, the number of data rows, ragged rows (errors) and each column's type.</summary>
+    private static ColumnType[] Infer(Stream stream, char separator, ErrorList errors, out string[]? names, out int length)
+    {
+        string[]? header = null;
+        var rows = 0;
+        ColumnType[] types = [];
+        ForEachRow(stream, separator, row =>
         {
-            var builder = new DoubleArray.Builder();
-            foreach (var v in values)
-                if (v is null) builder.AppendNull(); else builder.Append(double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture));
-            return builder.Build();
-        }
-        if (!integerOrString && present.Count > 0 && present.All(v => bool.TryParse(v, out _)))
+            if (header is null)
+            {
+                header = new string[row.ColCount];
+                for (var i = 0; i < header.Length; i++)
+                    header[i] = row[i].ToString();
+                types = header.Select(n => new ColumnType(n == EsfColumns.Id)).ToArray();
+                return;
+            }
+            rows++;
+            // A ragged row is an error, but it stays (cut or padded with nulls) so that later rows keep their numbers.
+            if (row.ColCount != header.Length)
+                errors.Add(rows, $"has {row.ColCount} field{(row.ColCount == 1 ? "" : "s")}, the header has {header.Length}");
+            for (var i = 0; i < header.Length && i < row.ColCount; i++)
+                types[i].See(row[i].Span);
+        });
+        names = header;
+        length = rows;
+        return types;
+    }
+
+    /// <summary>What the values of one column allow, narrowed value by value.</summary>
+    private sealed class ColumnType(bool integerOrString)
+    {
+        private bool any, integers = true, floats = !integerOrString, booleans = !integerOrString;
+        private long min = long.MaxValue, max = long.MinValue;
+
+        public void See(ReadOnlySpan<char> cell)
         {
-            var builder = new BooleanArray.Builder();
-            foreach (var v in values)
-                if (v is null) builder.AppendNull(); else builder.Append(bool.Parse(v));
-            return builder.Build();
+            if (cell.Length == 0) return;
+            any = true;
+            if (integers && long.TryParse(cell, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l))
+            {
+                min = Math.Min(min, l);
+                max = Math.Max(max, l);
+                return;
+            }
+            integers = false;
+            if (floats)
+            {
+                if (double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) return;
+                floats = false;
+            }
+            if (booleans && !bool.TryParse(cell, out _)) booleans = false;
         }
-        var strings = new StringArray.Builder();
-        foreach (var v in values)
-            if (v is null) strings.AppendNull(); else strings.Append(v);
-        return strings.Build();
+
+        public ColumnBuilder Builder(int length)
+        {
+            if (!any) return new StringColumn(length);
+            if (integers)
+            {
+                if (integerOrString) return new IntegerColumn<long, Int64Array, Int64Array.Builder>(new Int64Array.Builder(), length);
+                if (min >= byte.MinValue && max <= byte.MaxValue) return new IntegerColumn<byte, UInt8Array, UInt8Array.Builder>(new UInt8Array.Builder(), length);
+                if (min >= sbyte.MinValue && max <= sbyte.MaxValue) return new IntegerColumn<sbyte, Int8Array, Int8Array.Builder>(new Int8Array.Builder(), length);
+                if (min >= short.MinValue && max <= short.MaxValue) return new IntegerColumn<short, Int16Array, Int16Array.Builder>(new Int16Array.Builder(), length);
+                if (min >= int.MinValue && max <= int.MaxValue) return new IntegerColumn<int, Int32Array, Int32Array.Builder>(new Int32Array.Builder(), length);
+                return new IntegerColumn<long, Int64Array, Int64Array.Builder>(new Int64Array.Builder(), length);
+            }
+            if (floats) return new DoubleColumn(length);
+            if (booleans) return new BooleanColumn(length);
+            return new StringColumn(length);
+        }
+    }
+
+    /// <summary>Fills one typed column, cell by cell (an empty cell is a null).</summary>
+    private abstract class ColumnBuilder
+    {
+        public abstract void Append(ReadOnlySpan<char> cell);
+
+        public abstract IArrowArray Build();
+    }
+
+    private sealed class IntegerColumn<T, TArray, TBuilder> : ColumnBuilder
+        where T : struct, IBinaryInteger<T>
+        where TArray : PrimitiveArray<T>
+        where TBuilder : PrimitiveArrayBuilder<T, TArray, TBuilder>
+    {
+        private readonly TBuilder builder;
+
+        public IntegerColumn(TBuilder builder, int length)
+        {
+            this.builder = builder;
+            builder.Reserve(length);
+        }
+
+        public override void Append(ReadOnlySpan<char> cell)
+        {
+            if (cell.Length == 0) builder.AppendNull();
+            else builder.Append(T.CreateTruncating(long.Parse(cell, NumberStyles.Integer, CultureInfo.InvariantCulture)));
+        }
+
+        public override IArrowArray Build() => builder.Build();
+    }
+
+    private sealed class DoubleColumn(int length) : ColumnBuilder
+    {
+        private readonly DoubleArray.Builder builder = new DoubleArray.Builder().Reserve(length);
+
+        public override void Append(ReadOnlySpan<char> cell)
+        {
+            if (cell.Length == 0) builder.AppendNull();
+            else builder.Append(double.Parse(cell, NumberStyles.Float, CultureInfo.InvariantCulture));
+        }
+
+        public override IArrowArray Build() => builder.Build();
+    }
+
+    private sealed class BooleanColumn(int length) : ColumnBuilder
+    {
+        private readonly BooleanArray.Builder builder = new BooleanArray.Builder().Reserve(length);
+
+        public override void Append(ReadOnlySpan<char> cell)
+        {
+            if (cell.Length == 0) builder.AppendNull();
+            else builder.Append(bool.Parse(cell));
+        }
+
+        public override IArrowArray Build() => builder.Build();
+    }
+
+    private sealed class StringColumn(int length) : ColumnBuilder
+    {
+        private readonly StringArray.Builder builder = new StringArray.Builder().Reserve(length);
+
+        public override void Append(ReadOnlySpan<char> cell)
+        {
+            if (cell.Length == 0) builder.AppendNull();
+            else builder.Append(cell.ToString());
+        }
+
+        public override IArrowArray Build() => builder.Build();
     }
 }
