@@ -55,7 +55,7 @@ public class ObjectColumnTests
     {
         using var folder = new TempFolder();
         var error = Assert.Single(SampleEsf.CsvErrors(folder, "id,label\n1,3\n", b => b.DownloadColumns("label")));
-        Assert.Equal("download_columns names 'label', but that column holds int64 values, not object paths", error.Message);
+        Assert.Equal("download_columns names 'label', but that column holds uint8 values, not object paths", error.Message);
     }
 
     [Fact]
