@@ -24,6 +24,44 @@ if (args.FirstOrDefault() == "handloop")
     for (var i = 0; i < (args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1); i++) InSitu.Run(args[1..4]);
     return;
 }
+if (args.FirstOrDefault() == "startup")
+{
+    var clock = Stopwatch.StartNew();
+    var inputs = RapidFire.Host.ExperimentInputs.Check(args[1], args[2], args[3]);
+    Console.WriteLine($"inputs checked {clock.Elapsed.TotalSeconds:0.000} s");
+    using (var experiment = new RapidFire.Host.Experiment($"s{Guid.NewGuid():N}"[..12], Path.Combine(Path.GetTempPath(), "rf-startup")))
+    {
+        Console.WriteLine($"experiment created {clock.Elapsed.TotalSeconds:0.000} s");
+    }
+    Console.WriteLine($"experiment disposed {clock.Elapsed.TotalSeconds:0.000} s");
+    using (var experiment = new RapidFire.Host.Experiment($"s{Guid.NewGuid():N}"[..12], Path.Combine(Path.GetTempPath(), "rf-startup")))
+        Console.WriteLine($"second experiment created {clock.Elapsed.TotalSeconds:0.000} s");
+    return;
+}
+if (args.FirstOrDefault() == "rowprep")
+{
+    // RowPrep of the in-situ example over a whole ESF: per row alone, and through the prepared-example cache
+    var table = RapidFire.Spec.Data.DataHandle.Builder(Path.GetDirectoryName(Path.GetFullPath(args[1]))!).Train(Path.GetFileName(args[1])).Build().Open(RapidFire.Spec.Mode.Train);
+    var spec = RapidFire.Spec.Compilation.SpecCompiler.CompileFile(Path.Combine(Bench.FindRepo(), "examples", "mnist-insitu", "MnistPixelsSpec.cs")).CreateInstance();
+    var cfg = new RapidFire.Spec.Config([new("hidden", 256L)]);
+    for (var rep = 0; rep < 3; rep++)
+    {
+        var clock = Stopwatch.StartNew();
+        using (var scope = TorchSharp.torch.NewDisposeScope())
+            for (var r = 0; r < table.RowCount; r++) spec.RowPrep(table[r], cfg, RapidFire.Spec.Mode.Train);
+        var alone = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        using var cache = new RapidFire.Actors.Data.PreparedExamples(true, 1L << 32);
+        foreach (var rows in Enumerable.Range(0, table.RowCount).Chunk(64))
+            RapidFire.Actors.Data.TensorTree.Dispose(cache.Prepare(spec, table, rows, cfg, RapidFire.Spec.Mode.Train).Batch.Value);
+        var cached = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        foreach (var rows in Enumerable.Range(0, table.RowCount).Chunk(64))
+            RapidFire.Actors.Data.TensorTree.Dispose(cache.Prepare(spec, table, rows, cfg, RapidFire.Spec.Mode.Train).Batch.Value);
+        Console.WriteLine($"{table.RowCount} rows: RowPrep alone {alone * 1e6 / table.RowCount:0.0} us/row, first epoch through the cache {cached * 1e6 / table.RowCount:0.0} us/row, warm {clock.Elapsed.TotalSeconds * 1e6 / table.RowCount:0.0} us/row");
+    }
+    return;
+}
 var which = args.FirstOrDefault(a => !a.StartsWith("--")) ?? "all";
 string Option(string name, string fallback) =>
     args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;

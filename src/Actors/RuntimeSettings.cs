@@ -12,7 +12,11 @@ namespace RapidFire.Actors;
 /// <param name="Prefetch">Minibatches each device has prepared or in preparation ahead of its trainer.</param>
 /// <param name="Loaders">DataLoaderActors preparing minibatches (0: half the cores, at least one).</param>
 /// <param name="TorchThreads">libtorch's intra-op threads, process-wide (0: the cores, shared among the CPU devices).</param>
-/// <param name="SaveStrategy">When runs are checkpointed: after every <c>chunk</c>, every <c>epoch</c>, or <c>none</c>.</param>
+/// <param name="SaveStrategy">
+/// When runs are checkpointed: <c>time</c> (at every epoch's end, and after the first chunk that ends
+/// <see cref="CheckpointInterval"/> or more after the run's last checkpoint), after every <c>chunk</c>, every
+/// <c>epoch</c>, or <c>none</c>.
+/// </param>
 /// <param name="KeepCheckpoints">Chunk checkpoints kept per run besides every epoch's last and the final one.</param>
 /// <param name="SnapshotEvery">A run's state is snapshotted every this many journal events.</param>
 /// <param name="JournalIdPrefix">Prefix of the persistence ids (the experiment's name and a slash), so experiments can share a database.</param>
@@ -25,6 +29,7 @@ namespace RapidFire.Actors;
 /// need not move through the checkpoint store); off, any free device. Fairness decides the order of the runs either way.
 /// Null: on (and left out of the journaled settings).
 /// </param>
+/// <param name="CheckpointInterval">The <c>time</c> strategy's interval in seconds (null: 30).</param>
 /// <param name="PrepCache">
 /// Whether what <c>RowPrep</c> returns is kept and reused in later epochs and by runs that read the same knobs (see
 /// <c>PreparedExamples</c>). Null: on. Results are the same either way, so it is a node's choice, left out of the
@@ -32,8 +37,9 @@ namespace RapidFire.Actors;
 /// </param>
 /// <param name="PrepCacheMaxBytes">The most bytes of prepared examples kept per node (null: a quarter of the memory the process may use).</param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
-    int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "chunk", int KeepCheckpoints = 2, int SnapshotEvery = 100,
-    string JournalIdPrefix = "", bool? CheckReplicas = null, bool? Locality = null, bool? PrepCache = null, long? PrepCacheMaxBytes = null)
+    int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "time", int KeepCheckpoints = 2, int SnapshotEvery = 100,
+    string JournalIdPrefix = "", bool? CheckReplicas = null, bool? Locality = null, bool? PrepCache = null, long? PrepCacheMaxBytes = null,
+    double? CheckpointInterval = null)
 {
 #if DEBUG
     private const bool DebugBuild = true;
@@ -72,7 +78,9 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
             },
             Locality: section.GetBoolean("locality", true) ? null : false,
             PrepCache: section.GetBoolean("prep-cache", true) ? null : false,
-            PrepCacheMaxBytes: section.GetByteSize("prep-cache-max-bytes") is > 0 and var max ? max : null).Validated();
+            PrepCacheMaxBytes: section.GetByteSize("prep-cache-max-bytes") is > 0 and var max ? max : null,
+            CheckpointInterval: section.GetTimeSpan("checkpoint-interval", TimeSpan.FromSeconds(30)) is var interval && interval != TimeSpan.FromSeconds(30)
+                ? interval.TotalSeconds : null).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
@@ -82,6 +90,10 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
     /// <summary>The byte cap of the prepared-example cache (see <see cref="PrepCacheMaxBytes"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public long PrepCacheBytes => PrepCacheMaxBytes ?? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4;
+
+    /// <summary>The <c>time</c> save strategy's interval in seconds (see <see cref="CheckpointInterval"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double CheckpointSeconds => CheckpointInterval ?? 30;
 
     /// <summary>Whether prepared examples are cached (see <see cref="PrepCache"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -104,8 +116,9 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
         if (Prefetch < 1) errors.Add(new("prefetch", $"must be a whole number >= 1, got {Prefetch}"));
         if (Loaders < 0) errors.Add(new("loaders", $"must be >= 0 (0: one per core), got {Loaders}"));
         if (TorchThreads < 0) errors.Add(new("torch-threads", $"must be >= 0 (0: automatic), got {TorchThreads}"));
-        if (SaveStrategy is not ("chunk" or "epoch" or "none"))
-            errors.Add(new("save-strategy", $"must be chunk, epoch or none, got '{SaveStrategy}'"));
+        if (SaveStrategy is not ("time" or "chunk" or "epoch" or "none"))
+            errors.Add(new("save-strategy", $"must be time, chunk, epoch or none, got '{SaveStrategy}'"));
+        if (CheckpointInterval is <= 0) errors.Add(new("checkpoint-interval", $"must be a positive duration, got {CheckpointInterval} s"));
         if (KeepCheckpoints < 1) errors.Add(new("keep-checkpoints", $"must be >= 1, got {KeepCheckpoints}"));
         if (PrepCacheMaxBytes < 0) errors.Add(new("prep-cache-max-bytes", $"must be > 0 (or 0 for a quarter of the memory), got {PrepCacheMaxBytes}"));
         if (SnapshotEvery < 1) errors.Add(new("snapshot-every", $"must be >= 1, got {SnapshotEvery}"));

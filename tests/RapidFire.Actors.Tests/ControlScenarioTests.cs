@@ -87,6 +87,23 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
             Assert.True(tensor.allclose(actual[name], rtol: 0, atol: 0), $"parameter {name} differs");
     }
 
+    [Theory]
+    [InlineData(3600.0, "e0000-c0002 e0001-c0002")]                                                    // epoch ends only
+    [InlineData(1e-9, "e0000-c0000 e0000-c0001 e0000-c0002 e0001-c0000 e0001-c0001 e0001-c0002")]  // every chunk is an interval on
+    public async Task The_time_save_strategy_checkpoints_every_epoch_end_and_the_first_chunk_an_interval_after_the_last_checkpoint(
+        double interval, string expected)
+    {
+        var journaled = CreateTestProbe();
+        Sys.EventStream.Subscribe(journaled.Ref, typeof(RunJournaled));
+        var (fit, _) = Fit(new RuntimeSettings(Chunks: 3, Devices: "cpu", SaveStrategy: "time", CheckpointInterval: interval));
+        var result = await Start(fit, Config(("hidden", 8L)));
+
+        Assert.Equal(RunStatus.Completed, result.Runs[0].Status);
+        var written = journaled.ReceiveWhile(TimeSpan.FromMilliseconds(500), m => m)
+            .Select(m => m is RunJournaled { Event: ChunkCompleted { Checkpoint: { } c } } ? c : null).OfType<RapidFire.Actors.Checkpoints.CheckpointRef>();
+        Assert.Equal(expected, string.Join(" ", written.Select(c => $"e{c.Epoch:0000}-c{c.Chunk:0000}")));
+    }
+
     [Fact]
     public async Task A_stop_waits_for_the_chunk_boundary_and_a_resume_ends_bit_identical_to_an_uninterrupted_run()
     {
@@ -119,7 +136,8 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
     [Fact]
     public async Task A_warm_clone_starts_from_the_parents_state_at_the_chunk_after_its_last_finished_one_with_its_new_learning_rate()
     {
-        var (fit, s) = Fit(new RuntimeSettings(Chunks: 4, Devices: "cpu"));
+        // A checkpoint per chunk, to compare the clone's first checkpoint with the parent's at the same chunk.
+        var (fit, s) = Fit(new RuntimeSettings(Chunks: 4, Devices: "cpu", SaveStrategy: "chunk"));
         var done = Start(fit, Config(("hidden", 8L), ("sleep_ms", 10L)), Config(("hidden", 6L), ("sleep_ms", 10L)));
         await TrainingOf(fit, 1);
         var clone = Applied(Operate(fit, ControlOp.CloneOf(1, new Dictionary<string, string> { ["optimizer.lr"] = "0.002" }, warm: true), newRunId: 3));

@@ -44,7 +44,8 @@ public sealed class JournalFaultTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         var journaled = new List<RunJournaled>();
         var probe = CreateTestProbe();
         Sys.EventStream.Subscribe(probe, typeof(RunJournaled));
-        var settings = new RuntimeSettings(Chunks: 3, JournalIdPrefix: $"{prefix}/");
+        // A checkpoint per chunk: the restarted run resumes from the chunk before the failed write, so no chunk is trained twice.
+        var settings = new RuntimeSettings(Chunks: 3, JournalIdPrefix: $"{prefix}/", SaveStrategy: "chunk");
         var s = new TrainingServices(() => new TinySpec(), data.Handle, settings,
             new TrainingServices.Storage(new LocalCheckpointStore(Path.Combine(checkpoints, prefix))));
         services.Add(s);

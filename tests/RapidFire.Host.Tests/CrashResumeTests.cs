@@ -131,14 +131,17 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
     [Fact]
     public async Task A_corrupt_checkpoint_falls_back_to_the_previous_one_with_a_warning_naming_the_file()
     {
-        var experiment = await KilledFit("corrupt");
+        // A checkpoint per chunk, so that the fallback goes back by exactly one chunk.
+        var settings = Path.Combine(full.Directory, "chunk-checkpoints.conf");
+        File.WriteAllText(settings, "rapidfire.save-strategy = chunk");
+        var experiment = await KilledFit("corrupt", "--settings", settings);
         var store = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
         var newest = JournaledCheckpoint(experiment, $"{Path.GetFileName(experiment)}/run-1");
         var file = store.Describe(newest);
         var bytes = File.ReadAllBytes(file);
         File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
 
-        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments);
+        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments, "--settings", settings);
 
         Assert.True(code == 0, output);
         Assert.Contains($"warning: run 1: checkpoint '{file}' is corrupt", output);

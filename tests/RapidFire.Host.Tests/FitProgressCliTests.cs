@@ -66,7 +66,7 @@ public sealed class FitProgressCliTests(TrainedExperiment fit) : IClassFixture<T
         }
         Assert.Matches(new Regex(@"^training: \d/\d chunks, 0/[12] runs ended \(\d+%\)$", RegexOptions.Multiline), fit.Out);
         Assert.Matches(new Regex(@"^training: 8/8 chunks, [01]/2 runs ended \(100%\)$", RegexOptions.Multiline), fit.Out);
-        Assert.Matches(new Regex(@"^checkpoints: 1 written, last run-[12]/e0000-c0000\.ckpt$", RegexOptions.Multiline), fit.Out);
+        Assert.Matches(new Regex(@"^checkpoints: 1 written, last run-[12]/e0000-c0001\.ckpt$", RegexOptions.Multiline), fit.Out);
         Assert.Contains("run 2: Completed (epochs) after 2 epoch(s)", fit.Out);
         Assert.DoesNotContain('\u001b', fit.Out);
         Assert.DoesNotContain('\u001b', fit.Err);

@@ -83,17 +83,28 @@ internal sealed class ExampleLayout
     public Tensor[] Allocate(int rows) =>
         leaves.Select(l => torch.empty([rows, .. l.Shape], l.Type, l.Device)).ToArray();
 
-    /// <summary>Copies <paramref name="example"/> into row <paramref name="row"/>; false, with why, when its shape differs.</summary>
-    public bool Write(object example, Tensor[] columns, int row, out string? problem)
+    /// <summary>
+    /// Copies <paramref name="examples"/> into rows <paramref name="rows"/>: one <c>index_copy_</c> per member, not a copy
+    /// per row. False, with why, when an example's structure or a member's shape or type differs (nothing is written then).
+    /// </summary>
+    public bool Write(IReadOnlyList<object> examples, IReadOnlyList<int> rows, Tensor[] columns, out string? problem)
     {
+        var members = new Tensor[leaves.Count][];
+        for (var m = 0; m < members.Length; m++) members[m] = new Tensor[examples.Count];
         var tensors = new Tensor[leaves.Count];
-        problem = Match(root, example, tensors, "");
-        if (problem is not null) return false;
-        using var _ = torch.no_grad();
-        for (var i = 0; i < tensors.Length; i++)
+        for (var i = 0; i < examples.Count; i++)
         {
-            using var slot = columns[i][row];
-            slot.copy_(tensors[i]);
+            problem = Match(root, examples[i], tensors, "");
+            if (problem is not null) return false;
+            for (var m = 0; m < tensors.Length; m++) members[m][i] = tensors[m];
+        }
+        problem = null;
+        using var _ = torch.no_grad();
+        using var index = torch.tensor(rows.Select(r => (long)r).ToArray());
+        for (var m = 0; m < members.Length; m++)
+        {
+            using var stacked = torch.stack(members[m]);
+            columns[m].index_copy_(0, index, stacked);
         }
         return true;
     }

@@ -300,13 +300,11 @@ public sealed class PreparedExamples : IDisposable
                 foreach (var column in columns) scope.Detach(column); // they outlive the scope the rows were prepared in
                 Bytes = size;
             }
-            for (var i = 0; i < rows.Count; i++)
-            {
-                if (present[rows[i]]) continue;
-                if (!layout.Write(examples[i], columns!, rows[i], out problem)) return false;
-                present[rows[i]] = true;
-                count++;
-            }
+            var fresh = Enumerable.Range(0, rows.Count).Where(i => !present[rows[i]]).ToList();
+            if (fresh.Count == 0) return true;
+            if (!layout.Write(fresh.Select(i => examples[i]).ToList(), fresh.Select(i => rows[i]).ToList(), columns!, out problem)) return false;
+            foreach (var i in fresh) present[rows[i]] = true;
+            count += fresh.Count;
             return true;
         }
 

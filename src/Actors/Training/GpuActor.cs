@@ -330,11 +330,12 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         {
             var lastOfEpoch = task.Task.Chunk == task.Order.ChunksPerEpoch - 1;
             if (outcome is Trained && lastOfEpoch) state.Scheduler?.step();
-            if (outcome is Trained trained && CheckpointAfter(task.Task, lastOfEpoch))
+            if (outcome is Trained trained && CheckpointAfter(task.Task, lastOfEpoch, state))
             {
                 // The swap to host memory is synchronous; the run writes the bytes to disk off this thread.
                 var key = new CheckpointRef(task.Task.RunId, task.Task.Epoch, task.Task.Chunk);
                 services.PendingCheckpoints[key] = RunStateCodec.Capture(state);
+                state.CheckpointedAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 outcome = trained with { Checkpoint = key, Holder = checkpointHolder };
             }
             state.MoveTo("cpu");
@@ -434,12 +435,19 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             : failure;
 
     /// <summary>
-    /// Whether the state after a chunk is checkpointed: as the save strategy says; on a cluster node after every chunk,
+    /// Whether the state after a chunk is checkpointed: as the save strategy says (<c>time</c>: at an epoch's end, and
+    /// after a chunk that ends <c>checkpoint-interval</c> or more after the run's last checkpoint); on a cluster node after every chunk,
     /// since the run's next chunk may be trained on another node, which restores it from the store.
     /// </summary>
-    private bool CheckpointAfter(RunTask task, bool lastOfEpoch) =>
+    private bool CheckpointAfter(RunTask task, bool lastOfEpoch, RunModel state) =>
         services.Checkpoints is not null && task.Kind == TaskKind.Train &&
-        (checkpointHolder is not null || services.Settings.SaveStrategy == "chunk" || (services.Settings.SaveStrategy == "epoch" && lastOfEpoch));
+        (checkpointHolder is not null || services.Settings.SaveStrategy switch
+        {
+            "chunk" => true,
+            "epoch" => lastOfEpoch,
+            "time" => lastOfEpoch || System.Diagnostics.Stopwatch.GetElapsedTime(state.CheckpointedAt).TotalSeconds >= services.Settings.CheckpointSeconds,
+            _ => false,
+        });
 
     /// <summary>The chunks a run has trained when <paramref name="task"/> starts.</summary>
     private static int PositionBefore(RunTask task, int chunksPerEpoch) =>

@@ -32,6 +32,13 @@ public sealed class RunModel : IDisposable
     public string Device { get; private set; } = "cpu";
 
     /// <summary>
+    /// When this state was last as good as a checkpoint (<see cref="System.Diagnostics.Stopwatch"/> ticks): when it was
+    /// created or restored, or last captured for one. The <c>time</c> save strategy checkpoints again once
+    /// <c>checkpoint-interval</c> has passed since.
+    /// </summary>
+    public long CheckpointedAt { get; set; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>
     /// Creates a run's state: the weights are initialized under <paramref name="seed"/>, so the same config and seed
     /// give the same model wherever and whenever it is created.
     /// </summary>

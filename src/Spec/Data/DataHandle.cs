@@ -222,10 +222,56 @@ public sealed class DataHandle
     private (EsfContent Content, EsfCheck.Result Result)? Read(Mode mode, Locator locator, IDataStorage storage,
         ObjectsRoot objects, bool checkObjectFiles, ErrorList errors)
     {
+        var mayLackDownloadColumns = mode == Mode.Predict && Partitions.Count > 1;
+        var key = RecentReads.KeyOf(locator, $"{string.Join('\n', DownloadColumns ?? [])}|{mayLackDownloadColumns}|{objects.LocalDirectory}|{checkObjectFiles}");
+        if (key is not null && RecentReads.Get(key) is { } recent) return recent;
+        var read = ReadUncached(locator, storage, objects, checkObjectFiles, mayLackDownloadColumns, errors);
+        if (key is not null && read is not null && errors.Count == 0) RecentReads.Put(key, read.Value);
+        return read;
+    }
+
+    /// <summary>
+    /// The last few local ESFs read and checked in this process, by path, size, time and what the check depends on:
+    /// a fit's validation, the fit, and test or predict after it read each file once. The contents are immutable Arrow
+    /// batches, so tables opened from one share it.
+    /// </summary>
+    private static class RecentReads
+    {
+        private const int Capacity = 4;
+        private static readonly List<(string Key, (EsfContent, EsfCheck.Result) Read)> Entries = [];
+
+        public static string? KeyOf(Locator locator, string check)
+        {
+            if (locator is not LocalLocator local) return null;
+            var info = new FileInfo(local.FullPath);
+            return info.Exists ? $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}|{check}" : null;
+        }
+
+        public static (EsfContent, EsfCheck.Result)? Get(string key)
+        {
+            lock (Entries)
+                foreach (var (k, read) in Entries)
+                    if (k == key) return read;
+            return null;
+        }
+
+        public static void Put(string key, (EsfContent, EsfCheck.Result) read)
+        {
+            lock (Entries)
+            {
+                Entries.RemoveAll(e => e.Key == key);
+                if (Entries.Count == Capacity) Entries.RemoveAt(0);
+                Entries.Add((key, read));
+            }
+        }
+    }
+
+    private (EsfContent Content, EsfCheck.Result Result)? ReadUncached(Locator locator, IDataStorage storage,
+        ObjectsRoot objects, bool checkObjectFiles, bool mayLackDownloadColumns, ErrorList errors)
+    {
         var content = EsfReader.Read(locator, storage, errors);
         if (content is null)
             return null;
-        var mayLackDownloadColumns = mode == Mode.Predict && Partitions.Count > 1;
         var result = EsfCheck.Run(content, errors, DownloadColumns, mayLackDownloadColumns, objects, checkObjectFiles);
         return result is null ? null : (content, result);
     }

@@ -141,7 +141,7 @@ public class EventSchemaTests
     private static readonly RuntimeSettings Settings = new(Loaders: 3);
 
     private const string FitJsonStart =
-        """{"FitId":1,"Spec":{"TypeName":"My.Spec, My","Name":"My.Spec"},"DataHandleJson":"{}","DataDirectory":"/data","Settings":{"Chunks":4,"Devices":"cpu","Seed":42,"Prefetch":4,"Loaders":3,"TorchThreads":0,"SaveStrategy":"chunk","KeepCheckpoints":2,"SnapshotEvery":100,"JournalIdPrefix":""}""";
+        """{"FitId":1,"Spec":{"TypeName":"My.Spec, My","Name":"My.Spec"},"DataHandleJson":"{}","DataDirectory":"/data","Settings":{"Chunks":4,"Devices":"cpu","Seed":42,"Prefetch":4,"Loaders":3,"TorchThreads":0,"SaveStrategy":"time","KeepCheckpoints":2,"SnapshotEvery":100,"JournalIdPrefix":""}""";
 
     [Fact]
     public void A_fit_definition_without_a_pruning_rule_leaves_it_out()
