@@ -57,6 +57,11 @@ public static class FitCommand
             {
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
+            // The experiment's runtime starts (its actor system and journal: a second or more of a cold process) on the
+            // other core while the inputs are checked; invalid inputs close it and remove the folder it had just made.
+            var experimentsDir = parse.GetValue(dir)!.FullName;
+            var newDirectory = !Directory.Exists(experimentsDir);
+            var opening = Task.Run(() => new Experiment(parse.GetValue(name)!, experimentsDir, hocon));
             ExperimentInputs inputs;
             try
             {
@@ -65,10 +70,12 @@ public static class FitCommand
             }
             catch (ConfigException e)
             {
+                await Discard(opening, newDirectory);
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
             if (inputs.Problems.Count > 0)
             {
+                await Discard(opening, newDirectory);
                 ValidateCommand.Report(inputs, stdout, stderr);
                 return RapidFireCli.InvalidInput;
             }
@@ -78,18 +85,43 @@ public static class FitCommand
                 // On a cluster a run asking for more devices than this node has waits for a worker that has them.
                 if (!ClusterOptions.IsCluster(hocon) &&
                     Experiment.DeviceProblems(inputs.Runs, options.Devices ?? Actors.RuntimeSettings.From(hocon ?? Akka.Configuration.Config.Empty).Devices) is { Count: > 0 } problems)
+                {
+                    await Discard(opening, newDirectory);
                     return RapidFireCli.Rejected(problems, stderr);
+                }
             }
             catch (ConfigException e)
             {
+                await Discard(opening, newDirectory);
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
-            return await Watch(() => new Experiment(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
+            return await Watch(() => opening.GetAwaiter().GetResult(),
                 _ => Task.FromResult(inputs.Runs),
                 experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),
                 serving, parse, hocon, stdout, stderr);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Closes an experiment opened for a fit that will not run, and removes the folder it made (it was new), and the
+    /// experiments directory with its lock file when this fit made that too.
+    /// </summary>
+    private static async Task Discard(Task<Experiment> opening, bool newDirectory)
+    {
+        try
+        {
+            var experiment = await opening;
+            experiment.Dispose();
+            Directory.Delete(experiment.Path, recursive: true);
+            var parent = Path.GetDirectoryName(experiment.Path)!;
+            if (newDirectory && Directory.EnumerateFileSystemEntries(parent).All(e => Path.GetFileName(e) == ".rapidfire.lock"))
+                Directory.Delete(parent, recursive: true);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or RapidFireException)
+        {
+            // it did not open (its name exists, the directory is busy...): nothing to close
+        }
     }
 
     /// <summary>The <c>resume</c> command: finishes the fit a crash interrupted, with the same live table.</summary>

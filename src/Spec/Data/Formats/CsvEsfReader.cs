@@ -23,9 +23,8 @@ internal static class CsvEsfReader
 {
     public static EsfContent? Read(Stream stream, char separator, ErrorList errors)
     {
-        var seekable = EsfReader.Seekable(stream);
-        var start = seekable.Position;
-        var types = Infer(seekable, separator, errors, out var names, out var length);
+        var bytes = Bytes(stream);
+        var types = Infer(bytes, separator, errors, out var names, out var length);
         if (names is null)
         {
             errors.Add(null, "is empty: an ESF needs a header row with an 'id' column");
@@ -33,18 +32,20 @@ internal static class CsvEsfReader
         }
         if (!EsfColumns.CheckNames(names, errors))
             return null;
-        seekable.Position = start;
         var columns = types.Select(t => t.Builder(length)).ToArray();
-        var header = true;
-        ForEachRow(seekable, separator, row =>
+        ForEachSlice(columns.Length, (from, to) =>
         {
-            if (header)
+            var header = true;
+            ForEachRow(bytes, separator, row =>
             {
-                header = false;
-                return;
-            }
-            for (var i = 0; i < columns.Length; i++)
-                columns[i].Append(i < row.ColCount ? row[i].Span : default);
+                if (header)
+                {
+                    header = false;
+                    return;
+                }
+                for (var i = from; i < to; i++)
+                    columns[i].Append(i < row.ColCount ? row[i].Span : default);
+            });
         });
 
         var fields = new List<Field>(names.Length);
@@ -59,14 +60,38 @@ internal static class CsvEsfReader
         return new EsfContent(schema, length == 0 ? [] : [new RecordBatch(schema, arrays, length)]);
     }
 
+    /// <summary>The file's bytes (each pass reads them again, from memory).</summary>
+    private static ArraySegment<byte> Bytes(Stream stream)
+    {
+        if (stream is MemoryStream memory && memory.TryGetBuffer(out var buffer)) return buffer[(int)memory.Position..];
+        var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return new ArraySegment<byte>(copy.GetBuffer(), 0, (int)copy.Length);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> over slices of the columns, one per core (up to 4) for a wide file: every slice reads
+    /// all rows, so the cells' parsing, the costly part, is shared out while each row is split into fields once per core.
+    /// </summary>
+    private static void ForEachSlice(int columns, Action<int, int> work)
+    {
+        var slices = columns >= 64 ? Math.Clamp(Environment.ProcessorCount, 1, 4) : 1;
+        if (slices == 1)
+        {
+            work(0, columns);
+            return;
+        }
+        Parallel.For(0, slices, s => work(columns * s / slices, columns * (s + 1) / slices));
+    }
+
     private delegate void RowAction(SepReader.Row row);
 
     /// <summary>Calls <paramref name="action"/> on the header and every data row, blank lines skipped.</summary>
-    private static void ForEachRow(Stream stream, char separator, RowAction action)
+    private static void ForEachRow(ArraySegment<byte> bytes, char separator, RowAction action)
     {
         using var reader = Sep.New(separator)
             .Reader(o => o with { HasHeader = false, Unescape = true, DisableColCountCheck = true })
-            .From(stream, leaveOpen: true);
+            .From(new MemoryStream(bytes.Array!, bytes.Offset, bytes.Count, writable: false));
         foreach (var row in reader)
         {
             if (row.ColCount == 1 && row[0].Span.IsWhiteSpace())
@@ -76,31 +101,67 @@ internal static class CsvEsfReader
     }
 
     /// <summary>The first pass: the header, the number of data rows, ragged rows (errors) and each column's type.</summary>
-    private static ColumnType[] Infer(Stream stream, char separator, ErrorList errors, out string[]? names, out int length)
+    private static ColumnType[] Infer(ArraySegment<byte> bytes, char separator, ErrorList errors, out string[]? names, out int length)
     {
         string[]? header = null;
         var rows = 0;
-        ColumnType[] types = [];
-        ForEachRow(stream, separator, row =>
+        ForEachRow(bytes, separator, row =>
         {
             if (header is null)
             {
                 header = new string[row.ColCount];
                 for (var i = 0; i < header.Length; i++)
                     header[i] = row[i].ToString();
-                types = header.Select(n => new ColumnType(n == EsfColumns.Id)).ToArray();
                 return;
             }
             rows++;
             // A ragged row is an error, but it stays (cut or padded with nulls) so that later rows keep their numbers.
             if (row.ColCount != header.Length)
                 errors.Add(rows, $"has {row.ColCount} field{(row.ColCount == 1 ? "" : "s")}, the header has {header.Length}");
-            for (var i = 0; i < header.Length && i < row.ColCount; i++)
-                types[i].See(row[i].Span);
         });
         names = header;
         length = rows;
+        if (header is null) return [];
+        var types = header.Select(n => new ColumnType(n == EsfColumns.Id)).ToArray();
+        ForEachSlice(types.Length, (from, to) =>
+        {
+            var first = true;
+            ForEachRow(bytes, separator, row =>
+            {
+                if (first)
+                {
+                    first = false;
+                    return;
+                }
+                for (var i = from; i < to && i < row.ColCount; i++)
+                    types[i].See(row[i].Span);
+            });
+        });
         return types;
+    }
+
+    /// <summary>
+    /// An integer cell: plain digits with an optional sign are read directly (most cells of a numeric ESF; several
+    /// times faster than <see cref="long.TryParse(ReadOnlySpan{char}, NumberStyles, IFormatProvider, out long)"/>),
+    /// anything else as <see cref="NumberStyles.Integer"/> does.
+    /// </summary>
+    private static bool ParseInteger(ReadOnlySpan<char> cell, out long value)
+    {
+        var negative = cell.Length > 1 && cell[0] == '-';
+        var digits = negative || (cell.Length > 1 && cell[0] == '+') ? cell[1..] : cell;
+        if (digits.Length is > 0 and <= 18)
+        {
+            long v = 0;
+            foreach (var c in digits)
+            {
+                var d = c - '0';
+                if ((uint)d > 9) return long.TryParse(cell, NumberStyles.Integer, CultureInfo.InvariantCulture, out value);
+                v = v * 10 + d;
+            }
+            value = negative ? -v : v;
+            return true;
+        }
+        return long.TryParse(cell, NumberStyles.Integer, CultureInfo.InvariantCulture, out value);
     }
 
     /// <summary>What the values of one column allow, narrowed value by value.</summary>
@@ -113,7 +174,7 @@ internal static class CsvEsfReader
         {
             if (cell.Length == 0) return;
             any = true;
-            if (integers && long.TryParse(cell, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l))
+            if (integers && ParseInteger(cell, out var l))
             {
                 min = Math.Min(min, l);
                 max = Math.Max(max, l);
@@ -170,7 +231,7 @@ internal static class CsvEsfReader
         public override void Append(ReadOnlySpan<char> cell)
         {
             if (cell.Length == 0) builder.AppendNull();
-            else builder.Append(T.CreateTruncating(long.Parse(cell, NumberStyles.Integer, CultureInfo.InvariantCulture)));
+            else builder.Append(T.CreateTruncating(ParseInteger(cell, out var value) ? value : throw new FormatException($"'{cell}' is no integer")));
         }
 
         public override IArrowArray Build() => builder.Build();
