@@ -34,4 +34,19 @@ hf validate -n "rapidfire validate, 30,000 rows" "$R validate --spec examples/mn
 for side in "$(fit 30k one-1 "--settings $work/off.conf")" "$(loop 30k 1)" "$R validate --spec examples/mnist-insitu/MnistPixelsSpec.cs --data $work/h30k.json --config $work/one-1.json"; do
   eval "/usr/bin/time -f 'peak %M KB, %e s: ${side%% --*}' $side" 2>&1 >/dev/null | tail -1
 done | tee "$out/insitu-memory.txt"
+# The README's PNG example: one CNN config, steady epochs against the loop that decodes the PNGs once
+for e in 1 4; do
+  echo "{\"search\": \"grid\", \"user_knobs\": {\"model_type\": \"cnn\", \"hidden\": 128, \"dropout\": 0.1}, \"train\": {\"epochs\": $e, \"batch_size\": 64, \"optimizer\": {\"name\": \"Adam\", \"args\": {\"lr\": 0.003}}}, \"named_metrics\": [\"top1_accuracy\"]}" > "$work/cnn-$e.json"
+done
+png() { echo "$R fit --spec examples/mnist/MnistSpec.cs --data examples/mnist/datahandle.json --config $work/$1.json --experiment e\$(date +%s%N) --dir $work/exp $2"; }
+hf cnn-4-epochs -n "rapidfire fit, CNN, 4 epochs" "$(png cnn-4 "")" -n "hand-written CNN, 4 epochs" "$B handloop png examples/mnist/data 4"
+hf cnn-1-epoch -n "rapidfire fit, CNN, 1 epoch" "$(png cnn-1 "")" -n "hand-written CNN, 1 epoch" "$B handloop png examples/mnist/data 1"
+# 32 configs vs 4 on the PNG example, one epoch each (the data is prepared once either way)
+lrs() { python3 -c "import sys; n=int(sys.argv[1]); print(', '.join(str(round(0.0005*(i+1), 5)) for i in range(n)))" "$1"; }
+for k in 4 32; do
+  echo "{\"search\": \"grid\", \"user_knobs\": {\"model_type\": [\"mlp\", \"cnn\"], \"hidden\": 128, \"dropout\": 0.1}, \"train\": {\"epochs\": 1, \"batch_size\": 64, \"optimizer\": {\"name\": \"Adam\", \"args\": {\"lr\": [$(lrs $((k / 2)))]}}}, \"named_metrics\": [\"top1_accuracy\"]}" > "$work/k$k.json"
+done
+hyperfine --runs 2 --export-markdown "$out/insitu-32-vs-4.md" -n "rapidfire fit, 4 configs, 1 epoch" "$(png k4 "--settings $work/off.conf")" -n "rapidfire fit, 32 configs, 1 epoch" "$(png k32 "--settings $work/off.conf")"
+# data preparation of 4 configs vs 1 (RowPrep's thread CPU time, in one process)
+$B prep "$work/h3k.json" 4 3 | tee "$out/insitu-prep.txt"
 rm -rf "$work"

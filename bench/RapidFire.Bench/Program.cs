@@ -24,6 +24,12 @@ if (args.FirstOrDefault() == "handloop")
     for (var i = 0; i < (args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1); i++) InSitu.Run(args[1..4]);
     return;
 }
+if (args.FirstOrDefault() == "prep")
+{
+    // prep HANDLE.json K EPOCHS: data-preparation CPU seconds of K configs vs 1
+    await PrepBench.Run(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+    return;
+}
 if (args.FirstOrDefault() == "open")
 {
     for (var rep = 0; rep < 3; rep++)
