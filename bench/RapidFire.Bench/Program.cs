@@ -77,7 +77,8 @@ if (args.FirstOrDefault() == "steady")
 {
     // where a steady epoch's time goes: the device's busy and waiting seconds per task, against the wall clock
     using var experiment = new RapidFire.Host.Experiment($"st{Guid.NewGuid():N}"[..12], Path.Combine(Path.GetTempPath(), "rf-steady"),
-        Akka.Configuration.ConfigurationFactory.ParseString("rapidfire { journal.provider = memory, save-strategy = none, torch-threads = " + (args.Length > 4 ? args[4] : "0") + " }"));
+        Akka.Configuration.ConfigurationFactory.ParseString(args.Length > 5 && args[5] == "persistent" ? "rapidfire.torch-threads = 0"
+            : "rapidfire { journal.provider = memory, save-strategy = none, torch-threads = " + (args.Length > 4 ? args[4] : "0") + " }"));
     var tasks = new List<(double At, RapidFire.Actors.Training.GpuProtocol.TaskFinished Done)>();
     var clock = Stopwatch.StartNew();
     experiment.Progress += e => { if (e is RapidFire.Host.TaskDone d) lock (tasks) tasks.Add((clock.Elapsed.TotalSeconds, d.Task)); };

@@ -100,22 +100,19 @@ public sealed class PreparedExamples : IDisposable
             if (!probed || entry is null || !Add(entry, missing, items, scope))
                 return missing.SequenceEqual(rows) // not cached after all: the examples just prepared make the minibatch
                     ? MinibatchPreparation.Collated(spec, items, ids, tracked, mode, scope)
-                    : Uncached(spec, table, rows, tracked, mode);
-        }
-        lock (gate)
-        {
-            if (!entry.Usable || !entry.HasAll(rows)) return Uncached(spec, table, rows, tracked, mode);
-            if (!custom) return new PreparedMinibatch(new Minibatch(entry.Gather(rows), rows.Count), ids);
+                    : MinibatchPreparation.Prepare(spec, table, rows, tracked, mode);
         }
         IReadOnlyList<object> cached;
-        lock (gate) cached = entry.Items(rows);
+        lock (gate)
+        {
+            // Some rows are not there: the entry was retired, or rekeyed, since they were looked up.
+            if (!entry.Usable || !entry.HasAll(rows)) return MinibatchPreparation.Prepare(spec, table, rows, tracked, mode);
+            if (!custom) return new PreparedMinibatch(new Minibatch(entry.Gather(rows), rows.Count), ids);
+            cached = entry.Items(rows);
+        }
         var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(cached, tracked, mode));
         return new PreparedMinibatch(new Minibatch(Owned(collated, cached), rows.Count), ids);
     }
-
-    /// <summary>The minibatch prepared without the cache, for rows it cannot serve (its entry was dropped meanwhile).</summary>
-    private static PreparedMinibatch Uncached(MLSpec spec, EsfTable table, IReadOnlyList<int> rows, Config tracked, Mode mode) =>
-        MinibatchPreparation.Prepare(spec, table, rows, tracked, mode);
 
     private Entry? EntryFor(Mode mode, KnobReads knobs, Config cfg, int rowCount, bool custom)
     {

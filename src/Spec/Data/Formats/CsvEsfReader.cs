@@ -33,20 +33,11 @@ internal static class CsvEsfReader
         if (!EsfColumns.CheckNames(names, errors))
             return null;
         var columns = types.Select(t => t.Builder(length)).ToArray();
-        ForEachSlice(columns.Length, (from, to) =>
+        ForEachSlice(columns.Length, (from, to) => ForEachRow(bytes, separator, row =>
         {
-            var header = true;
-            ForEachRow(bytes, separator, row =>
-            {
-                if (header)
-                {
-                    header = false;
-                    return;
-                }
-                for (var i = from; i < to; i++)
-                    columns[i].Append(i < row.ColCount ? row[i].Span : default);
-            });
-        });
+            for (var i = from; i < to; i++)
+                columns[i].Append(i < row.ColCount ? row[i].Span : default);
+        }, skipHeader: true));
 
         var fields = new List<Field>(names.Length);
         var arrays = new List<IArrowArray>(names.Length);
@@ -86,8 +77,8 @@ internal static class CsvEsfReader
 
     private delegate void RowAction(SepReader.Row row);
 
-    /// <summary>Calls <paramref name="action"/> on the header and every data row, blank lines skipped.</summary>
-    private static void ForEachRow(ArraySegment<byte> bytes, char separator, RowAction action)
+    /// <summary>Calls <paramref name="action"/> on the header (unless <paramref name="skipHeader"/>) and every data row, blank lines skipped.</summary>
+    private static void ForEachRow(ArraySegment<byte> bytes, char separator, RowAction action, bool skipHeader = false)
     {
         using var reader = Sep.New(separator)
             .Reader(o => o with { HasHeader = false, Unescape = true, DisableColCountCheck = true })
@@ -96,6 +87,11 @@ internal static class CsvEsfReader
         {
             if (row.ColCount == 1 && row[0].Span.IsWhiteSpace())
                 continue;
+            if (skipHeader)
+            {
+                skipHeader = false;
+                continue;
+            }
             action(row);
         }
     }
@@ -123,20 +119,11 @@ internal static class CsvEsfReader
         length = rows;
         if (header is null) return [];
         var types = header.Select(n => new ColumnType(n == EsfColumns.Id)).ToArray();
-        ForEachSlice(types.Length, (from, to) =>
+        ForEachSlice(types.Length, (from, to) => ForEachRow(bytes, separator, row =>
         {
-            var first = true;
-            ForEachRow(bytes, separator, row =>
-            {
-                if (first)
-                {
-                    first = false;
-                    return;
-                }
-                for (var i = from; i < to && i < row.ColCount; i++)
-                    types[i].See(row[i].Span);
-            });
-        });
+            for (var i = from; i < to && i < row.ColCount; i++)
+                types[i].See(row[i].Span);
+        }, skipHeader: true));
         return types;
     }
 
