@@ -243,7 +243,10 @@ public sealed class ClusterFitTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     [Fact]
     public async Task A_worker_that_joins_during_a_fit_trains_from_its_next_free_slot()
     {
-        var runs = new[] { Config(8).With("sleep_ms", 100L), Config(12).With("sleep_ms", 100L) }.Select((c, i) => new RunDefinition(i + 1, c)).ToList();
+        // Long enough (4 epochs of 6 minibatches of 100 ms per run) that the late worker joins while there is work left,
+        // even on a loaded machine where joining the cluster takes seconds.
+        var runs = new[] { Config(8).With("sleep_ms", 100L).With("epochs", 4L), Config(12).With("sleep_ms", 100L).With("epochs", 4L) }
+            .Select((c, i) => new RunDefinition(i + 1, c)).ToList();
         await Worker();
         var tasks = CreateTestProbe();
         var changes = CreateTestProbe();
