@@ -8,9 +8,13 @@ using RapidFire.Bench;
 using RapidFire.Spec.Native;
 
 TorchNative.EnsureLoaded();
-// Issue 14, whole-process sides for hyperfine (see docs/benchmarks.md):
+// Issue 14 (see docs/benchmarks.md; bench/insitu.sh runs the whole-process pairs with hyperfine):
 //   insitu-data OUT_DIR TRAIN_ROWS VALIDATION_ROWS [REPEAT] [DATA_DIR]   in-situ ESFs made from the PNG ESFs
 //   handloop TRAIN.csv VALIDATION.csv EPOCHS [TIMES]                       the hand-written TorchSharp loop, TIMES in a row
+//   handloop png DATA_DIR EPOCHS [TIMES]                                   the same for the PNG example's CNN (PNGs decoded once)
+//   prep HANDLE.json K EPOCHS                                              RowPrep's CPU seconds for K configs vs 1
+//   steady SPEC HANDLE CONFIG [THREADS] [persistent]                       a fit's steady epochs: device busy vs waiting
+//   step TRAIN.csv CONFIG | rowprep TRAIN.csv | open TRAIN.csv | startup SPEC HANDLE CONFIG   probes of one cost each
 if (args.FirstOrDefault() == "insitu-data")
 {
     var pngs = args.Length > 5 ? args[5] : Path.Combine(Bench.FindRepo(), "..", "shared", "data", "mnist-10k");

@@ -202,8 +202,10 @@ public sealed class PreparedExamples : IDisposable
     private static string Megabytes(long n) => $"{n / 1048576.0:0.0} MB";
 
     /// <summary>Whether the spec overrides <see cref="MLSpec.CollateFn"/>.</summary>
-    private static bool HasCustomCollate(MLSpec spec) =>
-        spec.GetType().GetMethod(nameof(MLSpec.CollateFn), [typeof(IReadOnlyList<object>), typeof(Config), typeof(Mode)])?.DeclaringType != typeof(MLSpec);
+    private static bool HasCustomCollate(MLSpec spec) => CustomCollate.GetOrAdd(spec.GetType(), type =>
+        type.GetMethod(nameof(MLSpec.CollateFn), [typeof(IReadOnlyList<object>), typeof(Config), typeof(Mode)])?.DeclaringType != typeof(MLSpec));
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, bool> CustomCollate = new();
 
     /// <summary>
     /// The collated value with every cached tensor it returned as it is replaced by an alias: the trainer disposes the
