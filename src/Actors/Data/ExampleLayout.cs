@@ -21,13 +21,13 @@ internal sealed class ExampleLayout
     private sealed record Sequence(bool Tuple, Node[] Children) : Node;
 
     private readonly Node root;
-    private readonly List<(long[] Shape, ScalarType Type, Device Device)> leaves;
+    private readonly List<(long[] Shape, ScalarType Type, Device Device, long ElementSize)> leaves;
 
-    private ExampleLayout(Node root, List<(long[] Shape, ScalarType Type, Device Device)> leaves)
+    private ExampleLayout(Node root, List<(long[] Shape, ScalarType Type, Device Device, long ElementSize)> leaves)
     {
         this.root = root;
         this.leaves = leaves;
-        RowBytes = leaves.Sum(l => l.Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(l.Type));
+        RowBytes = leaves.Sum(l => l.Shape.Aggregate(1L, (a, b) => a * b) * l.ElementSize);
     }
 
     /// <summary>The bytes one example takes.</summary>
@@ -36,17 +36,17 @@ internal sealed class ExampleLayout
     /// <summary>The layout of <paramref name="example"/>, or null when the default collate could not stack it.</summary>
     public static ExampleLayout? Of(object example)
     {
-        var leaves = new List<(long[], ScalarType, Device)>();
+        var leaves = new List<(long[], ScalarType, Device, long)>();
         var root = Describe(example, leaves);
         return root is null || leaves.Count == 0 ? null : new ExampleLayout(root, leaves);
     }
 
-    private static Node? Describe(object? value, List<(long[], ScalarType, Device)> leaves)
+    private static Node? Describe(object? value, List<(long[], ScalarType, Device, long)> leaves)
     {
         switch (value)
         {
             case Tensor t:
-                leaves.Add((t.shape, t.dtype, t.device));
+                leaves.Add((t.shape, t.dtype, t.device, t.ElementSize));
                 return new Leaf(leaves.Count - 1);
             case IDictionary map:
                 var keys = new string[map.Count];
@@ -68,7 +68,7 @@ internal sealed class ExampleLayout
         }
     }
 
-    private static Node? Items(IEnumerable<object?> items, bool tuple, List<(long[], ScalarType, Device)> leaves)
+    private static Node? Items(IEnumerable<object?> items, bool tuple, List<(long[], ScalarType, Device, long)> leaves)
     {
         var children = new List<Node>();
         foreach (var item in items)
@@ -114,7 +114,7 @@ internal sealed class ExampleLayout
         switch (node, value)
         {
             case (Leaf leaf, Tensor t):
-                var (shape, type, _) = leaves[leaf.Index];
+                var (shape, type, _, _) = leaves[leaf.Index];
                 if (t.dtype != type || !t.shape.SequenceEqual(shape))
                     return $"member '{Name(path)}' is {t.dtype} [{string.Join(", ", t.shape)}] in some rows and {type} [{string.Join(", ", shape)}] in others";
                 tensors[leaf.Index] = t;
@@ -154,13 +154,4 @@ internal sealed class ExampleLayout
     private static string Name(string path) => path.Length == 0 ? "the returned value" : path;
 
     private static string Join(string path, string key) => path.Length == 0 ? key : $"{path}.{key}";
-
-    private static long ElementSize(ScalarType type) => type switch
-    {
-        ScalarType.Byte or ScalarType.Int8 or ScalarType.Bool => 1,
-        ScalarType.Int16 or ScalarType.Float16 or ScalarType.BFloat16 => 2,
-        ScalarType.Int32 or ScalarType.Float32 => 4,
-        ScalarType.ComplexFloat64 => 16,
-        _ => 8,
-    };
 }

@@ -138,11 +138,7 @@ public sealed class PreparedExamples : IDisposable
         var again = MinibatchPreparation.RowPrep(spec, table[row], tracked, mode);
         lock (gate)
         {
-            if (SameValues(first, again))
-            {
-                foreach (var e in entries.Values.Where(e => e.Mode == mode)) e.Probed = true;
-                return true;
-            }
+            if (SameValues(first, again)) return true; // the entry is marked probed when the examples are added
             if (!random.Add(mode)) return false;
             foreach (var stale in entries.Values.Where(e => e.Mode == mode).ToList()) Retire(stale, keepKey: false);
         }
