@@ -9,7 +9,7 @@ internal sealed class ChildCli : IDisposable
     private readonly Process process;
     private readonly StringBuilder output = new();
 
-    private ChildCli(IEnumerable<string> args, string? workingDirectory = null)
+    private ChildCli(IEnumerable<string> args, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -18,6 +18,7 @@ internal sealed class ChildCli : IDisposable
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? RepoPaths.Root,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "rapidfire.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         process = Process.Start(start) ?? throw new InvalidOperationException("could not start rapidfire");
@@ -29,13 +30,23 @@ internal sealed class ChildCli : IDisposable
 
     public static ChildCli Start(params string[] args) => new(args);
 
+    /// <summary>Starts the program with <paramref name="environment"/> added to this process's variables.</summary>
+    public static ChildCli Start(IReadOnlyDictionary<string, string> environment, params string[] args) => new(args, environment: environment);
+
     /// <summary>Starts the program in <paramref name="workingDirectory"/> instead of the repository.</summary>
     public static ChildCli StartIn(string workingDirectory, params string[] args) => new(args, workingDirectory);
 
+    /// <summary>Starts the program in <paramref name="workingDirectory"/> with <paramref name="environment"/> added.</summary>
+    public static ChildCli StartIn(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        new(args, workingDirectory, environment);
+
     /// <summary>Runs the program to its end; returns its exit code and output.</summary>
-    public static async Task<(int Code, string Output)> RunAsync(params string[] args)
+    public static Task<(int Code, string Output)> RunAsync(params string[] args) => RunAsync(new Dictionary<string, string>(), args);
+
+    /// <summary>Runs the program to its end with <paramref name="environment"/> added; returns its exit code and output.</summary>
+    public static async Task<(int Code, string Output)> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        using var child = Start(args);
+        using var child = Start(environment, args);
         return (await child.WaitAsync(TimeSpan.FromMinutes(3)), child.Output);
     }
 

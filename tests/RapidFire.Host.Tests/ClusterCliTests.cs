@@ -59,8 +59,15 @@ public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<Unint
             """);
         var experiment = Path.Combine(full.Experiments, "cluster");
         var checkpoints = Path.Combine(experiment, "checkpoints");
-        int Checkpoints(int run) => Directory.Exists(Path.Combine(checkpoints, $"run-{run}"))
-            ? Directory.EnumerateFiles(Path.Combine(checkpoints, $"run-{run}"), "*.ckpt").Count() : 0;
+        // Every checkpoint file seen so far: retention deletes old ones as new ones come, so a count of files on disk
+        // can stand still while training goes on.
+        var seen = new HashSet<string>();
+        int Checkpoints(int run)
+        {
+            if (Directory.Exists(Path.Combine(checkpoints, $"run-{run}")))
+                seen.UnionWith(Directory.EnumerateFiles(Path.Combine(checkpoints, $"run-{run}"), "*.ckpt"));
+            return seen.Count(f => f.Contains($"{Path.DirectorySeparatorChar}run-{run}{Path.DirectorySeparatorChar}", StringComparison.Ordinal));
+        }
         string Log() => File.Exists(Path.Combine(experiment, "experiment.log")) ? File.ReadAllText(Path.Combine(experiment, "experiment.log")) : "";
 
         var port = FreePort();

@@ -14,6 +14,12 @@ public sealed class UninterruptedFit : IAsyncLifetime
 
     public string Experiments => Path.Combine(Directory, "experiments");
 
+    /// <summary>
+    /// The crash tests' children checkpoint every chunk, so that a fit killed after its first checkpoints is killed
+    /// mid-fit (the default time strategy writes a 2-epoch fit's first two checkpoints at its epochs' ends).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ChunkCheckpoints { get; } = new Dictionary<string, string> { ["RAPIDFIRE__SAVE_STRATEGY"] = "chunk" };
+
     public string[] FitArgs(string experiment, params string[] more) =>
     [
         "fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", Handle, "--config", Configs,
@@ -33,7 +39,7 @@ public sealed class UninterruptedFit : IAsyncLifetime
                          "lr_scheduler": { "name": "StepLR", "args": { "step_size": 1, "gamma": 0.5 } } },
               "named_metrics": ["top1_accuracy"] }
             """);
-        var (code, output) = await ChildCli.RunAsync(FitArgs("full"));
+        var (code, output) = await ChildCli.RunAsync(ChunkCheckpoints, FitArgs("full"));
         Assert.True(code == 0, output);
     }
 
@@ -84,7 +90,7 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         for (var attempt = 1; ; attempt++)
         {
             var experiment = attempt == 1 ? name : $"{name}{attempt}";
-            using var child = ChildCli.Start(full.FitArgs(experiment, more));
+            using var child = ChildCli.Start(UninterruptedFit.ChunkCheckpoints, full.FitArgs(experiment, more));
             var checkpoints = Path.Combine(full.Experiments, experiment, "checkpoints");
             bool HasCheckpoints(int run) => Directory.Exists(Path.Combine(checkpoints, $"run-{run}")) &&
                                             Directory.EnumerateFiles(Path.Combine(checkpoints, $"run-{run}"), "*.ckpt").Count() >= 2;
@@ -118,7 +124,7 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
     {
         var experiment = await KilledFit("killed");
 
-        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments);
+        var (code, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments);
 
         Assert.True(code == 0, output);
         Assert.Contains("fit done", output);
@@ -131,17 +137,14 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
     [Fact]
     public async Task A_corrupt_checkpoint_falls_back_to_the_previous_one_with_a_warning_naming_the_file()
     {
-        // A checkpoint per chunk, so that the fallback goes back by exactly one chunk.
-        var settings = Path.Combine(full.Directory, "chunk-checkpoints.conf");
-        File.WriteAllText(settings, "rapidfire.save-strategy = chunk");
-        var experiment = await KilledFit("corrupt", "--settings", settings);
+        var experiment = await KilledFit("corrupt");
         var store = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
         var newest = JournaledCheckpoint(experiment, $"{Path.GetFileName(experiment)}/run-1");
         var file = store.Describe(newest);
         var bytes = File.ReadAllBytes(file);
         File.WriteAllBytes(file, bytes[..(bytes.Length / 2)]);
 
-        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments, "--settings", settings);
+        var (code, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments);
 
         Assert.True(code == 0, output);
         Assert.Contains($"warning: run 1: checkpoint '{file}' is corrupt", output);
@@ -161,7 +164,7 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
             """);
 
         var experiment = await KilledFit("postgres", "--settings", settings);
-        var (code, output) = await ChildCli.RunAsync("resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments, "--settings", settings);
+        var (code, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", Path.GetFileName(experiment), "--dir", full.Experiments, "--settings", settings);
 
         Assert.True(code == 0, output);
         Assert.False(File.Exists(Path.Combine(experiment, "journal.db")), "the journal should be in PostgreSQL");
