@@ -2,19 +2,24 @@
 # Issue 14, whole processes: `rapidfire fit` of the in-situ MNIST MLP vs the hand-written TorchSharp loop
 # (bench/RapidFire.Bench/InSitu.cs), timed by hyperfine side by side. Needs ../shared/data/mnist-10k, hyperfine (apt-get).
 #   bash bench/insitu.sh [RUNS]     writes its tables to bench/out/insitu-*.md
+# `rapidfire` is the CLI as scripts/publish.sh installs it (compiled ahead of time; the first publish takes minutes);
+# one pair compares it with the JIT-compiled build of `dotnet build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 dotnet build src/Host -c Release -v q -nologo >/dev/null
 dotnet build bench/RapidFire.Bench -c Release -v q -nologo >/dev/null
-R="dotnet $PWD/src/Host/bin/Release/net10.0/rapidfire.dll"
+bash scripts/publish.sh .tools/rapidfire >/dev/null
+R="dotnet $PWD/.tools/rapidfire/rapidfire.dll"
+RJ="dotnet $PWD/src/Host/bin/Release/net10.0/rapidfire.dll"
 B="dotnet $PWD/bench/RapidFire.Bench/bin/Release/net10.0/RapidFire.Bench.dll"
 work=$(mktemp -d /tmp/rapidfire-insitu.XXXX)
 out=bench/out
 mkdir -p "$out"
 $B insitu-data "$work/3k" 3000 64
 $B insitu-data "$work/30k" 3000 64 10
-for d in 3k 30k; do echo "{\"locators\": {\"train\": \"$work/$d/train.csv\", \"validation\": \"$work/$d/validation.csv\"}}" > "$work/h$d.json"; done
+$B insitu-data "$work/64" 64 64
+for d in 3k 30k 64; do echo "{\"locators\": {\"train\": \"$work/$d/train.csv\", \"validation\": \"$work/$d/validation.csv\"}}" > "$work/h$d.json"; done
 for e in 1 10; do
   echo "{\"search\": \"grid\", \"user_knobs\": {\"hidden\": 256}, \"train\": {\"epochs\": $e, \"batch_size\": 64, \"optimizer\": {\"name\": \"Adam\", \"args\": {\"lr\": 0.001}}}, \"named_metrics\": [\"top1_accuracy\"]}" > "$work/one-$e.json"
   echo "{\"search\": \"grid\", \"user_knobs\": {\"hidden\": 256}, \"train\": {\"epochs\": $e, \"batch_size\": 64, \"optimizer\": {\"name\": \"Adam\", \"args\": {\"lr\": [0.001, 0.002, 0.003, 0.004]}}}, \"named_metrics\": [\"top1_accuracy\"]}" > "$work/four-$e.json"
@@ -27,6 +32,10 @@ eval "$(fit 3k one-1 "")" >/dev/null
 hf() { local name=$1; shift; hyperfine --runs "$runs" --warmup 1 --export-markdown "$out/insitu-$name.md" "$@"; }
 hf 10-epochs -n "rapidfire fit, 10 epochs" "$(fit 3k one-10 "")" -n "hand-written, 10 epochs" "$(loop 3k 10)"
 hf 1-epoch -n "rapidfire fit, 1 epoch" "$(fit 3k one-1 "")" -n "hand-written, 1 epoch" "$(loop 3k 1)"
+eval "$(fit 3k one-1 "" | sed "s|^$R|$RJ|")" >/dev/null # the build's own compile-cache entry
+hf published -n "rapidfire fit, 1 epoch, published (ReadyToRun)" "$(fit 3k one-1 "")" -n "rapidfire fit, 1 epoch, dotnet build (JIT)" "$(fit 3k one-1 "" | sed "s|^$R|$RJ|")"
+# command -> first trained minibatch, at most: a whole fit of one minibatch (64 rows, 1 epoch), start to exit
+hf first-minibatch -n "rapidfire fit, one minibatch, published" "$(fit 64 one-1 "")" -n "rapidfire fit, one minibatch, dotnet build" "$(fit 64 one-1 "" | sed "s|^$R|$RJ|")"
 hf persistence -n "rapidfire fit, persistence on" "$(fit 3k one-10 "")" -n "rapidfire fit, persistence off" "$(fit 3k one-10 "--settings $work/off.conf")"
 hf four-configs -n "rapidfire fit, 4 configs x 10 epochs" "$(fit 3k four-10 "")" -n "hand-written x 4, 10 epochs" "$(loop 3k 10 4)"
 hf 30k -n "rapidfire fit, 30,000 rows, 1 epoch" "$(fit 30k one-1 "--settings $work/off.conf")" -n "hand-written, 30,000 rows, 1 epoch" "$(loop 30k 1)"
