@@ -35,17 +35,21 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
             new("named_metrics", new[] { "top1_accuracy" }),
         ]).Where(kv => kv.Value is not null || kv.Key != "epochs"));
 
-    private (IActorRef Experiment, TrainingServices Services) Experiment(RuntimeSettings settings, Spec.Data.DataHandle? handle = null)
+    private (IActorRef Experiment, TrainingServices Services) Experiment(RuntimeSettings settings, Spec.Data.DataHandle? handle = null, string? checkpoints = null)
     {
         // Every fit journals in the test system's in-memory journal: its own prefix keeps its runs apart.
-        var s = new TrainingServices(() => new TinySpec(), handle ?? data.Handle, settings with { JournalIdPrefix = $"{Guid.NewGuid():N}/" });
+        var s = new TrainingServices(() => new TinySpec(), handle ?? data.Handle, settings with { JournalIdPrefix = $"{Guid.NewGuid():N}/" },
+            checkpoints is null ? null : new TrainingServices.Storage(new RapidFire.Actors.Checkpoints.LocalCheckpointStore(Path.Combine(checkpoints, Guid.NewGuid().ToString("N")))));
         services.Add(s);
         return (Sys.ActorOf(FitActor.Props(s, DeviceSpec.Parse(settings.Devices, () => 0))), s);
     }
 
-    private async Task<(FitCompleted Result, TrainingServices Services)> Fit(RuntimeSettings settings, params Cfg[] configs)
+    private Task<(FitCompleted Result, TrainingServices Services)> Fit(RuntimeSettings settings, params Cfg[] configs) =>
+        Fit(settings, null, configs);
+
+    private async Task<(FitCompleted Result, TrainingServices Services)> Fit(RuntimeSettings settings, string? checkpoints, params Cfg[] configs)
     {
-        var (experiment, s) = Experiment(settings);
+        var (experiment, s) = Experiment(settings, checkpoints: checkpoints);
         var runs = configs.Select((c, i) => new RunDefinition(i + 1, c)).ToList();
         return (await experiment.Ask<FitCompleted>(new RunFit(runs), Patience), s);
     }
@@ -253,6 +257,46 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.Equal(RunStatus.Completed, result.Runs[1].Status);
         AssertSameWeights(aloneServices.Models.CopyWeights(1)!, s.Models.CopyWeights(2)!);
         Assert.Null(s.Models.CopyWeights(3)); // a failed run's state is released
+    }
+
+    [Fact]
+    public async Task A_native_fault_outside_the_spec_is_retried_once_from_the_last_checkpoint_and_the_run_ends_bit_identical()
+    {
+        var checkpoints = Directory.CreateTempSubdirectory("rf-retry-").FullName;
+        try
+        {
+            // 96 rows, batch 16, 3 chunks: the 9th training minibatch is the first of epoch 2's chunk 2. Epoch 1's end is
+            // the newest checkpoint (save-strategy time), so the retry trains epoch 2's chunk 1 again, then chunk 2.
+            var settings = new RuntimeSettings(Chunks: 3, Devices: "cpu");
+            var (clean, cleanServices) = await Fit(settings, checkpoints, Config(("hidden", 10L)));
+            var warnings = CreateTestProbe();
+            Sys.EventStream.Subscribe(warnings.Ref, typeof(RunWarning));
+            var (retried, s) = await Fit(settings, checkpoints, Config(("hidden", 10L), ("fail", $"backward:{Guid.NewGuid():N}:9")));
+
+            Assert.Equal(RunStatus.Completed, retried.Runs[0].Status);
+            AssertSameWeights(cleanServices.Models.CopyWeights(1)!, s.Models.CopyWeights(1)!);
+            Assert.Equal(clean.Runs[0].TrainHistory, retried.Runs[0].TrainHistory);
+            Assert.Equal(clean.Runs[0].ValidationHistory, retried.Runs[0].ValidationHistory);
+            var warning = (RunWarning)warnings.FishForMessage(m => m is RunWarning w && w.Message.Contains("retrying", StringComparison.Ordinal), Patience);
+            Assert.Matches(@"(?s)^run 1: loss\.backward \(train, epoch 2, chunk 2\): ExternalException: .*; a native fault outside the MLSpec code: retrying run 1 epoch 2 chunk 2 once from the newest checkpoint$", warning.Message);
+        }
+        finally
+        {
+            Directory.Delete(checkpoints, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_native_fault_that_comes_back_after_its_retry_fails_the_run_alone()
+    {
+        var (result, _) = await Fit(new RuntimeSettings(Chunks: 2, Devices: "cpu"), Config(("fail", "backward")), Config(("hidden", 6L)));
+
+        var failed = result.Runs[0];
+        Assert.Equal(RunStatus.Failed, failed.Status);
+        Assert.Equal("loss.backward", failed.Failure!.Method);
+        Assert.Equal((1, 1), (failed.Failure.Epoch, failed.Failure.Chunk));
+        Assert.StartsWith("ExternalException: ", failed.Failure.Message, StringComparison.Ordinal);
+        Assert.Equal(RunStatus.Completed, result.Runs[1].Status);
     }
 
     [Fact]

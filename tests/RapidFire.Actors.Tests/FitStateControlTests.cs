@@ -26,6 +26,22 @@ public class FitStateControlTests
     private static PendingControl Pending(int opId, ControlOp op) => new(opId, op, null);
 
     [Fact]
+    public void A_task_that_fails_with_a_transient_fault_is_retried_once_and_fails_its_run_the_second_time()
+    {
+        var fit = Fit(Started(1), Started(2));
+        var task = RunTask.Train(1, 0, 1);
+
+        var (once, first) = fit.RetryOnce(task);
+        var (twice, second) = once.RetryOnce(task);
+        var (_, other) = twice.RetryOnce(RunTask.Train(2, 0, 1));
+
+        Assert.True(first);
+        Assert.False(second);
+        Assert.True(other); // each task of each run has its own retry
+        Assert.Empty(fit.Retried);
+    }
+
+    [Fact]
     public void Queued_operations_wait_on_their_run_in_the_order_asked()
     {
         var fit = Fit(Started(1), Started(2))

@@ -8,7 +8,9 @@ namespace RapidFire.Actors.Tests;
 
 /// <summary>
 /// A small real spec for runtime tests: a 2-class MLP over 4 in-situ features. Knobs steer it into the situations
-/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>nan</c>, <c>oom</c> on a shard of more than 4 rows), <c>sleep_ms</c> per minibatch,
+/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>nan</c>, <c>oom</c> on a shard of more than 4 rows;
+/// <c>backward</c>: a native libtorch fault in every backward pass, <c>backward:TOKEN:N</c>: in the Nth training
+/// minibatch of the runs naming TOKEN only), <c>sleep_ms</c> per minibatch,
 /// <c>converge_after</c> epochs, <c>dropout</c>, <c>list_metric</c> (a non-tensor metric: the rows of each minibatch part).
 /// </summary>
 public sealed class TinySpec : MLSpec
@@ -35,6 +37,9 @@ public sealed class TinySpec : MLSpec
         var logits = ((nn.Module<Tensor, Tensor>)model).forward(minibatch["x"]);
         var loss = nn.functional.cross_entropy(logits, minibatch["y"]);
         if (cfg.Get("fail", "") == "nan") loss = loss * double.NaN;
+        // A backward pass here frees the graph: libtorch throws in the runtime's own backward (an ExternalException in
+        // its "loss.backward" step, not in this method).
+        if (mode == Mode.Train && NativeFault(cfg.Get("fail", ""))) loss.backward();
         return (loss, new Dictionary<string, object> { ["logits"] = logits, ["predictions"] = logits.argmax(1), ["targets"] = minibatch["y"] });
     }
 
@@ -58,6 +63,15 @@ public sealed class TinySpec : MLSpec
 
     public override bool HasConverged(DataFrame valMetrics, int epoch, Spec.Config cfg) =>
         cfg.Get("converge_after", int.MaxValue) <= epoch;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> TrainSteps = new();
+
+    private static bool NativeFault(string fail) => fail.Split(':') switch
+    {
+        ["backward"] => true,
+        ["backward", var token, var n] => TrainSteps.AddOrUpdate(token, 1, (_, count) => count + 1) == int.Parse(n, System.Globalization.CultureInfo.InvariantCulture),
+        _ => false,
+    };
 }
 
 /// <summary>A linearly separable 4-feature dataset written as CSV ESFs in a temporary folder.</summary>

@@ -122,10 +122,13 @@ public sealed class FitActor : ReceiveActor
                 Context.System.EventStream.Publish(new WorkerChanged(node, report));
             fit = fit.DeviceFreed(finished.DeviceId);
             Context.System.EventStream.Publish(finished);
+            var retry = false;
+            if (finished.Outcome is Failed { Transient: true } && !fit.Cancelling) (fit, retry) = fit.RetryOnce(finished.Task);
             runActors[finished.Task.RunId].Tell(finished.Outcome switch
             {
-                Trained trained => new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint, trained.Holder),
+                Trained trained => (object)new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint, trained.Holder),
                 Validated validated => new ValidationFinished(finished.Task, validated.Records),
+                Failed failed when retry => new RetryFromCheckpoint(finished.Task, failed.Failure),
                 Failed failed => new FailRun(failed.Failure),
                 _ => new StopRun(EndReason.Cancelled),
             });

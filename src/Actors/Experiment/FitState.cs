@@ -80,6 +80,16 @@ public sealed record FitState
     /// <summary>The operations handed to their runs and not yet journaled by them, by operation id.</summary>
     public ImmutableDictionary<int, PendingControl> Applying { get; init; } = ImmutableDictionary<int, PendingControl>.Empty;
 
+    /// <summary>The tasks retried after a transient native fault: each is retried once (<see cref="RetryOnce"/>).</summary>
+    public ImmutableHashSet<RunTask> Retried { get; init; } = [];
+
+    /// <summary>
+    /// Whether <paramref name="task"/>, which failed with a transient native fault, is retried (the first time it
+    /// fails) or fails its run (it failed again after a retry), and the state that remembers the retry.
+    /// </summary>
+    public (FitState State, bool Retry) RetryOnce(RunTask task) =>
+        Retried.Contains(task) ? (this, false) : (this with { Retried = Retried.Add(task) }, true);
+
     /// <summary>Runs a pruning rule holds back (a successive-halving rung waits for the slower runs).</summary>
     public ImmutableHashSet<int> Held { get; init; } = [];
 

@@ -77,6 +77,7 @@ public sealed class RunActor : ReceivePersistentActor
     {
         Command<IRunCommand>(command => Handle(command));
         Command<Controlled>(controlled => Handle(controlled.Command, controlled.OpId));
+        Command<RetryFromCheckpoint>(Retry);
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => log.Warning("run {0}: snapshot not saved: {1}", state.RunId, failed.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -250,6 +251,27 @@ public sealed class RunActor : ReceivePersistentActor
                 CloseWhatIsPending();
                 break;
         }
+    }
+
+    /// <summary>
+    /// Retries a task that failed with a transient native fault: back to the newest valid checkpoint (journaled when the
+    /// journal is ahead of it), then reported as recovered, so that the fit schedules the task again on a model
+    /// restored from that checkpoint (its device dropped the failed task's model). Training is deterministic, so the
+    /// retried chunks are bit-identical to a clean run's.
+    /// </summary>
+    private void Retry(RetryFromCheckpoint retry)
+    {
+        if (state.IsEnded || state.NextTask != retry.Task) return; // stopped or moved on meanwhile: nothing to retry
+        Warn($"{retry.Failure}; a native fault outside the MLSpec code: retrying {retry.Task} once from the newest checkpoint");
+        if (Restore() is { } restored)
+            Persist(restored, e =>
+            {
+                state = state.Apply(e);
+                Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
+                Resumed(); // the checkpoint's state may wait for epoch metrics closed after it: they are asked again
+            });
+        else
+            Resumed();
     }
 
     /// <summary>

@@ -27,6 +27,14 @@ public sealed record CloseEpochMetrics(Mode Mode, int Epoch, IReadOnlyDictionary
 /// <summary>Fail the run.</summary>
 public sealed record FailRun(RunFailure Failure) : IRunCommand;
 
+/// <summary>
+/// A task of the run failed with a transient native fault (<paramref name="Failure"/>): the run goes back to its newest
+/// valid checkpoint (journaling <see cref="RestoredFromCheckpoint"/> when the journal is ahead of it) and reports itself
+/// recovered, so that the fit trains the lost chunks again from there. Not a decision of <see cref="RunState"/>: the
+/// fit allows one retry per task (<see cref="Experiment.FitState.RetryOnce"/>).
+/// </summary>
+public sealed record RetryFromCheckpoint(RunTask Task, RunFailure Failure);
+
 /// <summary>Stop the run before it completes; <paramref name="Reason"/> becomes its <c>ended_by</c>.</summary>
 public sealed record StopRun(string Reason) : IRunCommand;
 

@@ -159,7 +159,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         {
             if (state is not null) services.Models.Release(task.RunId, state);
             ReleaseReplicas(new ShardGroup(device.Id, serial), replicas);
-            requester.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task)), FollowerIds(order)));
+            requester.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task), RunFailureException.IsTransient(e)), FollowerIds(order)));
             return;
         }
         Become(Working);
@@ -461,7 +461,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         }
         catch (Exception e)
         {
-            if (active is not null) End(new Failed(Where(Named(RunFailureException.Of(e), active.Task.RunId, device.Id))));
+            if (active is not null) End(new Failed(Where(Named(RunFailureException.Of(e), active.Task.RunId, device.Id)), RunFailureException.IsTransient(e)));
         }
     }
 

@@ -95,8 +95,11 @@ public static class GpuProtocol
     /// <summary>A validation pass ran; its minibatch records.</summary>
     public sealed record Validated(TaskTiming Timing, IReadOnlyList<MinibatchRecord> Records) : TaskOutcome;
 
-    /// <summary>The task failed the run.</summary>
-    public sealed record Failed(RunFailure Failure) : TaskOutcome;
+    /// <summary>
+    /// The task failed the run. <paramref name="Transient"/>: a native libtorch fault outside the user's MLSpec code
+    /// (see <see cref="RunFailureException.IsTransient"/>), which the fit retries once from the run's last checkpoint.
+    /// </summary>
+    public sealed record Failed(RunFailure Failure, bool Transient = false) : TaskOutcome;
 
     /// <summary>The task was abandoned by <see cref="CancelTask"/>.</summary>
     public sealed record Cancelled : TaskOutcome;

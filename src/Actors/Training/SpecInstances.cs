@@ -59,6 +59,22 @@ public sealed class RunFailureException(RunFailure failure, Exception? inner = n
     /// </summary>
     public static RunFailure Of(Exception e) =>
         e is RunFailureException failure ? failure.Failure : new RunFailure("runtime", $"{e.GetType().Name}: {e.Message}");
+
+    /// <summary>The runtime's own steps around the user's code: a native fault in one is not the spec's.</summary>
+    private static readonly HashSet<string> RuntimeSteps = ["optimizer", "loss.backward", "lr_scheduler", "device", "runtime"];
+
+    /// <summary>
+    /// Whether <paramref name="e"/> is a native libtorch error (<see cref="System.Runtime.InteropServices.ExternalException"/>)
+    /// raised outside the user's MLSpec code, in a runtime step (the optimizer step, the backward pass, the scheduler,
+    /// a device copy): a transient fault (a CUDA hiccup, a race in native code), which the fit retries once from the
+    /// run's last checkpoint. An error in an MLSpec method is the spec's and is not retried.
+    /// </summary>
+    public static bool IsTransient(Exception e) => e switch
+    {
+        RunFailureException { InnerException: System.Runtime.InteropServices.ExternalException } failure => RuntimeSteps.Contains(failure.Failure.Method),
+        System.Runtime.InteropServices.ExternalException => true,
+        _ => false,
+    };
 }
 
 /// <summary>Calls into user code, turning any exception into a <see cref="RunFailureException"/> that names the method.</summary>
