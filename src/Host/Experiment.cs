@@ -159,6 +159,8 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 AwaitJournal();
                 files.Log(resuming ? $"experiment {name} reopened to resume" : $"experiment {name} created");
                 if (storage.Checkpoints is S3CheckpointStore) files.Log($"checkpoints in {storage.Describe()}");
+                if (resuming && storage.Checkpoints is LocalCheckpointStore local && local.RemoveInterruptedWrites() is > 0 and var removed)
+                    files.Log($"checkpoints: removed {removed} temporary file{(removed == 1 ? "" : "s")} of writes a crash interrupted");
                 active = this;
             }
             catch
@@ -538,24 +540,37 @@ public sealed class Experiment : IDisposable, IExperimentControl
     }
 
     /// <summary>One experiment is active per directory, across processes: an exclusive lock on a file in it (released if the process dies).</summary>
+    /// <summary>The lock file of an experiments directory (held while an experiment is active) and the file naming its holder.</summary>
+    internal static readonly string[] LockFiles = [".rapidfire.lock", ".rapidfire.owner"];
+
+    /// <summary>
+    /// Takes the directory's lock (released by the system if the process dies) and writes who holds it beside it: the
+    /// lock file itself cannot be read by another process while it is held.
+    /// </summary>
     private static FileStream LockDirectory(string directory, string name)
     {
-        var path = System.IO.Path.Combine(directory, ".rapidfire.lock");
+        var path = System.IO.Path.Combine(directory, LockFiles[0]);
+        var ownerFile = System.IO.Path.Combine(directory, LockFiles[1]);
+        FileStream stream;
         try
         {
-            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            stream.SetLength(0);
-            var owner = System.Text.Encoding.UTF8.GetBytes($"{name} pid {Environment.ProcessId}\n");
-            stream.Write(owner);
-            stream.Flush();
-            return stream;
+            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException)
         {
-            var owner = "";
-            try { owner = File.ReadAllText(path).Trim(); } catch (IOException) { }
+            string owner;
+            try
+            {
+                owner = File.ReadAllText(ownerFile).Trim();
+            }
+            catch (IOException)
+            {
+                owner = "its owner is not recorded";
+            }
             throw new InvalidOperationException($"another experiment is active in {System.IO.Path.GetFullPath(directory)} ({owner}); one experiment runs per directory at a time");
         }
+        File.WriteAllText(ownerFile, $"experiment '{name}', process {Environment.ProcessId}, since {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC\n");
+        return stream;
     }
 
     /// <summary>Forwards the runtime's events to <see cref="Progress"/> and the experiment's files.</summary>

@@ -238,6 +238,8 @@ public static class ConfigValue
     public static object? Normalize(object? value, string path) => value switch
     {
         null => null,
+        double d when !double.IsFinite(d) => throw new ConfigException(path, $"is {d.ToString(CultureInfo.InvariantCulture)}: a knob's number must be finite"),
+        float f when !float.IsFinite(f) => throw new ConfigException(path, $"is {f.ToString(CultureInfo.InvariantCulture)}: a knob's number must be finite"),
         bool or long or double or string => value,
         int or short or sbyte or byte or ushort or uint => System.Convert.ToInt64(value, CultureInfo.InvariantCulture),
         float f => (double)(decimal)f, // 0.1f becomes 0.1, not 0.100000001490116

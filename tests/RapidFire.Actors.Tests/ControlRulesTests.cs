@@ -179,6 +179,12 @@ public class ControlRulesTests
     }
 
     [Fact]
+    public void A_clone_refuses_a_number_too_large_to_be_finite()
+    {
+        Assert.Equal("optimizer.args.lr", Assert.Single(Refused(("optimizer.lr", "1e999")).Errors).Path);
+    }
+
+    [Fact]
     public void A_whole_number_user_knob_becomes_a_long()
     {
         var hidden = CloneOf(("hidden", "64"))["hidden"];

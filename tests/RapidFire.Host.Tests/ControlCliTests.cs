@@ -59,6 +59,22 @@ public sealed class ControlCliTests : IDisposable
     private static int Applied(string icLog) => File.Exists(icLog) ? Rows(icLog).Count(r => r["status"] == "applied") : 0;
 
     [Fact]
+    public async Task A_second_experiment_in_the_directory_of_another_process_names_its_owner()
+    {
+        using var child = StartFit("holder");
+        await Until(child, async () => await HostFile.FindLiveAsync(Path.Combine(Experiments, "holder"), TimeSpan.FromSeconds(2)) is not null,
+            "the fit's API did not come up");
+
+        var refused = Cli("fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", Path.Combine(directory, "handle.json"),
+            "--config", Path.Combine(directory, "configs.json"), "--experiment", "second", "--dir", Experiments);
+
+        Assert.Equal(FitCommand.CouldNotStart, refused.Code);
+        Assert.Matches($@"another experiment is active in {System.Text.RegularExpressions.Regex.Escape(Experiments)} \(experiment 'holder', process \d+, since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", refused.Err);
+        Assert.False(Directory.Exists(Path.Combine(Experiments, "second")), "the refused fit leaves no folder");
+        child.Kill();
+    }
+
+    [Fact]
     public async Task Runs_stopped_and_warm_cloned_from_another_process_survive_a_kill_and_resume()
     {
         var experiment = Path.Combine(Experiments, "steered");

@@ -147,6 +147,25 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
+    public void Resuming_removes_the_temporary_files_of_checkpoint_writes_a_crash_interrupted_and_keeps_the_checkpoints()
+    {
+        var dir = Path.Combine(mnist.Directory, "interrupted");
+        using (var first = new Experiment("tmp", dir)) first.End();
+        var run = Path.Combine(dir, "tmp", "checkpoints", "run-1");
+        Directory.CreateDirectory(run);
+        var stray = Path.Combine(run, $".e0000-c0001.ckpt.{Guid.NewGuid():N}.tmp");
+        var kept = Path.Combine(run, "e0000-c0000.ckpt");
+        File.WriteAllText(stray, "half a checkpoint");
+        File.WriteAllText(kept, "a finished checkpoint's name");
+
+        using (var resumed = Experiment.Resume("tmp", dir)) resumed.End();
+
+        Assert.False(File.Exists(stray));
+        Assert.True(File.Exists(kept));
+        Assert.Contains("checkpoints: removed 1 temporary file of writes a crash interrupted", File.ReadAllText(Path.Combine(dir, "tmp", "experiment.log")));
+    }
+
+    [Fact]
     public void One_experiment_is_active_per_process_and_a_name_that_exists_is_refused_with_how_to_resume_it()
     {
         var dir = Path.Combine(mnist.Directory, "experiments");

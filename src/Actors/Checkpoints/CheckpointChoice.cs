@@ -74,7 +74,7 @@ public abstract record CheckpointChoice
     }
 
     private static ArgumentException Invalid(string text, string? why) =>
-        new($"checkpoint '{text}' is not one of {Forms}{(why is null ? "" : $": {why}")}", nameof(text));
+        new($"checkpoint '{text}' is not one of {Forms}{(why is null ? "" : $": {why}")}"); // no "(Parameter ...)": the message is shown to users
 
     /// <summary>
     /// The checkpoint this choice picks for <paramref name="run"/>, among <paramref name="available"/> (the run's keys

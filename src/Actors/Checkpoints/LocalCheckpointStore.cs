@@ -127,6 +127,23 @@ public sealed class LocalCheckpointStore : ICheckpointStore
     }
 
     /// <summary>The name of a save's temporary file: hidden, unique per save, never a checkpoint name.</summary>
+    /// <summary>
+    /// Removes the temporary files that writes interrupted by a crash left in the runs' folders (never a finished
+    /// checkpoint); returns how many. Call it only while no fit writes to the store (before a resume).
+    /// </summary>
+    public int RemoveInterruptedWrites()
+    {
+        if (!System.IO.Directory.Exists(Directory)) return 0;
+        var removed = 0;
+        foreach (var folder in System.IO.Directory.EnumerateDirectories(Directory, "run-*"))
+            foreach (var temp in System.IO.Directory.EnumerateFiles(folder, "." + "*" + CheckpointRef.Extension + ".*" + TempExtension))
+            {
+                TryDelete(temp);
+                if (!File.Exists(temp)) removed++;
+            }
+        return removed;
+    }
+
     internal static string TempName(CheckpointRef key) => $".{key.FileName}.{Guid.NewGuid():N}{TempExtension}";
 
     private static void TryDelete(string path)

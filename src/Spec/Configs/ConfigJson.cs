@@ -213,7 +213,7 @@ internal static class ConfigJson
         switch (e.ValueKind)
         {
             case JsonValueKind.Array when inList:
-                return ConfigValue.FromJson(e); // an array directly inside a List is one literal option
+                return Literal(e, path, errors); // an array directly inside a List is one literal option
             case JsonValueKind.Array:
                 return new ListKnob(e.EnumerateArray()
                     .Select((item, i) => ParseValue(item, KnobPath.Index(path, i), errors, inList: true)).ToList().AsReadOnly());
@@ -222,7 +222,7 @@ internal static class ConfigJson
                 if (props.ContainsKey(RangeKey)) return ParseRange(props, path, errors);
                 if (props.TryGetValue(ValueKey, out var literal))
                 {
-                    if (props.Count == 1) return ConfigValue.FromJson(literal);
+                    if (props.Count == 1) return Literal(literal, path, errors);
                     errors.Add(path, $"{{\"value\": ...}} marks a literal and takes no other key (found: {string.Join(", ", props.Keys.Where(k => k != ValueKey))}); " +
                         "to write a map with a key named value, wrap it: {\"value\": {...}}");
                     return new InvalidNode(path);
@@ -231,7 +231,21 @@ internal static class ConfigJson
                 foreach (var (key, value) in props) map[key] = ParseValue(value, $"{path}.{key}", errors, inList: false);
                 return map;
             default:
-                return ConfigValue.FromJson(e);
+                return Literal(e, path, errors);
+        }
+    }
+
+    /// <summary>A literal value, normalized; one the knobs cannot hold (a number too large to be finite) is an error at its path.</summary>
+    private static object? Literal(JsonElement e, string path, ErrorSink errors)
+    {
+        try
+        {
+            return ConfigValue.Normalize(ConfigValue.FromJson(e), path);
+        }
+        catch (ConfigException invalid)
+        {
+            foreach (var error in invalid.Errors) errors.Add(error.Path, error.Message);
+            return new InvalidNode(path);
         }
     }
 
@@ -247,6 +261,8 @@ internal static class ConfigJson
         if (bounds.ValueKind != JsonValueKind.Array || bounds.GetArrayLength() != 2
             || bounds[0].ValueKind != JsonValueKind.Number || bounds[1].ValueKind != JsonValueKind.Number)
             errors.Add($"{path}.{RangeKey}", $"must be [start, end], two numbers, got {bounds.GetRawText()}");
+        else if (!double.IsFinite(bounds[0].GetDouble()) || !double.IsFinite(bounds[1].GetDouble()))
+            errors.Add($"{path}.{RangeKey}", $"must be two finite numbers, got {bounds.GetRawText()}");
         else (start, end) = (bounds[0].GetDouble(), bounds[1].GetDouble());
 
         var log = false;

@@ -269,11 +269,13 @@ public sealed class DataHandle
     private (EsfContent Content, EsfCheck.Result Result)? ReadUncached(Locator locator, IDataStorage storage,
         ObjectsRoot objects, bool checkObjectFiles, bool mayLackDownloadColumns, ErrorList errors)
     {
+        var before = errors.Count;
         var content = EsfReader.Read(locator, storage, errors);
         if (content is null)
             return null;
         var result = EsfCheck.Run(content, errors, DownloadColumns, mayLackDownloadColumns, objects, checkObjectFiles);
-        return result is null ? null : (content, result);
+        // The reader's errors (a ragged row) fail the file as the check's do, each naming its row.
+        return result is null || errors.Count > before ? null : (content, result);
     }
 
     internal static List<DataError> Check(string source, int partitionCount, IReadOnlyList<string>? downloadColumns, double fraction)

@@ -23,7 +23,7 @@ public abstract record Locator
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(baseDirectory);
         if (string.IsNullOrWhiteSpace(text))
-            throw new ArgumentException("a locator must not be empty", nameof(text));
+            throw new ArgumentException("a locator must not be empty");
         if (text.StartsWith(S3Prefix, StringComparison.OrdinalIgnoreCase))
         {
             var rest = text[S3Prefix.Length..];
@@ -31,7 +31,7 @@ public abstract record Locator
             var bucket = slash < 0 ? rest : rest[..slash];
             var key = slash < 0 ? "" : rest[(slash + 1)..];
             if (bucket.Length == 0)
-                throw new ArgumentException($"locator '{text}' has no bucket: write s3://bucket/key", nameof(text));
+                throw new ArgumentException($"locator '{text}' has no bucket: write s3://bucket/key");
             return new S3Locator(bucket, key);
         }
         return new LocalLocator(Path.GetFullPath(text, Path.GetFullPath(baseDirectory)));

@@ -18,6 +18,24 @@ public class ValidationTests
         Assert.Equal(3, errors.Count);
     }
 
+    [Theory]
+    [InlineData("1e999", "is Infinity")]
+    [InlineData("-1e999", "is -Infinity")]
+    public void A_number_too_large_to_be_finite_is_refused_at_its_knob(string number, string gist)
+    {
+        var errors = TrainErrors(""" "epochs": 1, "batch_size": 2, "optimizer": {"name": "Adam", "args": {"lr": """ + number + "}}");
+
+        var error = Single(errors, "train.optimizer.args.lr", gist);
+        Assert.EndsWith("a knob's number must be finite", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_non_finite_number_given_in_csharp_is_refused_naming_its_knob()
+    {
+        var e = Assert.Throws<ConfigException>(() => new Config([new("dropout", double.NaN)]));
+        Assert.Equal("dropout", Assert.Single(e.Errors).Path);
+    }
+
     [Fact]
     public void Unknown_optimizer_name_lists_the_known_optimizers()
     {

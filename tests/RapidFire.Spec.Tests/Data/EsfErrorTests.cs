@@ -65,6 +65,17 @@ public class EsfErrorTests
             errors.Select(e => (e.Row!.Value, e.Message)).OrderBy(e => e.Item1));
     }
 
+    [Theory]
+    [InlineData("id,label,x\n1,0,0.5\n2,1,0.25,9\n3,0,0.75\n", 2L, "has 4 fields, the header has 3")]
+    [InlineData("id,label,x\n1,0,0.5\n2,1,0.25\n3,0\n", 3L, "has 2 fields, the header has 3")]
+    public void A_ragged_row_alone_fails_the_file_naming_its_row(string csv, long row, string message)
+    {
+        using var folder = new TempFolder();
+        var error = Single(SampleEsf.CsvErrors(folder, csv));
+        Assert.Equal((folder["esf.csv"], row, message), (error.File, error.Row, error.Message));
+        Assert.Equal(error, Single(DataHandle.Builder(folder.Path).Train("esf.csv").Build().Validate()));
+    }
+
     [Fact]
     public void A_file_with_many_errors_lists_twenty_and_counts_the_rest()
     {
