@@ -231,6 +231,21 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_clone_body_that_is_not_utf8_is_a_400_naming_the_byte()
+    {
+        // {"set": {"hidden": "<0xC3 0x28>"}}: a lead byte followed by one that cannot continue it
+        var bytes = Encoding.ASCII.GetBytes("{\"set\": {\"hidden\": \"").Concat(new byte[] { 0xC3, 0x28 }).Concat(Encoding.ASCII.GetBytes("\"}}")).ToArray();
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        using var response = await http.PostAsync("/api/runs/1/clone", content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("the clone body is not valid UTF-8 (at byte 20)", (await Body(response)).GetProperty("error").GetString());
+        Assert.Empty(control.Ops);
+    }
+
+    [Fact]
     public async Task A_body_over_the_limit_is_a_413()
     {
         var huge = "{\"set\": {\"note\": \"" + new string('x', (int)ApiServer.MaxBodyBytes) + "\"}}";

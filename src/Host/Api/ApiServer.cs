@@ -249,6 +249,8 @@ public sealed class ApiServer : IAsyncDisposable
     /// <summary>The web dashboard at <c>/</c> and its endpoints (<c>/api/events</c>, <c>/api/runs/{id}/metrics</c>, <c>/api/log</c>, <c>/api/status</c>): see <see cref="Dashboard.DashboardEndpoints"/>.</summary>
     private static void MapDashboard(WebApplication app, IExperimentControl control) => Dashboard.DashboardEndpoints.Map(app, control);
 
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>Reads a clone's body: <c>{"set": {path: value}, "warm": bool}</c>, both optional; an empty body is <c>{}</c>.</summary>
     private static async Task<(Dictionary<string, string>? Changes, bool Warm, string? Problem)> ReadClone(HttpContext http)
     {
@@ -256,6 +258,14 @@ public sealed class ApiServer : IAsyncDisposable
         await http.Request.Body.CopyToAsync(buffer, http.RequestAborted); // over MaxBodyBytes: Kestrel's 413
         var changes = new Dictionary<string, string>(StringComparer.Ordinal);
         if (buffer.Length == 0) return (changes, false, null);
+        try
+        {
+            _ = StrictUtf8.GetCharCount(buffer.GetBuffer(), 0, (int)buffer.Length);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            return (null, false, $"the clone body is not valid UTF-8 (at byte {e.Index})");
+        }
         JsonDocument document;
         try
         {
