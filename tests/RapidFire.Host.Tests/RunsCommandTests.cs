@@ -176,6 +176,18 @@ public sealed class RunsCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public void An_operation_not_yet_taken_up_is_logged_as_pending_once()
+    {
+        new ExperimentFiles(control.Path).Control(new ControlRecord(1, DateTime.UtcNow, ControlOp.Stop(1), ControlStatus.Pending, "pending", null, null));
+
+        var (code, output, _) = Runs("log");
+
+        Assert.Equal(RapidFireCli.Ok, code);
+        Assert.Contains(Lines(output), l => l.Contains("stop") && l.Contains("pending"));
+        Assert.DoesNotContain("pending: pending", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_stale_host_json_counts_as_not_running()
     {
         await Serve();

@@ -143,13 +143,19 @@ public static class RunsCommand
                 foreach (var entry in log)
                     table.AddRow(new Text(entry.RequestedUtc.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)), new Text(Int(entry.OpId)),
                         new Text(Int(entry.RunId)), new Text(entry.Operation), new Text(entry.Arguments),
-                        new Text($"{Lower(entry.Status)}: {entry.Outcome}{(entry.NewRunId is { } id ? $" (new run {Int(id)})" : "")}"));
+                        new Text($"{Outcome(entry)}{(entry.NewRunId is { } id ? $" (new run {Int(id)})" : "")}"));
                 console.Write(table);
                 return RapidFireCli.Ok;
             }
         }));
         return command;
     }
+
+    /// <summary>An operation's status and what came of it; an outcome that only repeats the status is said once.</summary>
+    private static string Outcome(ControlLogEntry entry) =>
+        entry.Outcome.Length == 0 || string.Equals(entry.Outcome, Lower(entry.Status), StringComparison.OrdinalIgnoreCase)
+            ? Lower(entry.Status)
+            : $"{Lower(entry.Status)}: {entry.Outcome}";
 
     /// <summary>The IC log an experiment left in its folder (none when no operation was ever asked for).</summary>
     private static List<ControlLogEntry> ReadLog(string file)
