@@ -147,6 +147,10 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 Directory.CreateDirectory(Path);
                 var user = config ?? Akka.Configuration.Config.Empty;
                 defaults = RuntimeSettings.From(user);
+                // A journal that cannot be read is left untouched: opening it for writing would start a new, empty one.
+                journalFile = JournalFile(user);
+                if (resuming && journalFile is not null && JournalConfig.SqliteProblem(journalFile) is { } problem)
+                    throw new InvalidOperationException($"experiment '{name}' cannot be opened: its journal {journalFile} {problem}; nothing was changed");
                 var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
                 system = ActorSystem.Create("rapidfire", hocon);
                 ClusterAddress = JoinCluster(system);
@@ -447,6 +451,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
         finally
         {
             system.Terminate().Wait(TimeSpan.FromSeconds(30));
+            if (journalFile is not null) JournalConfig.CheckpointSqlite(journalFile); // the whole journal in its file
             storage.Dispose();
             directoryLock.Dispose();
             lock (ActiveLock)
@@ -526,6 +531,35 @@ public sealed class Experiment : IDisposable, IExperimentControl
         }
     }
 
+    private readonly string? journalFile;
+    private int checkpointingJournal;
+
+    /// <summary>
+    /// Copies the SQLite journal's log into its file at a safe point (an epoch's end), off the caller's thread, one
+    /// copy at a time: a lost <c>-wal</c> file then costs at most the events since.
+    /// </summary>
+    private void CheckpointJournal()
+    {
+        if (journalFile is null || Interlocked.Exchange(ref checkpointingJournal, 1) == 1) return;
+        Task.Run(() =>
+        {
+            try
+            {
+                JournalConfig.CheckpointSqlite(journalFile);
+            }
+            finally
+            {
+                Volatile.Write(ref checkpointingJournal, 0);
+            }
+        });
+    }
+
+    /// <summary>The SQLite journal's file, when the journal is one (the default).</summary>
+    private string? JournalFile(Akka.Configuration.Config user) =>
+        user.WithFallback(RuntimeSettings.Reference).GetConfig("rapidfire.journal").GetString("provider") == "sqlite"
+            ? System.IO.Path.Combine(Path, "journal.db")
+            : null;
+
     /// <summary>Where the journal lives: <c>rapidfire.journal.provider</c> is sqlite (a file in the experiment folder, the default), postgresql or memory.</summary>
     private Akka.Configuration.Config Journal(Akka.Configuration.Config user)
     {
@@ -539,13 +573,12 @@ public sealed class Experiment : IDisposable, IExperimentControl
         };
     }
 
-    /// <summary>One experiment is active per directory, across processes: an exclusive lock on a file in it (released if the process dies).</summary>
     /// <summary>The lock file of an experiments directory (held while an experiment is active) and the file naming its holder.</summary>
     internal static readonly string[] LockFiles = [".rapidfire.lock", ".rapidfire.owner"];
 
     /// <summary>
-    /// Takes the directory's lock (released by the system if the process dies) and writes who holds it beside it: the
-    /// lock file itself cannot be read by another process while it is held.
+    /// One experiment is active per directory, across processes: an exclusive lock on a file in it (released by the
+    /// system if the process dies). Who holds it is written beside it: the held lock file cannot be read by another process.
     /// </summary>
     private static FileStream LockDirectory(string directory, string name)
     {
@@ -586,7 +619,11 @@ public sealed class Experiment : IDisposable, IExperimentControl
             Receive<RunUpdated>(e => experiment.Publish(new RunChanged(e.State, e.Recovered)));
             Receive<RunJournaled>(e => experiment.files.Apply(e.RunId, e.Event));
             Receive<MinibatchRecord>(e => experiment.Publish(new MinibatchDone(e)));
-            Receive<MetricsProtocol.EpochRecorded>(e => experiment.Publish(new EpochDone(e)));
+            Receive<MetricsProtocol.EpochRecorded>(e =>
+            {
+                experiment.Publish(new EpochDone(e));
+                experiment.CheckpointJournal();
+            });
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));
             Receive<FitProtocol.WorkerChanged>(e => experiment.Publish(new ClusterNotice(e.Worker, e.Message)));

@@ -166,6 +166,62 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
+    public async Task The_journals_log_is_copied_into_its_file_at_epoch_ends_while_the_experiment_is_open()
+    {
+        using var experiment = new Experiment("wal", Path.Combine(mnist.Directory, "wal"));
+        await experiment.RunFitAsync(SpecSource.FromFile(RepoPaths.MnistExample("MnistSpec.cs")),
+            ConfigGroup.Load(mnist.ConfigPath), DataHandle.Load(mnist.HandlePath), new FitOptions(Chunks: 2));
+
+        // Still open (the journal's connection holds the log): the file is more than the 4 KB shell of a new database.
+        var journal = new FileInfo(Path.Combine(experiment.Path, "journal.db"));
+        for (var wait = 0; wait < 50 && journal.Length <= 4096; wait++, journal.Refresh()) await Task.Delay(100);
+        Assert.True(journal.Length > 4096, $"journal.db is {journal.Length} bytes");
+        Assert.Null(Actors.Persistence.JournalConfig.SqliteProblem(journal.FullName));
+    }
+
+    [Theory]
+    [InlineData("shell")]
+    [InlineData("empty")]
+    [InlineData("garbage")]
+    public void Resume_leaves_a_journal_it_cannot_read_untouched_and_names_it(string damage)
+    {
+        var dir = Path.Combine(mnist.Directory, $"damaged-{damage}");
+        using (var first = new Experiment("hurt", dir)) { } // a fit's crash: its journal is in journal.db and journal.db-wal
+        var journal = Path.Combine(dir, "hurt", "journal.db");
+        File.Delete(journal + "-wal");
+        File.Delete(journal + "-shm");
+        switch (damage)
+        {
+            case "shell": // what a lost -wal leaves of a journal whose tables were created in the log
+                File.Delete(journal);
+                using (var shell = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={journal};Pooling=False"))
+                {
+                    shell.Open();
+                    using var wal = shell.CreateCommand();
+                    wal.CommandText = "PRAGMA journal_mode=WAL;";
+                    wal.ExecuteNonQuery();
+                }
+                File.Delete(journal + "-wal");
+                File.Delete(journal + "-shm");
+                break;
+            case "empty":
+                File.WriteAllBytes(journal, []);
+                break;
+            default:
+                File.WriteAllText(journal, "not a database, but a file the user wants back");
+                break;
+        }
+        var before = File.ReadAllBytes(journal);
+
+        var e = Assert.Throws<InvalidOperationException>(() => Experiment.Resume("hurt", dir));
+
+        Assert.StartsWith($"experiment 'hurt' cannot be opened: its journal {journal} ", e.Message);
+        Assert.EndsWith("; nothing was changed", e.Message);
+        Assert.Equal(before, File.ReadAllBytes(journal));
+        Assert.False(File.Exists(journal + "-wal"));
+    }
+
+    [Fact]
     public void One_experiment_is_active_per_process_and_a_name_that_exists_is_refused_with_how_to_resume_it()
     {
         var dir = Path.Combine(mnist.Directory, "experiments");

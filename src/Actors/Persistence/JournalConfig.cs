@@ -26,6 +26,59 @@ public static class JournalConfig
         return Sql($"Data Source={databaseFile}", "SQLite.MS", parallelism: 1);
     }
 
+    /// <summary>
+    /// What keeps an existing SQLite journal from being resumed, read without changing it (read-only: no table is
+    /// created, no log is checkpointed): the file is missing, is not a database, or holds no journal or no events (a lost
+    /// <c>-wal</c> file leaves a database without them). Null when it holds events.
+    /// </summary>
+    public static string? SqliteProblem(string databaseFile)
+    {
+        var log = databaseFile + "-wal";
+        var lostLog = File.Exists(log) ? "" : $" ({Path.GetFileName(log)} is missing: the events of a fit killed before its end are in that file)";
+        if (!File.Exists(databaseFile)) return "does not exist";
+        try
+        {
+            // Without its log the file is read as immutable, so that SQLite creates no -wal or -shm file beside it.
+            var source = lostLog.Length == 0 ? databaseFile : new Uri(Path.GetFullPath(databaseFile)).AbsoluteUri + "?immutable=1";
+            using var connection = new Microsoft.Data.Sqlite.SqliteConnection(
+                new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = source, Mode = Microsoft.Data.Sqlite.SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            connection.Open();
+            using var tables = connection.CreateCommand();
+            tables.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'journal'";
+            if (Convert.ToInt64(tables.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0)
+                return $"has no journal table{lostLog}";
+            using var events = connection.CreateCommand();
+            events.CommandText = "SELECT count(*) FROM journal";
+            return Convert.ToInt64(events.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) == 0 ? $"holds no events{lostLog}" : null;
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e)
+        {
+            return $"cannot be read as a SQLite database: {e.Message}";
+        }
+    }
+
+    /// <summary>
+    /// Copies a SQLite journal's write-ahead log into its database file (at a fit's end and an epoch's, so that the
+    /// file holds the experiment and not a 4 KB shell); without blocking the journal's writer. Best effort.
+    /// </summary>
+    public static void CheckpointSqlite(string databaseFile)
+    {
+        if (!File.Exists(databaseFile)) return;
+        try
+        {
+            using var connection = new Microsoft.Data.Sqlite.SqliteConnection(
+                new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder { DataSource = databaseFile, Mode = Microsoft.Data.Sqlite.SqliteOpenMode.ReadWrite, Pooling = false }.ToString());
+            connection.Open();
+            using var checkpoint = connection.CreateCommand();
+            checkpoint.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+            checkpoint.ExecuteNonQuery();
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            // busy or unreadable: the next safe point tries again, and SQLite checkpoints on its own past 1,000 pages
+        }
+    }
+
     /// <summary>A PostgreSQL database (provider <c>PostgreSQL.15</c>), by connection string.</summary>
     public static Config PostgreSql(string connectionString) => Sql(connectionString, "PostgreSQL.15", parallelism: 3);
 
