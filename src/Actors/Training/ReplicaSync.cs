@@ -54,15 +54,18 @@ public static class ReplicaSync
         for (var r = weights.Count; r < replicas.Count; r++) replicas[r].Optimizer.zero_grad();
         var parameters = replicas.Select(r => r.Model.parameters().ToArray()).ToArray();
         var leader = replicas[0].Device;
+        // Explicit Scalars, alive past the calls that read them: an implicit one may be finalized mid-call. add_(t)
+        // would make an implicit alpha = 1 (an int), so it is passed as one.
+        using var one = 1.ToScalar();
         for (var i = 0; i < parameters[0].Length; i++)
         {
             Tensor? sum = null;
             for (var r = 0; r < weights.Count; r++)
             {
                 if (parameters[r][i].grad is not { } grad) continue;
-                using var weight = weights[r].ToScalar(); // explicit: an implicit Scalar may be finalized mid-call
+                using var weight = weights[r].ToScalar();
                 var term = grad.to(torch.device(leader)).mul(weight);
-                sum = sum is null ? term : sum.add_(term);
+                sum = sum is null ? term : sum.add_(term, one);
             }
             if (sum is null) continue;
             foreach (var replica in parameters)

@@ -5,8 +5,10 @@ namespace RapidFire.Spec.Configs;
 
 /// <summary>
 /// Creates any optimizer of <c>TorchSharp.torch.optim</c> (SGD, Adam, AdamW, RMSProp, Adagrad, Adadelta, Adamax,
-/// NAdam, RAdam, ASGD, Rprop, LBFGS, ...) from a config's <c>{"name", "args"}</c>, found by reflection over its
-/// public static factories.
+/// NAdam, RAdam, ASGD, Rprop, LBFGS, ...) from a config's <c>{"name", "args"}</c>, found by reflection over the
+/// public static factories of <see cref="RaceFreeOptim"/>, which mirror <c>torch.optim</c>'s (same names, parameters
+/// and defaults) and make TorchSharp's optimizers with a step that cannot race the finalizer
+/// (<see cref="RaceFreeOptimizers"/>): bit-identical to TorchSharp's, with the same state dicts.
 /// </summary>
 /// <remarks>
 /// Names match case-insensitively (PyTorch's <c>RMSprop</c> finds TorchSharp's <c>RMSProp</c>). Arguments bind by
@@ -21,7 +23,7 @@ public static class Optimizers
     public const string DefaultPath = "train.optimizer";
 
     private static readonly Lazy<ComponentCatalog> Catalog = new(() => new ComponentCatalog(
-        typeof(torch.optim), typeof(IEnumerable<Parameter>), typeof(torch.optim.Optimizer), "optimizer"));
+        typeof(RaceFreeOptim), typeof(IEnumerable<Parameter>), typeof(torch.optim.Optimizer), "optimizer"));
 
     /// <summary>The optimizer names a config can use, in TorchSharp's spelling.</summary>
     public static IReadOnlyList<string> Names => Catalog.Value.Names;
