@@ -359,6 +359,20 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_host_that_is_slow_to_answer_counts_as_alive()
+    {
+        await server.DisposeAsync();
+        // A port that accepts connections and never answers: a host too loaded to answer within the timeout.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var accepted = listener.AcceptTcpClientAsync();
+        HostFile.Write(folder, new HostFile($"http://127.0.0.1:{((System.Net.IPEndPoint)listener.LocalEndpoint).Port}", Environment.ProcessId, "exp", DateTime.UtcNow));
+
+        Assert.NotNull(await HostFile.FindLiveAsync(folder, TimeSpan.FromMilliseconds(300)));
+        (await accepted).Dispose();
+    }
+
+    [Fact]
     public async Task A_host_json_serving_another_experiment_is_ignored()
     {
         HostFile.Write(folder, new HostFile(server.Url, Environment.ProcessId, "other", DateTime.UtcNow));

@@ -74,22 +74,30 @@ public sealed record HostFile(string Url, int Pid, string Experiment, DateTime S
     /// <summary>
     /// Whether the host is alive: its process exists and its URL answers <c>GET /api/experiment</c> for this experiment
     /// (sent with <see cref="Token"/>), or asks for an access token that <see cref="Token"/> is not (401): a live host
-    /// this client may not use, which the next request reports.
+    /// this client may not use, which the next request reports. A host that is slow to answer (a loaded machine: the
+    /// answer took longer than <paramref name="timeout"/>) counts as alive: its process exists and its port accepted
+    /// the request. Only a process that is gone, a port nobody listens on, or another experiment's answer make it stale.
     /// </summary>
     public async Task<bool> IsAliveAsync(TimeSpan timeout, CancellationToken cancellation = default)
     {
         if (!ProcessExists(Pid)) return false;
-        using var http = new HttpClient { Timeout = timeout };
+        using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
         if (Token is not null) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        using var slow = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        slow.CancelAfter(timeout);
         try
         {
-            using var response = await http.GetAsync(new Uri(new Uri(Url), "api/experiment"), cancellation);
+            using var response = await http.GetAsync(new Uri(new Uri(Url), "api/experiment"), HttpCompletionOption.ResponseHeadersRead, slow.Token);
             if (response.StatusCode == HttpStatusCode.Unauthorized) return true;
             if (!response.IsSuccessStatusCode) return false;
-            var experiment = await response.Content.ReadFromJsonAsync<ExperimentView>(ApiJson.Options, cancellation);
+            var experiment = await response.Content.ReadFromJsonAsync<ExperimentView>(ApiJson.Options, slow.Token);
             return experiment?.Name == Experiment;
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or NotSupportedException)
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            return true; // slow, not dead: the request that follows has a longer timeout and reports what it finds
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or NotSupportedException)
         {
             return false;
         }
