@@ -224,6 +224,18 @@ public sealed class Row
 
     private long Integer(string column, string getter)
     {
+        var floating = Column(column);
+        if (KindOf(floating) == ValueKind.Floating)
+        {
+            // A column of whole numbers read as doubles (one cell such as NaN or 1.5 made it so): its whole values read
+            // as integers, and the cell that is not one is the error, naming its own row.
+            NotNull(column, floating, getter);
+            ArrowValues.TryGetDouble(floating, rowInBatch, out var real);
+            return double.IsInteger(real) && real is >= long.MinValue and < 9.2233720368547758e18
+                ? (long)real
+                : throw Fail(column, $"holds {real.ToString(System.Globalization.CultureInfo.InvariantCulture)}, which is not an integer ({getter}); " +
+                                     "the column's values are numbers, not all integers: fix this cell, or read the column with GetDouble or GetSingle");
+        }
         var array = Typed(column, ValueKind.Integer, getter);
         if (ArrowValues.TryGetInt64(array, rowInBatch, out var value))
             return value;

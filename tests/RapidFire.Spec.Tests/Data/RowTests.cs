@@ -95,12 +95,25 @@ public class RowTests : IDisposable
     }
 
     [Fact]
+    public void A_nan_in_an_integer_column_is_the_error_of_its_own_row_and_the_other_rows_read_as_integers()
+    {
+        using var other = new TempFolder();
+        var labels = SampleEsf.OpenCsv(other, "id,label\n1,3\n2,NaN\n3,1.0\n");
+
+        Assert.Equal(3L, labels[0].GetInt64("label"));
+        Assert.Equal(1, labels[2].GetInt32("label"));
+        var error = Error(() => labels[1].GetInt64("label"));
+        Assert.Equal(2, error.Row);
+        Assert.StartsWith("id 2, column 'label' holds NaN, which is not an integer (GetInt64)", error.Message);
+    }
+
+    [Fact]
     public void A_getter_of_the_wrong_type_names_the_column_its_arrow_type_and_the_getter()
     {
         Assert.Equal("id 10, column 'name' has Arrow type utf8, so GetInt64 cannot read it as an integer; use GetString",
             Error(() => First.GetInt64("name")).Message);
-        Assert.Equal("id 10, column 'score' has Arrow type double, so GetInt32 cannot read it as an integer; use GetDouble or GetSingle",
-            Error(() => First.GetInt32("score")).Message);
+        Assert.Equal("id 10, column 'score' holds 0.25, which is not an integer (GetInt32); the column's values are numbers, not all integers: " +
+                     "fix this cell, or read the column with GetDouble or GetSingle", Error(() => First.GetInt32("score")).Message);
         Assert.Equal("id 10, column 'flag' has Arrow type bool, so GetSingle cannot read it as a number; use GetBoolean",
             Error(() => First.GetSingle("flag")).Message);
         Assert.Equal("id 10, column 'label' has Arrow type uint8, so GetString cannot read it as a string; use GetInt64 or GetInt32",
