@@ -485,7 +485,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 files.Log($"prep cache: {notice.Message}");
                 break;
             case RunChanged { Run.IsEnded: true } changed:
-                files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {changed.Run.Failure}")}");
+                files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {RunFailure.Printable(changed.Run.Failure.ToString())}")}");
                 break;
         }
         if (e is RunChanged { Run: var latest }) lock (lastRuns) lastRuns[latest.RunId] = latest;

@@ -184,7 +184,7 @@ public sealed class ExperimentFiles
         };
         if (run.ValidationHistory.Count > 0)
             foreach (var (metric, value) in run.ValidationHistory[^1]) row[$"val_{metric}"] = Text(value);
-        row["error"] = run.Failure?.ToString() ?? "";
+        row["error"] = run.Failure?.OneLine() ?? "";
         return row;
     }
 

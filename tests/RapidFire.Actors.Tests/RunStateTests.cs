@@ -21,6 +21,18 @@ public class RunStateTests
     private static RunState Started(bool validation = true) => Run(new RunState(1, Cfg), new StartRun(2, validation));
 
     [Fact]
+    public void A_failure_shows_as_one_printable_line_in_tables_and_whole_in_the_log()
+    {
+        var decoder = new RunFailure("RowPrep", "cannot read image a.png: \0\0\0\0truncated\0", "train", 1, 2, 40);
+        var libtorch = new RunFailure("optimizer", "ExternalException: Expected false to be true\nException raised from toFloat at /pytorch/c10/core/Scalar.h:140\nframe #0: c10::Error", "train", 4, 2);
+
+        Assert.Equal("MLSpec.RowPrep (train, epoch 1, chunk 2, row id 40): cannot read image a.png: truncated", decoder.OneLine());
+        Assert.Equal("optimizer (train, epoch 4, chunk 2): ExternalException: Expected false to be true (the full message is in experiment.log)", libtorch.OneLine());
+        Assert.Equal(libtorch.ToString(), RunFailure.Printable(libtorch.ToString())); // the log keeps every line
+        Assert.DoesNotContain('\0', RunFailure.Printable(decoder.ToString()));
+    }
+
+    [Fact]
     public void A_started_run_asks_for_its_chunks_then_its_validation_then_waits_for_the_metrics()
     {
         var run = Started();

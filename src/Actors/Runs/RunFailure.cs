@@ -23,4 +23,20 @@ public sealed record RunFailure(string Method, string Message, string? Mode = nu
         var method = Method.Contains('.') || Method is "loss" or "optimizer" or "lr_scheduler" or "data" or "device" or "runtime" ? Method : $"MLSpec.{Method}";
         return where.Count == 0 ? $"{method}: {Message}" : $"{method} ({string.Join(", ", where)}): {Message}";
     }
+
+    /// <summary>
+    /// <see cref="ToString"/> as one printable line, for tables and <c>runs.csv</c>: control characters (the NUL bytes
+    /// of a decoder's message) are dropped, and a message of several lines (libtorch's C++ stack trace) is cut after
+    /// its first, saying that <c>experiment.log</c> has the whole of it.
+    /// </summary>
+    public string OneLine()
+    {
+        var text = Printable(ToString());
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return lines.Length <= 1 ? text.Trim() : $"{lines[0]} (the full message is in experiment.log)";
+    }
+
+    /// <summary><paramref name="text"/> without control characters other than line breaks (tabs become spaces).</summary>
+    public static string Printable(string text) =>
+        string.Concat(text.Where(c => c == '\n' || !char.IsControl(c) || c == '\t').Select(c => c == '\t' ? ' ' : c));
 }

@@ -53,7 +53,7 @@ public sealed record RunView(int RunId, RunStatus Status, string? EndedBy, strin
         run.ChunksDone, run.ChunksPerEpoch, KnobsOf(run.Config), run.LastTrainLoss,
         run.TrainHistory.Count > 0 ? run.TrainHistory[^1] : null,
         run.ValidationHistory.Count > 0 ? run.ValidationHistory[^1] : null,
-        run.Failure?.ToString());
+        run.Failure is null ? null : RunFailure.Printable(run.Failure.ToString()));
 
     /// <summary>A knob's value as a table shows it: strings without quotes, numbers and lists as JSON.</summary>
     public static string Text(JsonElement value) => value.ValueKind switch

@@ -410,7 +410,7 @@ public static class FitCommand
                     break;
                 case RunChanged { Run: { IsEnded: true } run }:
                     output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +
-                                     (run.Failure is null ? "" : $": {run.Failure}"));
+                                     (run.Failure is null ? "" : $": {run.Failure.OneLine()}"));
                     break;
             }
         }
