@@ -40,4 +40,13 @@ public static class EpochMetrics
         }
         return metrics;
     }
+
+    /// <summary>
+    /// The keys of non-tensor <c>ComputeMetrics</c> values (strings, lists, objects) that the default
+    /// <c>AggregateMetrics</c>, which sums tensor metrics only, drops: none when the spec aggregates them itself.
+    /// </summary>
+    public static IReadOnlyList<string> DroppedByDefault(IEnumerable<MinibatchRecord> records, MLSpec spec) =>
+        spec.GetType().GetMethod(nameof(MLSpec.AggregateMetrics))!.DeclaringType != typeof(MLSpec)
+            ? []
+            : records.SelectMany(m => m.Values.Objects.Keys).Distinct().Order(StringComparer.Ordinal).ToList();
 }
