@@ -231,6 +231,34 @@ public sealed class ApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_operation_on_a_pending_clones_id_is_refused_saying_when_the_run_is_made()
+    {
+        control.Answer = (op, id) => new ControlOutcome(id, op, ControlStatus.Pending, "takes effect at run 1's next chunk boundary", NewRunId: 4);
+        var (cloned, clone) = await Post("/api/runs/1/clone", "{}");
+        Assert.Equal((HttpStatusCode.OK, 4), (cloned, clone.GetProperty("new_run_id").GetInt32()));
+
+        var (status, answer) = await Post("/api/runs/4/delete");
+
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("run 4 is the clone of run 1 asked for in operation 1, not made yet: it is made at run 1's next chunk boundary; ask again then",
+            answer.GetProperty("error").GetString());
+        Assert.Single(control.Ops); // the clone only
+    }
+
+    [Fact]
+    public async Task An_operation_sent_while_the_fit_is_starting_says_so_and_when_to_ask_again()
+    {
+        control.Runs.Clear();
+
+        using var response = await http.PostAsync("/api/runs/1/stop", null);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("1", response.Headers.RetryAfter?.ToString());
+        Assert.Equal("experiment exp has no runs yet: its fit is starting; ask again in a moment", (await Body(response)).GetProperty("error").GetString());
+        Assert.Empty(control.Ops);
+    }
+
+    [Fact]
     public async Task A_clone_body_that_is_not_utf8_is_a_400_naming_the_byte()
     {
         // {"set": {"hidden": "<0xC3 0x28>"}}: a lead byte followed by one that cannot continue it

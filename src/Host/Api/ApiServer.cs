@@ -212,8 +212,9 @@ public sealed class ApiServer : IAsyncDisposable
         app.MapGet("/api/runs/{id}", async Task<IResult> (string id, HttpContext http) =>
         {
             if (!TryRunId(id, out var runId, out var problem)) return Error(problem, StatusCodes.Status400BadRequest);
-            var run = (await control.RunsAsync(http.RequestAborted)).Runs.FirstOrDefault(r => r.RunId == runId);
-            return run is null ? UnknownRun(control, runId) : Json(RunView.Of(run));
+            var snapshot = await control.RunsAsync(http.RequestAborted);
+            var run = snapshot.Runs.FirstOrDefault(r => r.RunId == runId);
+            return run is null ? await Missing(control, snapshot, runId, http.RequestAborted) : Json(RunView.Of(run));
         });
 
         app.MapPost("/api/runs/{id}/{operation}", async Task<IResult> (string id, string operation, HttpContext http) =>
@@ -231,7 +232,8 @@ public sealed class ApiServer : IAsyncDisposable
             else op = operation switch { "stop" => ControlOp.Stop(runId), "resume" => ControlOp.Resume(runId), _ => ControlOp.Delete(runId) };
 
             // Known runs only: the runtime's refusal of an unknown id would be a 409 like any other refusal.
-            if ((await control.RunsAsync(http.RequestAborted)).Runs.All(r => r.RunId != runId)) return UnknownRun(control, runId);
+            var runs = await control.RunsAsync(http.RequestAborted);
+            if (runs.Runs.All(r => r.RunId != runId)) return await Missing(control, runs, runId, http.RequestAborted);
             var outcome = await control.ControlAsync(op, http.RequestAborted);
             return Json(OutcomeView.Of(outcome), outcome.Status == ControlStatus.Rejected ? StatusCodes.Status409Conflict : StatusCodes.Status200OK);
         });
@@ -332,6 +334,32 @@ public sealed class ApiServer : IAsyncDisposable
         if (bool.TryParse(text, out all)) return true;
         problem = $"all must be true or false, not '{text}'";
         return false;
+    }
+
+    /// <summary>
+    /// The answer about a run the experiment does not have (yet): a clone whose operation is pending (409: its id is
+    /// handed out, the run is made at its parent's next chunk boundary), a fit still starting (503: its runs are being
+    /// made), else 404.
+    /// </summary>
+    private static async Task<IResult> Missing(IExperimentControl control, RunsSnapshot snapshot, int runId, CancellationToken cancellation)
+    {
+        if ((await control.ControlLogAsync(cancellation)).FirstOrDefault(c => c.NewRunId == runId && c.Status == ControlStatus.Pending) is { } clone)
+            return Error($"run {runId} is the clone of run {clone.Op.RunId} asked for in operation {clone.OpId}, not made yet: it is made at " +
+                         $"run {clone.Op.RunId}'s next chunk boundary; ask again then", StatusCodes.Status409Conflict);
+        if (snapshot.Fitting && snapshot.Runs.Count == 0)
+            return new RetryLater(Error($"experiment {control.Name} has no runs yet: its fit is starting; ask again in a moment",
+                StatusCodes.Status503ServiceUnavailable));
+        return UnknownRun(control, runId);
+    }
+
+    /// <summary>An answer with <c>Retry-After: 1</c>.</summary>
+    private sealed class RetryLater(IResult inner) : IResult
+    {
+        public Task ExecuteAsync(HttpContext http)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return inner.ExecuteAsync(http);
+        }
     }
 
     private static IResult UnknownRun(IExperimentControl control, int runId) =>
