@@ -36,7 +36,35 @@ public static class Optimizers
     /// <param name="spec">The optimizer's name and arguments.</param>
     /// <param name="knobPath">Where the optimizer sits in the config, such as <c>train.optimizer</c>.</param>
     public static IReadOnlyList<ConfigError> Validate(NamedComponent spec, string knobPath) =>
-        Catalog.Value.Validate(spec, knobPath);
+        [.. Catalog.Value.Validate(spec, knobPath), .. Bounds(spec, knobPath)];
+
+    /// <summary>
+    /// The arguments TorchSharp's optimizers refuse when they are made, checked before: a learning rate, epsilon,
+    /// weight decay, momentum, dampening or learning-rate decay below 0, a beta outside [0, 1).
+    /// </summary>
+    private static IEnumerable<ConfigError> Bounds(NamedComponent spec, string knobPath)
+    {
+        static double? Number(object? value) => value is long or double ? Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture) : null;
+        static string Show(double value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (key, value) in spec.Args)
+        {
+            var path = $"{knobPath}.args.{key}";
+            switch (key.Replace("_", "", StringComparison.Ordinal).ToLowerInvariant())
+            {
+                case "lr" or "learningrate" or "eps" or "weightdecay" or "momentum" or "dampening" or "lrdecay" when Number(value) is < 0 and var negative:
+                    yield return new ConfigError(path, $"must be at least 0, got {Show(negative)}");
+                    break;
+                case "beta1" or "beta2" when Number(value) is { } beta && beta is < 0 or >= 1:
+                    yield return new ConfigError(path, $"must be at least 0 and below 1, got {Show(beta)}");
+                    break;
+                case "betas" when value is IReadOnlyList<object?> betas:
+                    for (var i = 0; i < betas.Count; i++)
+                        if (Number(betas[i]) is { } b && b is < 0 or >= 1)
+                            yield return new ConfigError($"{path}[{i}]", $"must be at least 0 and below 1, got {Show(b)}");
+                    break;
+            }
+        }
+    }
 
     /// <summary>
     /// Creates the optimizer over <paramref name="parameters"/>. A fault found by <see cref="Validate"/>, or an argument

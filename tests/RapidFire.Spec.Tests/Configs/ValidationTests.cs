@@ -30,6 +30,16 @@ public class ValidationTests
     }
 
     [Fact]
+    public void Optimizer_arguments_torchsharp_refuses_are_refused_at_validation_naming_each()
+    {
+        var errors = TrainErrors(""" "epochs": 1, "batch_size": 2, "optimizer": {"name": "Adam", "args": {"lr": [0.01, -0.1], "betas": {"value": [0.9, 1.0]}, "weight_decay": -1}} """);
+
+        Single(errors, "train.optimizer.args.lr", "must be at least 0, got -0.1");
+        Single(errors, "train.optimizer.args.betas[1]", "must be at least 0 and below 1, got 1");
+        Single(errors, "train.optimizer.args.weight_decay", "must be at least 0, got -1");
+    }
+
+    [Fact]
     public void A_non_finite_number_given_in_csharp_is_refused_naming_its_knob()
     {
         var e = Assert.Throws<ConfigException>(() => new Config([new("dropout", double.NaN)]));
