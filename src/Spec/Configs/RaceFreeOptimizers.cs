@@ -180,27 +180,38 @@ public static class RaceFreeOptimizers
 
                 if (weightDecay != 0) grad = grad.add(param, weightDecayS);
 
-                state.exp_avg.mul_(beta1S).add_(grad, rest1);
-                state.exp_avg_sq.mul_(beta2S).addcmul_(grad, grad.conj(), rest2);
-
-                using var root2 = Math.Sqrt(correction2).ToScalar();
-                Tensor denom;
-                if (amsgrad)
-                {
-                    var previous = state.max_exp_avg_sq;
-                    state.max_exp_avg_sq = torch.maximum(previous, state.exp_avg_sq).DetachFromDisposeScope();
-                    previous.Dispose();
-                    denom = state.max_exp_avg_sq.sqrt().div(root2).add_(epsS, one);
-                }
-                else
-                {
-                    denom = state.exp_avg_sq.sqrt().div(root2).add_(epsS, one);
-                }
-
-                using var stepS = (-(lr / correction1)).ToScalar();
-                param.addcdiv_(state.exp_avg, denom, stepS);
+                AdamUpdate(param, grad, grad.conj(), state.exp_avg, state.exp_avg_sq, ref state.max_exp_avg_sq, amsgrad,
+                    beta1S, beta2S, rest1, rest2, epsS, one, correction2, lr / correction1);
             }
         }, closure);
+    }
+
+    /// <summary>
+    /// The moment updates and the parameter update that Adam and AdamW share, in TorchSharp's order (Adam's second
+    /// moment multiplies the gradient by its conjugate, AdamW's by itself: <paramref name="gradFactor"/>).
+    /// </summary>
+    private static void AdamUpdate(Parameter param, Tensor grad, Tensor gradFactor, Tensor expAvg, Tensor expAvgSq, ref Tensor maxExpAvgSq,
+        bool amsgrad, Scalar beta1, Scalar beta2, Scalar rest1, Scalar rest2, Scalar eps, Scalar one, double correction2, double stepSize)
+    {
+        expAvg.mul_(beta1).add_(grad, rest1);
+        expAvgSq.mul_(beta2).addcmul_(grad, gradFactor, rest2);
+
+        using var root2 = Math.Sqrt(correction2).ToScalar();
+        Tensor denom;
+        if (amsgrad)
+        {
+            var previous = maxExpAvgSq;
+            maxExpAvgSq = torch.maximum(previous, expAvgSq).DetachFromDisposeScope();
+            previous.Dispose();
+            denom = maxExpAvgSq.sqrt().div(root2).add_(eps, one);
+        }
+        else
+        {
+            denom = expAvgSq.sqrt().div(root2).add_(eps, one);
+        }
+
+        using var stepS = (-stepSize).ToScalar();
+        param.addcdiv_(expAvg, denom, stepS);
     }
 
     /// <summary>TorchSharp's AdamW with a race-free step.</summary>
@@ -245,25 +256,8 @@ public static class RaceFreeOptimizers
                 var correction1 = 1 - Math.Pow(beta1, state.step);
                 var correction2 = 1 - Math.Pow(beta2, state.step);
 
-                state.exp_avg.mul_(beta1S).add_(grad, rest1);
-                state.exp_avg_sq.mul_(beta2S).addcmul_(grad, grad, rest2);
-
-                using var root2 = Math.Sqrt(correction2).ToScalar();
-                Tensor denom;
-                if (amsgrad)
-                {
-                    var previous = state.max_exp_avg_sq;
-                    state.max_exp_avg_sq = torch.maximum(previous, state.exp_avg_sq).DetachFromDisposeScope();
-                    previous.Dispose();
-                    denom = state.max_exp_avg_sq.sqrt().div(root2).add_(epsS, one);
-                }
-                else
-                {
-                    denom = state.exp_avg_sq.sqrt().div(root2).add_(epsS, one);
-                }
-
-                using var stepS = (-(lr / correction1)).ToScalar();
-                param.addcdiv_(state.exp_avg, denom, stepS);
+                AdamUpdate(param, grad, grad, state.exp_avg, state.exp_avg_sq, ref state.max_exp_avg_sq, amsgrad,
+                    beta1S, beta2S, rest1, rest2, epsS, one, correction2, lr / correction1);
             }
         }, closure);
     }
