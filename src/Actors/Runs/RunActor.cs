@@ -364,7 +364,8 @@ public sealed class RunActor : ReceivePersistentActor
 
     private void Warn(string message)
     {
-        log.Warning("run {0}: {1}", state.RunId, message);
+        // One way out: the experiment writes it to experiment.log and the CLI prints it. Through Akka's logger as well,
+        // it was printed twice on stdout.
         Context.System.EventStream.Publish(new RunWarning(state.RunId, $"run {state.RunId}: {message}"));
     }
 
