@@ -44,7 +44,11 @@ public sealed record FitOptions(int? Chunks = null, string? Devices = null, long
 /// <summary>What a fit ended with: every run's final state, in run order.</summary>
 /// <param name="Runs">The runs of this fit.</param>
 /// <param name="Cancelled">Whether the fit was cancelled before every run ended on its own.</param>
-public sealed record FitResult(IReadOnlyList<RunState> Runs, bool Cancelled);
+/// <param name="Interrupted">
+/// Why the fit stopped before its runs ended without journaling their stop (a full disk), or null. The journal keeps
+/// every completed chunk: <see cref="Experiment.ResumeFitAsync"/> continues the fit once the cause is gone.
+/// </param>
+public sealed record FitResult(IReadOnlyList<RunState> Runs, bool Cancelled, string? Interrupted = null);
 
 /// <summary>Something that happened in an experiment, as <see cref="Experiment.Progress"/> reports it.</summary>
 public abstract record ExperimentEvent;
@@ -222,6 +226,12 @@ public sealed class Experiment : IDisposable, IExperimentControl
     internal Task<IReadOnlyList<string>> UploadArtifactsAsync(IEnumerable<string> files, CancellationToken cancellation) =>
         storage.UploadArtifactsAsync(Path, files, cancellation);
 
+    /// <summary>
+    /// The experiment's files (runs.csv, metrics, experiment.log...) whose last write failed for want of disk space, with
+    /// the error; each is rewritten whole at its next write.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> UnwrittenFiles => files.Unwritten;
+
     /// <summary>Appends a line to the experiment's log (<c>experiment.log</c>), with the time: for hosts and exporters reporting on it.</summary>
     public void Log(string line) => files.Log(line);
 
@@ -345,6 +355,8 @@ public sealed class Experiment : IDisposable, IExperimentControl
         var reply = await experiment.Ask(command, Timeout.InfiniteTimeSpan);
         switch (reply)
         {
+            case FitProtocol.FitCompleted { Interrupted: { } why } interrupted:
+                return Interrupted(interrupted, why);
             case FitProtocol.FitCompleted completed:
                 // Every event of the fit was published before its end: once the bridge answers, all were handled.
                 await bridge.Ask<EventBridge.Flushed>(new EventBridge.Flush(), TimeSpan.FromSeconds(30));
@@ -361,6 +373,21 @@ public sealed class Experiment : IDisposable, IExperimentControl
             default:
                 throw new InvalidOperationException($"unexpected reply {reply}");
         }
+    }
+
+    /// <summary>
+    /// The fit stopped before its runs ended because nothing more could be journaled (a full disk): writes what it can
+    /// of runs.csv and the log (each file that cannot be written is noted in <see cref="ExperimentFiles.Unwritten"/>)
+    /// and says how to go on. The journal keeps every completed chunk; a resume continues the fit.
+    /// </summary>
+    private FitResult Interrupted(FitProtocol.FitCompleted interrupted, string why)
+    {
+        IReadOnlyList<RunState> runs = interrupted.Runs;
+        if (runs.Count == 0)
+            lock (lastRuns) runs = [.. lastRuns.Values.OrderBy(r => r.RunId)];
+        files.WriteRuns(runs);
+        files.Log($"fit interrupted: {why}");
+        return new FitResult(runs, false, why);
     }
 
     /// <summary>

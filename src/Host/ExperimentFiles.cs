@@ -31,6 +31,7 @@ public sealed class ExperimentFiles
     private readonly Dictionary<int, List<MinibatchRow>> minibatches = [];
     private readonly Dictionary<int, List<EpochRow>> epochs = [];
     private readonly SortedDictionary<int, Actors.Control.ControlRecord> controls = [];
+    private readonly Dictionary<string, string> unwritten = [];
 
     /// <summary>Files of the experiment folder <paramref name="directory"/>; with <paramref name="parquet"/>, the tables are also written as Parquet.</summary>
     public ExperimentFiles(string directory, bool parquet = false)
@@ -48,6 +49,18 @@ public sealed class ExperimentFiles
 
     /// <summary>The experiment's log.</summary>
     public string LogFile => Path.Combine(directory, "experiment.log");
+
+    /// <summary>
+    /// The files whose last write failed for want of disk space, with the error. Each is rewritten whole at its next
+    /// write (the journal holds what they project), so a write that succeeds later takes it off this list.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Unwritten
+    {
+        get
+        {
+            lock (gate) return new Dictionary<string, string>(unwritten);
+        }
+    }
 
     /// <summary>Takes a journaled event of run <paramref name="runId"/>.</summary>
     public void Apply(int runId, IRunEvent e)
@@ -87,7 +100,7 @@ public sealed class ExperimentFiles
         lock (gate)
         {
             controls[record.OpId] = record;
-            Write(ControlLogFile, controls.Values.OrderBy(c => c.OpId).Select(c => new Dictionary<string, string>
+            Guarded(ControlLogFile, path => Write(path, controls.Values.OrderBy(c => c.OpId).Select(c => new Dictionary<string, string>
             {
                 ["requested_utc"] = c.RequestedUtc.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
                 ["op_id"] = Text(c.OpId),
@@ -98,14 +111,15 @@ public sealed class ExperimentFiles
                 ["outcome"] = c.Outcome,
                 ["new_run_id"] = c.NewRunId is { } id ? Text(id) : "",
                 ["resolved_utc"] = c.ResolvedUtc?.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) ?? "",
-            }).ToList());
+            }).ToList()));
         }
     }
 
     /// <summary>Appends a line to <c>experiment.log</c>, with the time (a password or token in it masked: <see cref="SecretMask.MaskConnectionString"/>).</summary>
     public void Log(string line)
     {
-        lock (gate) File.AppendAllText(LogFile, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {SecretMask.MaskConnectionString(line)}{Environment.NewLine}");
+        lock (gate)
+            Guarded(LogFile, path => File.AppendAllText(path, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {SecretMask.MaskConnectionString(line)}{Environment.NewLine}"));
     }
 
     private static MinibatchRow MinibatchRowOf(MinibatchRecord m)
@@ -197,8 +211,33 @@ public sealed class ExperimentFiles
     /// <summary>Writes a table's CSV, and its Parquet file beside it when Parquet is on.</summary>
     private void WriteTable(string csvPath, IReadOnlyList<Dictionary<string, string>> rows, Func<string, Export.ColumnType> parquetTypes)
     {
-        Write(csvPath, rows);
-        if (parquet) Export.ParquetTables.Write(Export.ParquetTables.PathFor(csvPath), rows, parquetTypes);
+        Guarded(csvPath, path => Write(path, rows));
+        if (parquet) Guarded(Export.ParquetTables.PathFor(csvPath), path => Export.ParquetTables.Write(path, rows, parquetTypes));
+    }
+
+    /// <summary>
+    /// Writes <paramref name="path"/> (under the gate); a full disk leaves its last complete version, noted in
+    /// <see cref="Unwritten"/>, and fails nothing else: the fit it belongs to is interrupted by the journal's own failure.
+    /// </summary>
+    private void Guarded(string path, Action<string> write)
+    {
+        try
+        {
+            write(path);
+            unwritten.Remove(path);
+        }
+        catch (IOException e) when (Actors.Storage.OutOfSpace.Is(e))
+        {
+            try
+            {
+                File.Delete(path + ".tmp");
+            }
+            catch (IOException)
+            {
+                // it may not exist; the next write replaces it
+            }
+            unwritten[path] = e.Message;
+        }
     }
 
     private static List<T> Rows<T>(Dictionary<int, List<T>> table, int runId)

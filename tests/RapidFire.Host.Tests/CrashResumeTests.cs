@@ -1,4 +1,5 @@
 using RapidFire.Actors.Checkpoints;
+using RapidFire.Host.Cli;
 using RapidFire.Tests;
 
 namespace RapidFire.Host.Tests;
@@ -20,11 +21,17 @@ public sealed class UninterruptedFit : IAsyncLifetime
     /// </summary>
     public static IReadOnlyDictionary<string, string> ChunkCheckpoints { get; } = new Dictionary<string, string> { ["RAPIDFIRE__SAVE_STRATEGY"] = "chunk" };
 
-    public string[] FitArgs(string experiment, params string[] more) =>
+    public string[] FitArgs(string experiment, params string[] more) => FitArgsIn(Experiments, experiment, more);
+
+    /// <summary>The arguments of this fit as <paramref name="experiment"/> in the experiments folder <paramref name="dir"/>.</summary>
+    public string[] FitArgsIn(string dir, string experiment, params string[] more) =>
     [
         "fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", Handle, "--config", Configs,
-        "--experiment", experiment, "--dir", Experiments, "--chunks", "3", .. more,
+        "--experiment", experiment, "--dir", dir, "--chunks", "3", .. more,
     ];
+
+    /// <summary>The bytes of every file the uninterrupted fit left.</summary>
+    public long Bytes => new DirectoryInfo(Path.Combine(Experiments, "full")).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
 
     public async Task InitializeAsync()
     {
@@ -132,6 +139,33 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         Assert.Equal(2, recovered.Count);
         Assert.All(recovered, line => Assert.DoesNotContain(" 0 chunks trained", line)); // completed chunks are not trained again
         full.AssertSame(experiment);
+    }
+
+    [SkippableFact]
+    public async Task A_full_disk_interrupts_the_fit_once_and_after_space_is_freed_resume_finishes_it_bit_identically()
+    {
+        // Half the room the fit's files take: it runs out of space part way, in a checkpoint or in the journal.
+        var room = full.Bytes / 2 / 1024;
+        using var disk = SmallDisk.Mount(room);
+
+        var (code, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, full.FitArgsIn(disk.Path, "full-disk"));
+
+        Assert.True(code == FitCommand.Interrupted, output);
+        var reports = output.Split('\n').Where(l => l.Contains("out of disk space", StringComparison.Ordinal)).ToList();
+        Assert.True(reports.Count == 1, output); // reported once, never in a loop
+        Assert.Contains($"error: the fit was interrupted: out of disk space in {disk.Path}", reports[0]);
+        Assert.Contains(" free there)", reports[0]);
+        Assert.DoesNotContain("MLSpec.", output); // a full disk is never the spec's fault
+        Assert.DoesNotContain("Failed to persist", output);
+        Assert.DoesNotContain("   at ", output); // no stack trace
+        Assert.Contains("rapidfire resume --experiment full-disk", output);
+
+        disk.Grow(room * 8);
+        (code, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", "full-disk", "--dir", disk.Path);
+
+        Assert.True(code == 0, output);
+        Assert.Contains("fit done", output);
+        full.AssertSame(Path.Combine(disk.Path, "full-disk"));
     }
 
     [Fact]

@@ -68,6 +68,23 @@ public sealed class ExperimentActor : ReceivePersistentActor
         base.OnRecoveryFailure(reason, message);
     }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// The experiment's own journal write failed (its disk is full, its database went away): the actor stops, and the
+    /// fit with it. Whoever waits for the fit hears why, as an interrupted fit: nothing more was journaled, and a resume
+    /// continues it.
+    /// </remarks>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        var file = Persistence.JournalConfig.SqliteFileOf(Context.System.Settings.Config);
+        var problem = $"the journal{(file is null ? "" : $" {file}")} could not record experiment '{name}''s {@event.GetType().Name}: {cause.GetBaseException().Message}";
+        if (Storage.OutOfSpace.Is(cause) && file is not null)
+            problem = $"out of disk space in {Path.GetDirectoryName(file)} ({Storage.OutOfSpace.FreeSpace(file)}): {problem}";
+        requester?.Tell(new FitCompleted(completed?.Runs ?? [], false, problem));
+        requester = null;
+        if (!Storage.OutOfSpace.Is(cause)) base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
     private void Idle()
     {
         Command<StartFit>(Start);
@@ -88,6 +105,12 @@ public sealed class ExperimentActor : ReceivePersistentActor
         Command<FitCompleted>(done =>
         {
             completed = done;
+            if (done.Interrupted is not null)
+            {
+                // Nothing more can be journaled: the fit stays unfinished, and a resume continues it.
+                Context.Stop(fitActor);
+                return;
+            }
             Persist(new FitEnded(state.Unfinished!.Definition.FitId, done.Cancelled), e =>
             {
                 state = state.Apply(e);

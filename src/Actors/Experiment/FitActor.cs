@@ -144,6 +144,7 @@ public sealed class FitActor : ReceiveActor
             fit = fit with { Pending = fit.Pending.Clear() };
             Advance();
         });
+        Receive<StorageFull>(Interrupt);
         Receive<CheckControl>(check => Sender.Tell(Check(check)));
         Receive<ApplyControl>(apply =>
         {
@@ -440,9 +441,30 @@ public sealed class FitActor : ReceiveActor
             var followers = assignment.Followers?.Select(id => new ShardDevice(id, torchDevices[id], gpus[id])).ToList();
             gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, run.Config, run.ChunksPerEpoch, run.LastCheckpoint, followers));
         }
-        if (!fit.IsDone) return;
+        if (fit.IsDone) End(null);
+    }
 
-        requester?.Tell(new FitCompleted(fit.Runs.Values.ToList(), fit.Cancelling));
+    /// <summary>
+    /// A durable write failed for want of space: the fit stops now, journaling nothing more. Every run keeps its last
+    /// journaled chunk, operations waiting on runs stay pending in the experiment's journal, and the experiment leaves
+    /// the fit unfinished: <c>rapidfire resume</c> continues it, as after a crash, once space is freed.
+    /// </summary>
+    private void Interrupt(StorageFull full)
+    {
+        // Every epoch's end is kept (test and predict choose among them), and so is the newest chunk's.
+        var left = fit.Runs.Values.Where(r => !r.IsEnded).Sum(r => Math.Max(0, r.Config.Epochs - r.EpochsDone) + 1);
+        var need = full.Bytes > 0
+            ? $"; the rest of the fit writes about {Storage.OutOfSpace.Megabytes(full.Bytes * left)} of checkpoints " +
+              $"({left} of about {Storage.OutOfSpace.Megabytes(full.Bytes)}: every epoch's end is kept)"
+            : "; the journal needs a few MB more";
+        var free = full.Folder is null ? "" : Storage.OutOfSpace.FreeSpace(full.Folder);
+        End($"out of disk space{(full.Folder is null ? "" : $" in {full.Folder}")}{(free.Length > 0 ? $" ({free})" : "")}: {full.Problem}{need}");
+    }
+
+    /// <summary>Answers the fit (<paramref name="interrupted"/>: why it stopped before its runs ended), lets the workers go and stops its actors.</summary>
+    private void End(string? interrupted)
+    {
+        requester?.Tell(new FitCompleted(fit.Runs.Values.ToList(), fit.Cancelling, interrupted));
         requester = null;
         foreach (var (host, worker) in workers.Where(w => w.Value != LocalNode))
         {

@@ -35,8 +35,20 @@ public static class FitProtocol
     /// <summary>Where an operation stands now.</summary>
     public sealed record ControlProgress(ControlOutcome Outcome);
 
-    /// <summary>The fit ended: every run's final state, in run order.</summary>
-    public sealed record FitCompleted(IReadOnlyList<RunState> Runs, bool Cancelled);
+    /// <summary>
+    /// The fit ended: every run's final state, in run order. <paramref name="Interrupted"/>, when set, says why the
+    /// fit stopped before its runs ended (a full disk): nothing more was journaled, its fit stays unfinished, and a
+    /// resume continues it from every run's last journaled chunk.
+    /// </summary>
+    public sealed record FitCompleted(IReadOnlyList<RunState> Runs, bool Cancelled, string? Interrupted = null);
+
+    /// <summary>
+    /// A durable write of run <paramref name="RunId"/> (its journal or a checkpoint) failed for want of space in
+    /// <paramref name="Folder"/> (null: not a local folder): the fit is interrupted at once, journaling nothing more (see
+    /// <see cref="Storage.OutOfSpace"/>). <paramref name="Bytes"/>: the size of the checkpoint that was not written (0:
+    /// a journal write).
+    /// </summary>
+    public sealed record StorageFull(int RunId, string Problem, string? Folder, long Bytes);
 
     /// <summary>Cancel the fit in progress: tasks in flight are abandoned, unfinished runs are stopped.</summary>
     public sealed record CancelFit;

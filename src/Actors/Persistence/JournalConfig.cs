@@ -79,6 +79,16 @@ public static class JournalConfig
         }
     }
 
+    /// <summary>The SQLite file the journal of <paramref name="config"/> writes; null for another journal (PostgreSQL, memory).</summary>
+    public static string? SqliteFileOf(Config config)
+    {
+        const string path = "akka.persistence.journal.sql";
+        if (!config.HasPath($"{path}.connection-string") || !config.GetString($"{path}.provider-name", "").StartsWith("SQLite", StringComparison.Ordinal))
+            return null;
+        var source = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(config.GetString($"{path}.connection-string")).DataSource;
+        return string.IsNullOrEmpty(source) ? null : Path.GetFullPath(source);
+    }
+
     /// <summary>A PostgreSQL database (provider <c>PostgreSQL.15</c>), by connection string.</summary>
     public static Config PostgreSql(string connectionString) => Sql(connectionString, "PostgreSQL.15", parallelism: 3);
 

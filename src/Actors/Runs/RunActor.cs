@@ -5,6 +5,8 @@ using Akka.Persistence;
 using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Persistence;
+using RapidFire.Actors.Storage;
+using RapidFire.Actors.Experiment;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
 
@@ -34,7 +36,7 @@ public sealed class RunActor : ReceivePersistentActor
 {
     private sealed record CheckpointDurable(CheckpointRef Key, IReadOnlyList<IRunEvent> Events, int? OpId);
 
-    private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause, int? OpId);
+    private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause, int? OpId, long Bytes = 0);
 
     /// <summary>The node that held a chunk's captured state died (or never answered): the chunk is trained again.</summary>
     private sealed record CheckpointLost(CheckpointRef Key, string Reason);
@@ -109,6 +111,16 @@ public sealed class RunActor : ReceivePersistentActor
         {
             if (failed.Key != writing) return;
             WriteDone();
+            if (OutOfSpace.Is(failed.Cause))
+            {
+                // The machine's fault, not the run's: nothing of the chunk is journaled, and the fit is interrupted. An
+                // operation waiting on it stays pending in the experiment's journal; the resume carries it out.
+                var where = services.Checkpoints?.Describe(failed.Key) ?? failed.Key.ToString();
+                fit.Tell(new FitProtocol.StorageFull(state.RunId,
+                    $"run {state.RunId}'s checkpoint {where} ({OutOfSpace.Megabytes(failed.Bytes)}) could not be written: {failed.Cause.Message}",
+                    Path.GetDirectoryName(where), failed.Bytes));
+                return;
+            }
             Handle(new FailRun(new RunFailure("checkpoint", $"{services.Checkpoints?.Describe(failed.Key)}: {failed.Cause.Message}")));
             if (failed.OpId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
         });
@@ -177,13 +189,13 @@ public sealed class RunActor : ReceivePersistentActor
         var written = local
             ? store.SaveAndPruneAsync(key, header, payload!, after.ChunksPerEpoch, retention).ContinueWith(t => t.IsCompletedSuccessfully
                 ? (object)new CheckpointDurable(key, events, opId)
-                : new CheckpointFailed(key, t.Exception?.GetBaseException() ?? new TaskCanceledException(), opId), TaskScheduler.Default)
+                : new CheckpointFailed(key, t.Exception?.GetBaseException() ?? new TaskCanceledException(), opId, payload!.Length), TaskScheduler.Default)
             : holder!.Ask(write!, RemoteWriteTimeout).ContinueWith(t =>
                 (t.IsCompletedSuccessfully ? t.Result : null) switch
             {
                 null => new CheckpointLost(key, $"the node holding it did not answer ({t.Exception?.GetBaseException().Message})"),
                 Cluster.WorkerProtocol.CheckpointWritten => new CheckpointDurable(key, events, opId),
-                Cluster.WorkerProtocol.CheckpointNotWritten no => (object)new CheckpointFailed(key, new IOException(no.Reason), opId),
+                Cluster.WorkerProtocol.CheckpointNotWritten no => (object)new CheckpointFailed(key, new IOException(no.Reason), opId, write!.State.Length),
                 var other => new CheckpointLost(key, $"unexpected answer {other}"),
             }, TaskScheduler.Default);
         written.PipeTo(Self);
@@ -374,6 +386,24 @@ public sealed class RunActor : ReceivePersistentActor
 
     private void CloseValidationMetrics() =>
         metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, state.EpochsDone, state.ValidationRecords, state.ValidationHistory));
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// A journal that is out of space interrupts the fit, once, with no stack trace on the console; the actor stops as
+    /// after any failed write, and nothing it had not journaled counts as done.
+    /// </remarks>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        if (!OutOfSpace.Is(cause))
+        {
+            base.OnPersistFailure(cause, @event, sequenceNr);
+            return;
+        }
+        var file = JournalConfig.SqliteFileOf(Context.System.Settings.Config);
+        fit.Tell(new FitProtocol.StorageFull(state.RunId,
+            $"the journal{(file is null ? "" : $" {file}")} could not record run {state.RunId}'s {@event.GetType().Name}: {cause.GetBaseException().Message}",
+            file is null ? null : Path.GetDirectoryName(file), 0));
+    }
 
     /// <inheritdoc />
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)

@@ -20,9 +20,19 @@ public sealed record RunFailure(string Method, string Message, string? Mode = nu
         if (Epoch is not null) where.Add($"epoch {Epoch}");
         if (Chunk is not null) where.Add($"chunk {Chunk}");
         if (RowId is not null) where.Add($"row id {RowId}");
-        var method = Method.Contains('.') || Method is "loss" or "optimizer" or "lr_scheduler" or "data" or "device" or "runtime" ? Method : $"MLSpec.{Method}";
+        var method = IsRuntimeStep ? Method : $"MLSpec.{Method}";
         return where.Count == 0 ? $"{method}: {Message}" : $"{method} ({string.Join(", ", where)}): {Message}";
     }
+
+    /// <summary>
+    /// The runtime's own steps around the user's code (the loss check, the optimizer, a checkpoint's capture or write,
+    /// the data...): a failure there is never shown as an MLSpec method's. Every other name is an MLSpec method's.
+    /// </summary>
+    public static IReadOnlySet<string> RuntimeSteps { get; } = new HashSet<string>
+        { "loss", "loss.backward", "optimizer", "lr_scheduler", "data", "device", "runtime", "checkpoint", "data-parallel", "storage" };
+
+    /// <summary>Whether <see cref="Method"/> is a runtime step (or a dotted name of one), not an MLSpec method.</summary>
+    public bool IsRuntimeStep => Method.Contains('.') || RuntimeSteps.Contains(Method);
 
     /// <summary>
     /// <see cref="ToString"/> as one printable line, for tables and <c>runs.csv</c>: control characters (the NUL bytes

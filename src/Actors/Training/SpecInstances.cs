@@ -60,8 +60,8 @@ public sealed class RunFailureException(RunFailure failure, Exception? inner = n
     public static RunFailure Of(Exception e) =>
         e is RunFailureException failure ? failure.Failure : new RunFailure("runtime", $"{e.GetType().Name}: {e.Message}");
 
-    /// <summary>The runtime's own steps around the user's code: a native fault in one is not the spec's.</summary>
-    private static readonly HashSet<string> RuntimeSteps = ["optimizer", "loss.backward", "lr_scheduler", "device", "runtime"];
+    /// <summary>The runtime steps whose native faults are transient (<see cref="RunFailure.RuntimeSteps"/> has them all).</summary>
+    private static readonly HashSet<string> TransientSteps = ["optimizer", "loss.backward", "lr_scheduler", "device", "runtime"];
 
     /// <summary>
     /// Whether <paramref name="e"/> is a native libtorch error (<see cref="System.Runtime.InteropServices.ExternalException"/>)
@@ -71,7 +71,7 @@ public sealed class RunFailureException(RunFailure failure, Exception? inner = n
     /// </summary>
     public static bool IsTransient(Exception e) => e switch
     {
-        RunFailureException { InnerException: System.Runtime.InteropServices.ExternalException } failure => RuntimeSteps.Contains(failure.Failure.Method),
+        RunFailureException { InnerException: System.Runtime.InteropServices.ExternalException } failure => TransientSteps.Contains(failure.Failure.Method),
         System.Runtime.InteropServices.ExternalException => true,
         _ => false,
     };

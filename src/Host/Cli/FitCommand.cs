@@ -23,6 +23,9 @@ public static class FitCommand
     /// <summary>Exit code when the fit could not start (the inputs were valid).</summary>
     public const int CouldNotStart = 2;
 
+    /// <summary>Exit code when the fit was interrupted before its runs ended (a full disk): <c>rapidfire resume</c> continues it.</summary>
+    public const int Interrupted = 3;
+
     /// <summary>The <c>fit</c> command.</summary>
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
@@ -340,6 +343,15 @@ public static class FitCommand
                 if (exporter is not null) await exporter.DisposeAsync();
             }
 
+            if (result.Interrupted is { } why)
+            {
+                console.Write(board.Table(result.Runs));
+                stderr.WriteLine($"error: the fit was interrupted: {why}");
+                foreach (var (file, problem) in experiment.UnwrittenFiles) stderr.WriteLine($"error: {file} was not written: {problem}");
+                stderr.WriteLine("every completed chunk is kept in the journal: free some space, then continue the fit with " +
+                                 $"`rapidfire resume --experiment {experiment.Name} --dir {System.IO.Path.GetDirectoryName(experiment.Path)}`");
+                return Interrupted;
+            }
             // A fit that ran to its end ends the experiment (its artifacts stay); a cancelled one stays open.
             if (!result.Cancelled) experiment.End();
             console.Write(board.Table(result.Runs));
