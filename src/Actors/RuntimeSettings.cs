@@ -36,10 +36,15 @@ namespace RapidFire.Actors;
 /// journaled settings unless off.
 /// </param>
 /// <param name="PrepCacheMaxBytes">The most bytes of prepared examples kept per node (null: a quarter of the memory the process may use).</param>
+/// <param name="LoaderStallAfter">
+/// Seconds after which a loader's MLSpec call (<c>RowPrep</c>, <c>CollateFn</c>) counts as stalled: it is reported and
+/// its thread replaced, so the other runs go on (null: 5). A node's choice, left out of the journaled settings.
+/// </param>
+/// <param name="SpecCallTimeout">The most seconds one loader MLSpec call may run before it fails its run (null: no limit).</param>
 public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", long Seed = 42, int Prefetch = 4,
     int Loaders = 0, int TorchThreads = 0, string SaveStrategy = "time", int KeepCheckpoints = 2, int SnapshotEvery = 100,
     string JournalIdPrefix = "", bool? CheckReplicas = null, bool? Locality = null, bool? PrepCache = null, long? PrepCacheMaxBytes = null,
-    double? CheckpointInterval = null)
+    double? CheckpointInterval = null, double? LoaderStallAfter = null, double? SpecCallTimeout = null)
 {
 #if DEBUG
     private const bool DebugBuild = true;
@@ -80,7 +85,11 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
             PrepCache: section.GetBoolean("prep-cache", true) ? null : false,
             PrepCacheMaxBytes: section.GetByteSize("prep-cache-max-bytes") is > 0 and var max ? max : null,
             CheckpointInterval: section.GetTimeSpan("checkpoint-interval", TimeSpan.FromSeconds(30)) is var interval && interval != TimeSpan.FromSeconds(30)
-                ? interval.TotalSeconds : null).Validated();
+                ? interval.TotalSeconds : null,
+            LoaderStallAfter: section.GetTimeSpan("loader-stall-after", TimeSpan.FromSeconds(5)) is var stall && stall != TimeSpan.FromSeconds(5)
+                ? stall.TotalSeconds : null,
+            SpecCallTimeout: section.GetString("spec-call-timeout", "off") is "off" or "" or "0" or "0s"
+                ? null : section.GetTimeSpan("spec-call-timeout").TotalSeconds).Validated();
     }
 
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
@@ -94,6 +103,10 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
     /// <summary>The <c>time</c> save strategy's interval in seconds (see <see cref="CheckpointInterval"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public double CheckpointSeconds => CheckpointInterval ?? 30;
+
+    /// <summary>When a loader's MLSpec call counts as stalled, in seconds (see <see cref="LoaderStallAfter"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double LoaderStallSeconds => LoaderStallAfter ?? 5;
 
     /// <summary>Whether prepared examples are cached (see <see cref="PrepCache"/>).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -119,6 +132,8 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
         if (SaveStrategy is not ("time" or "chunk" or "epoch" or "none"))
             errors.Add(new("save-strategy", $"must be time, chunk, epoch or none, got '{SaveStrategy}'"));
         if (CheckpointInterval is <= 0) errors.Add(new("checkpoint-interval", $"must be a positive duration, got {CheckpointInterval} s"));
+        if (LoaderStallAfter is <= 0) errors.Add(new("loader-stall-after", $"must be a positive duration, got {LoaderStallAfter} s"));
+        if (SpecCallTimeout is <= 0) errors.Add(new("spec-call-timeout", $"must be a positive duration or off, got {SpecCallTimeout} s"));
         if (KeepCheckpoints < 1) errors.Add(new("keep-checkpoints", $"must be >= 1, got {KeepCheckpoints}"));
         if (PrepCacheMaxBytes < 0) errors.Add(new("prep-cache-max-bytes", $"must be > 0 (or 0 for a quarter of the memory), got {PrepCacheMaxBytes}"));
         if (SnapshotEvery < 1) errors.Add(new("snapshot-every", $"must be >= 1, got {SnapshotEvery}"));

@@ -298,14 +298,15 @@ public sealed class Experiment : IDisposable, IExperimentControl
         RunFitAsync(spec, configs, data, options).GetAwaiter().GetResult();
 
     /// <summary>
-    /// Continues the fit a crash interrupted, from the last completed chunk of every run: no completed chunk is trained
-    /// again, and runs that ended stay ended. Throws when the experiment has no interrupted fit.
+    /// Continues the fit a crash, a full disk or a cancel (Ctrl+C) interrupted, from the last completed chunk of every
+    /// run: no completed chunk is trained again, and runs that ended stay ended (a cancelled fit's runs the cancel
+    /// stopped go on; those stopped by the user stay stopped). Throws when the experiment has no such fit.
     /// </summary>
     public async Task<FitResult> ResumeFitAsync(CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(ended, this);
         var state = await experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(30));
-        if (state.Unfinished is not { } fit)
+        if (state.Resumable is not { } fit)
             throw new InvalidOperationException(state.Fits.Count == 0 ? $"experiment '{Name}' has no fit to resume" : $"every fit of experiment '{Name}' has ended: nothing to resume");
         files.Log($"fit {fit.Definition.FitId} resumed");
         return await Operate(new ExperimentProtocol.ResumeFit(), fit.Definition.Settings, cancellation);

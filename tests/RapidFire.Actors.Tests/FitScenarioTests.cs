@@ -317,6 +317,65 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.All(result.Runs, run => Assert.True(run.EpochsDone < 5));
     }
 
+    /// <summary>A fit of a run whose RowPrep hangs on row 5 and a run that is fine, on two devices and two loader threads.</summary>
+    private async Task<(IActorRef Fit, Task<FitCompleted> Result, Akka.TestKit.TestProbe Warnings)> FitWithAStuckRowPrep(RuntimeSettings settings)
+    {
+        var warnings = CreateTestProbe();
+        Sys.EventStream.Subscribe(warnings, typeof(RunWarning));
+        var (fit, _) = Experiment(settings with { Chunks = 2, Devices = "cpu:2", Loaders = 2 });
+        var result = fit.Ask<FitCompleted>(new RunFit([new RunDefinition(1, Config(("fail", "hang:5"))), new RunDefinition(2, Config(("epochs", 3L)))]), Patience);
+        await Task.Yield();
+        return (fit, result, warnings);
+    }
+
+    [Fact]
+    public async Task A_stuck_row_prep_holds_only_its_own_run_and_a_stop_of_that_run_ends_it()
+    {
+        var progress = CreateTestProbe();
+        Sys.EventStream.Subscribe(progress, typeof(RunUpdated));
+        var (fit, result, warnings) = await FitWithAStuckRowPrep(new RuntimeSettings(LoaderStallAfter: 0.3));
+
+        var stalled = await warnings.FishForMessageAsync<RunWarning>(w => w.Message.Contains("has not returned"), TimeSpan.FromSeconds(20));
+        Assert.Equal(1, stalled.RunId);
+        Assert.Contains("RowPrep (row id 5) has not returned for", stalled.Message);
+        // The other run trains on to its end while run 1 waits for its row.
+        await progress.FishForMessageAsync<RunUpdated>(u => u.State is { RunId: 2, Status: RunStatus.Completed }, TimeSpan.FromSeconds(30));
+
+        fit.Tell(new ApplyControl(1, Control.ControlOp.Stop(1), null), progress);
+        var stopped = await progress.FishForMessageAsync<ControlProgress>(p => p.Outcome.Status != Control.ControlStatus.Pending, TimeSpan.FromSeconds(10));
+        Assert.Equal(Control.ControlStatus.Applied, stopped.Outcome.Status);
+        var completed = await result.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal((RunStatus.Stopped, EndReason.User), (completed.Runs[0].Status, completed.Runs[0].EndedBy));
+        Assert.Equal(RunStatus.Completed, completed.Runs[1].Status);
+    }
+
+    [Fact]
+    public async Task A_loader_call_past_the_time_limit_fails_its_run_naming_the_method_and_the_row()
+    {
+        var (_, result, _) = await FitWithAStuckRowPrep(new RuntimeSettings(SpecCallTimeout: 0.5));
+
+        var completed = await result.WaitAsync(TimeSpan.FromSeconds(40));
+        var failure = completed.Runs[0].Failure!;
+        Assert.Equal(RunStatus.Failed, completed.Runs[0].Status);
+        Assert.Equal(("RowPrep", 5L), (failure.Method, failure.RowId));
+        Assert.StartsWith("MLSpec.RowPrep (train, epoch 1, chunk ", failure.ToString(), StringComparison.Ordinal);
+        Assert.Contains("did not return within 0.5 s (rapidfire.spec-call-timeout)", failure.Message);
+        Assert.Equal(RunStatus.Completed, completed.Runs[1].Status);
+    }
+
+    [Fact]
+    public async Task A_cancel_ends_a_fit_whose_row_prep_is_stuck()
+    {
+        var (fit, result, warnings) = await FitWithAStuckRowPrep(new RuntimeSettings(LoaderStallAfter: 0.3));
+        await warnings.FishForMessageAsync<RunWarning>(w => w.Message.Contains("has not returned"), TimeSpan.FromSeconds(20));
+
+        fit.Tell(new CancelFit());
+
+        var completed = await result.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(completed.Cancelled);
+        Assert.Equal((RunStatus.Stopped, EndReason.Cancelled), (completed.Runs[0].Status, completed.Runs[0].EndedBy));
+    }
+
     [Fact]
     public async Task The_experiment_and_the_device_answer_queries_while_a_chunk_trains()
     {

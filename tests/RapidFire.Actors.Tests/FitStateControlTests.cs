@@ -26,6 +26,30 @@ public class FitStateControlTests
     private static PendingControl Pending(int opId, ControlOp op) => new(opId, op, null);
 
     [Fact]
+    public void A_stalled_task_is_cancelled_only_when_a_stop_or_delete_waits_on_its_run_and_then_the_run_stands_at_its_boundary()
+    {
+        var (scheduled, assignments) = Fit(["cpu:0", "cpu:1"], Started(1), Started(2)).Schedule();
+        var task = assignments.Single(a => a.Task.RunId == 1).Task;
+        var device = assignments.Single(a => a.Task.RunId == 1).DeviceId;
+
+        Assert.Empty(scheduled.Queue(Pending(1, ControlOp.Stop(1))).ToCancel(1)); // not stalled: the stop waits for the boundary
+        var stalled = scheduled.Stall(task);
+        Assert.Empty(stalled.ToCancel(1)); // stalled, but nothing asks for it to end
+        Assert.Empty(stalled.Queue(Pending(1, ControlOp.CloneOf(1, new Dictionary<string, string>()))).ToCancel(1)); // a clone waits
+        Assert.Equal([device], stalled.Queue(Pending(1, ControlOp.Stop(1))).ToCancel(1));
+        Assert.Equal([device], stalled.Queue(Pending(1, ControlOp.Delete(1))).ToCancel(1));
+        Assert.Empty(stalled.Queue(Pending(1, ControlOp.Stop(2))).ToCancel(2)); // run 2's task is not stalled
+        Assert.Equal(scheduled, scheduled.Stall(RunTask.Train(1, 1, 0))); // not the task in flight: ignored
+
+        var abandoned = stalled.Queue(Pending(1, ControlOp.Stop(1))).DeviceFreed(device).Abandoned(task);
+        Assert.True(abandoned.AtBoundary(1));
+        Assert.Empty(abandoned.Stalled);
+        var (next, ready) = abandoned.TakeReady(1);
+        Assert.Equal(ControlKind.Stop, Assert.Single(ready).Op.Kind);
+        Assert.True(next.Applying.ContainsKey(1));
+    }
+
+    [Fact]
     public void A_task_that_fails_with_a_transient_fault_is_retried_once_and_fails_its_run_the_second_time()
     {
         var fit = Fit(Started(1), Started(2));

@@ -8,7 +8,7 @@ namespace RapidFire.Actors.Tests;
 
 /// <summary>
 /// A small real spec for runtime tests: a 2-class MLP over 4 in-situ features. Knobs steer it into the situations
-/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>nan</c>, <c>oom</c> on a shard of more than 4 rows;
+/// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>hang:ID</c>: RowPrep of row ID does not return for 30 s, <c>nan</c>, <c>oom</c> on a shard of more than 4 rows;
 /// <c>backward</c>: a native libtorch fault in every backward pass, <c>backward:TOKEN:N</c>: in the Nth training
 /// minibatch of the runs naming TOKEN only), <c>sleep_ms</c> per minibatch,
 /// <c>converge_after</c> epochs, <c>dropout</c>, <c>list_metric</c> (a non-tensor metric: the rows of each minibatch part).
@@ -18,6 +18,7 @@ public sealed class TinySpec : MLSpec
     public override object RowPrep(Row row, Spec.Config cfg, Mode mode)
     {
         if (cfg.Get("fail", "") == $"rowprep:{row.Id}") throw new InvalidOperationException($"cannot prepare row {row.Id}");
+        if (cfg.Get("fail", "") == $"hang:{row.Id}") Thread.Sleep(TimeSpan.FromSeconds(30)); // stuck, as far as a test can tell
         var x = new[] { row.GetSingle("x0"), row.GetSingle("x1"), row.GetSingle("x2"), row.GetSingle("x3") };
         return new Dictionary<string, object> { ["x"] = torch.tensor(x), ["y"] = torch.tensor(row.GetInt64("label")) };
     }

@@ -70,6 +70,13 @@ internal sealed class ChildCli : IDisposable
         process.WaitForExit();
     }
 
+    /// <summary>SIGINT, as Ctrl+C in a terminal sends it.</summary>
+    public void Interrupt()
+    {
+        using var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     public bool HasExited => process.HasExited;
 
     public void Dispose()

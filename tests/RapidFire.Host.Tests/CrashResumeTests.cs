@@ -141,6 +141,40 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         full.AssertSame(experiment);
     }
 
+    [Fact]
+    public async Task A_fit_ended_by_ctrl_c_writes_runs_csv_removes_its_host_file_and_resume_finishes_it_bit_identically()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var name = $"ctrl-c{attempt}";
+            var experiment = Path.Combine(full.Experiments, name);
+            using var child = ChildCli.Start(UninterruptedFit.ChunkCheckpoints, full.FitArgs(name));
+            var checkpoints = Path.Combine(experiment, "checkpoints", "run-1");
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            while (!(Directory.Exists(checkpoints) && Directory.EnumerateFiles(checkpoints, "*.ckpt").Any()) && !child.HasExited && DateTime.UtcNow < deadline)
+                await Task.Delay(5);
+            child.Interrupt();
+            var code = await child.WaitAsync(TimeSpan.FromSeconds(60));
+            if (child.Output.Contains("fit done", StringComparison.Ordinal))
+            {
+                Assert.True(attempt < 3, "the fit kept finishing before Ctrl+C could land: " + child.Output);
+                continue; // it ended before the interrupt landed: try again under a new name
+            }
+
+            Assert.True(code == 0, child.Output);
+            Assert.Contains("fit cancelled", child.Output);
+            Assert.Contains("Stopped,cancelled", File.ReadAllText(Path.Combine(experiment, "runs.csv")));
+            Assert.False(File.Exists(Path.Combine(experiment, "host.json")), "host.json is left behind");
+
+            var (resumed, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", name, "--dir", full.Experiments);
+
+            Assert.True(resumed == 0, output);
+            Assert.Contains("fit done", output);
+            full.AssertSame(experiment);
+            return;
+        }
+    }
+
     [SkippableFact]
     public async Task A_full_disk_interrupts_the_fit_once_and_after_space_is_freed_resume_finishes_it_bit_identically()
     {

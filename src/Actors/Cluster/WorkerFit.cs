@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Routing;
 using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Data;
 using RapidFire.Actors.Devices;
@@ -41,7 +40,7 @@ public sealed class WorkerFit : ReceiveActor
         retention = new CheckpointRetention(services.Settings.KeepCheckpoints);
         var events = Context.System.EventStream;
         services.Prepared.Notify ??= message => events.Publish(new DataLoaderProtocol.PrepCacheNoted(message));
-        var loaders = Context.ActorOf(DataLoaderActor.Props(services).WithRouter(new SmallestMailboxPool(services.Settings.LoaderCount)), "loaders");
+        var loaders = Context.ActorOf(DataLoaderActor.Props(services), "loaders");
         var pool = new List<PoolDevice>();
         foreach (var device in devices)
         {

@@ -19,6 +19,12 @@ public static class DataLoaderProtocol
     /// <summary>The minibatch could not be prepared.</summary>
     public sealed record MinibatchFailed(MinibatchKey Key, RunFailure Failure);
 
+    /// <summary>
+    /// An MLSpec call preparing the minibatch has run past the loader's stall limit (<paramref name="What"/>: which
+    /// call, on which row, for how long). The other runs' minibatches go on on other threads; this one is still awaited.
+    /// </summary>
+    public sealed record MinibatchStalled(MinibatchKey Key, string What);
+
     /// <summary>What the node's <see cref="PreparedExamples"/> cached, or could not cache (published on the event stream).</summary>
     public sealed record PrepCacheNoted(string Message);
 }

@@ -35,15 +35,30 @@ public static class MinibatchPreparation
     /// </summary>
     public static PreparedMinibatch Collated(MLSpec spec, IReadOnlyList<object> items, long[] ids, Config cfg, Mode mode, DisposeScope scope)
     {
-        var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(items, cfg, mode));
+        var collated = Collate(spec, items, cfg, mode);
         foreach (var tensor in TensorTree.Tensors(collated))
             if (scope.Contains(tensor)) scope.Detach(tensor);
         return new PreparedMinibatch(new Minibatch(collated, items.Count), ids);
     }
 
+    /// <summary>The user's <c>CollateFn</c> over prepared examples (watched: see <see cref="CallWatch"/>).</summary>
+    public static object Collate(MLSpec spec, IReadOnlyList<object> items, Config cfg, Mode mode)
+    {
+        var before = CallWatch.Enter("CollateFn");
+        try
+        {
+            return SpecCall.Run("CollateFn", () => spec.CollateFn(items, cfg, mode));
+        }
+        finally
+        {
+            CallWatch.Leave(before);
+        }
+    }
+
     /// <summary>The user's <c>RowPrep</c> of one row; a failure names the method and the row id.</summary>
     public static object RowPrep(MLSpec spec, Row row, Config cfg, Mode mode)
     {
+        var before = CallWatch.Enter("RowPrep", row.Id);
         try
         {
             return SpecCall.Run("RowPrep", () => spec.RowPrep(row, cfg, mode) ?? throw new SpecException("RowPrep", "returned null"));
@@ -51,6 +66,10 @@ public static class MinibatchPreparation
         catch (RunFailureException e)
         {
             throw new RunFailureException(e.Failure with { RowId = row.Id }, e.InnerException);
+        }
+        finally
+        {
+            CallWatch.Leave(before);
         }
     }
 }

@@ -110,7 +110,7 @@ public sealed class PreparedExamples : IDisposable
             if (!custom) return new PreparedMinibatch(new Minibatch(entry.Gather(rows), rows.Count), ids);
             cached = entry.Items(rows);
         }
-        var collated = SpecCall.Run("CollateFn", () => spec.CollateFn(cached, tracked, mode));
+        var collated = MinibatchPreparation.Collate(spec, cached, tracked, mode);
         return new PreparedMinibatch(new Minibatch(Owned(collated, cached), rows.Count), ids);
     }
 

@@ -34,6 +34,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
     private IActorRef? fitActor;
     private IActorRef? requester;
     private FitCompleted? completed;
+    private int fitId;
     private TrainingServices? services;
     private readonly Queue<(RequestControl Request, IActorRef From)> controlQueue = new();
     private readonly Dictionary<int, IActorRef> controlRequesters = [];
@@ -93,7 +94,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         Command<GetExperiment>(_ => Sender.Tell(state));
         Command<CancelFit>(_ => { });
         Command<GetStatus>(_ => Sender.Tell(new FitStatus([], new Dictionary<string, Scheduling.RunTask>(), false)));
-        Command<RequestControl>(request => Reject(request.Op, Sender, state.Unfinished is not null
+        Command<RequestControl>(request => Reject(request.Op, Sender, state.Resumable is not null
             ? $"experiment '{name}' has an interrupted fit: resume it (rapidfire resume) before operating on its runs"
             : $"experiment '{name}' has no fit in progress: operations apply to the runs of a running fit"));
         Command<GetControlLog>(_ => Sender.Tell(state.Controls));
@@ -111,7 +112,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
                 Context.Stop(fitActor);
                 return;
             }
-            Persist(new FitEnded(state.Unfinished!.Definition.FitId, done.Cancelled), e =>
+            Persist(new FitEnded(fitId, done.Cancelled), e =>
             {
                 state = state.Apply(e);
                 Context.Stop(fitActor);
@@ -178,14 +179,14 @@ public sealed class ExperimentActor : ReceivePersistentActor
             Sender.Tell(refusal);
             return;
         }
-        if (state.Unfinished is not { } fit)
+        if (state.Resumable is not { } fit)
         {
             Sender.Tell(new NothingToResume(state.Fits.Count == 0
                 ? $"experiment '{name}' has no fit"
                 : $"every fit of experiment '{name}' has ended"));
             return;
         }
-        if (TryPrepare(fit.Definition, out var prepared)) Launch(prepared!, Sender);
+        if (TryPrepare(fit.Definition, out var prepared)) Launch(prepared!, Sender, resumeCancelled: fit.Ended);
     }
 
     /// <summary>Whether this node is a member of an Akka cluster: its fits ask the worker nodes to join.</summary>
@@ -229,9 +230,10 @@ public sealed class ExperimentActor : ReceivePersistentActor
         }
     }
 
-    private void Launch(PreparedFit prepared, IActorRef from)
+    private void Launch(PreparedFit prepared, IActorRef from, bool resumeCancelled = false)
     {
         requester = from;
+        fitId = prepared.Definition.FitId;
         services = prepared.Services;
         completed = null;
         var runs = state.Fits.Single(f => f.Definition.FitId == prepared.Definition.FitId).Runs;
@@ -240,7 +242,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         var unresolved = state.Unresolved
             .Select(c => new ApplyControl(c.OpId, c.Op, runs.FirstOrDefault(r => r.RunId == c.NewRunId)))
             .ToList();
-        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning));
+        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning, resumeCancelled));
         Become(Fitting);
     }
 
@@ -264,7 +266,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
             });
             return;
         }
-        var requested = new ControlRequested(verdict.OpId, DateTime.UtcNow, verdict.Op, state.Unfinished!.Definition.FitId, verdict.NewRun);
+        var requested = new ControlRequested(verdict.OpId, DateTime.UtcNow, verdict.Op, fitId, verdict.NewRun);
         Persist(requested, e =>
         {
             Logged(e);

@@ -33,8 +33,14 @@ public sealed record ExperimentState
     /// <summary>Operations that were accepted and have not taken effect yet (a resume carries them out).</summary>
     public IEnumerable<ControlRecord> Unresolved => Controls.Where(c => c.Status == ControlStatus.Pending);
 
-    /// <summary>The fit that started and has not ended (the one a resume continues), if any.</summary>
+    /// <summary>The fit that started and has not ended (a crash or a full disk interrupted it), if any.</summary>
     public FitRecord? Unfinished => Fits.LastOrDefault(f => !f.Ended);
+
+    /// <summary>
+    /// The fit a resume continues: the unfinished one, else the last fit when it was cancelled (Ctrl+C): its runs that
+    /// the cancel stopped go on from where they stopped.
+    /// </summary>
+    public FitRecord? Resumable => Unfinished ?? (Fits.LastOrDefault() is { Ended: true, Cancelled: true } cancelled ? cancelled : null);
 
     /// <summary>The id the next run gets: run ids are unique in the experiment.</summary>
     public int NextRunId => Fits.SelectMany(f => f.Runs).Select(r => r.RunId)

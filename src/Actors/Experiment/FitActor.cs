@@ -122,6 +122,14 @@ public sealed class FitActor : ReceiveActor
                 Context.System.EventStream.Publish(new WorkerChanged(node, report));
             fit = fit.DeviceFreed(finished.DeviceId);
             Context.System.EventStream.Publish(finished);
+            if (finished.Outcome is Cancelled && !fit.Cancelling)
+            {
+                // A stalled run's task, cancelled for its stop or delete: the chunk is abandoned, the operation applies now.
+                fit = fit.Abandoned(finished.Task);
+                ApplyReady(finished.Task.RunId);
+                Advance();
+                return;
+            }
             var retry = false;
             if (finished.Outcome is Failed { Transient: true } && !fit.Cancelling) (fit, retry) = fit.RetryOnce(finished.Task);
             runActors[finished.Task.RunId].Tell(finished.Outcome switch
@@ -145,6 +153,13 @@ public sealed class FitActor : ReceiveActor
             Advance();
         });
         Receive<StorageFull>(Interrupt);
+        Receive<TaskStalled>(stalled =>
+        {
+            fit = fit.Stall(stalled.Task);
+            Context.System.EventStream.Publish(new RunWarning(stalled.Task.RunId,
+                $"run {stalled.Task.RunId}: {stalled.What} ({stalled.Task}); the other runs go on; a stop or delete of run {stalled.Task.RunId} abandons its chunk"));
+            CancelStalled(stalled.Task.RunId);
+        });
         Receive<CheckControl>(check => Sender.Tell(Check(check)));
         Receive<ApplyControl>(apply =>
         {
@@ -246,7 +261,7 @@ public sealed class FitActor : ReceiveActor
         var created = unresolved.Select(u => u.NewRun?.RunId).OfType<int>().ToHashSet();
         foreach (var run in start.Runs.Where(r => !created.Contains(r.RunId)))
         {
-            AddRun(run);
+            AddRun(run, start.ResumeCancelled);
             runActors[run.RunId].Tell(new StartRun(ChunksPerEpoch(run.Config), hasValidation));
         }
         Become(Fitting);
@@ -272,10 +287,10 @@ public sealed class FitActor : ReceiveActor
     private int ChunksPerEpoch(Config cfg) =>
         EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
 
-    private void AddRun(RunDefinition run)
+    private void AddRun(RunDefinition run, bool resumeCancelled = false)
     {
         fit = fit.WithRun(new RunState(run.RunId, run.Config));
-        runActors[run.RunId] = Track(Context.ActorOf(RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services), $"run-{run.RunId}"));
+        runActors[run.RunId] = Track(Context.ActorOf(RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services, resumeCancelled), $"run-{run.RunId}"));
     }
 
     /// <summary>The verdict on an operation (see <see cref="ControlRules"/>); a warm clone's model is built to compare architectures.</summary>
@@ -329,6 +344,14 @@ public sealed class FitActor : ReceiveActor
                 $"takes effect at run {apply.Op.RunId}'s next chunk boundary{where}", apply.NewRun?.RunId), resolved: false);
         }
         ApplyReady(apply.Op.RunId);
+        CancelStalled(apply.Op.RunId);
+    }
+
+    /// <summary>Cancels a stalled task whose run has a stop or a delete waiting: it would never reach its chunk boundary.</summary>
+    private void CancelStalled(int runId)
+    {
+        foreach (var device in fit.ToCancel(runId))
+            if (gpus.TryGetValue(device, out var gpu)) gpu.Tell(new CancelTask());
     }
 
     /// <summary>Carries out the operations waiting on a run that stands at a chunk boundary.</summary>

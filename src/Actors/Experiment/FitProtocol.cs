@@ -13,9 +13,10 @@ public static class FitProtocol
     /// when the fit cannot start. <paramref name="Unresolved"/>: IC operations accepted before a crash that had not
     /// taken effect; they are carried out as the runs come back (a clone among them is created by its operation, not
     /// started with the others). <paramref name="Pruning"/>: the rule that stops runs falling behind (see <see cref="Pruner"/>).
+    /// <paramref name="ResumeCancelled"/>: the fit was cancelled (Ctrl+C) and is resumed: the runs the cancel stopped go on.
     /// </summary>
     public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null,
-        Spec.Configs.PruningRule? Pruning = null);
+        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false);
 
     /// <summary>
     /// May IC operation <paramref name="OpId"/> be carried out? Answered with <see cref="ControlChecked"/>; nothing

@@ -90,6 +90,34 @@ public sealed record FitState
     public (FitState State, bool Retry) RetryOnce(RunTask task) =>
         Retried.Contains(task) ? (this, false) : (this with { Retried = Retried.Add(task) }, true);
 
+    /// <summary>The tasks in flight whose minibatches wait for a stalled MLSpec call (see <see cref="Data.DataLoaderActor"/>).</summary>
+    public ImmutableHashSet<RunTask> Stalled { get; init; } = [];
+
+    /// <summary><paramref name="task"/> waits for a stalled MLSpec call (ignored once it is no longer in flight).</summary>
+    public FitState Stall(RunTask task) =>
+        InFlight.GetValueOrDefault(task.RunId) == task ? this with { Stalled = Stalled.Add(task) } : this;
+
+    /// <summary>
+    /// The devices to cancel so that the operations waiting on <paramref name="runId"/> take effect: those of its task
+    /// in flight when that task is stalled and a stop or a delete waits (it would never reach its chunk boundary).
+    /// Otherwise none: an operation waits for the boundary, and the chunk's work is kept.
+    /// </summary>
+    public IReadOnlyList<string> ToCancel(int runId) =>
+        InFlight.TryGetValue(runId, out var task) && Stalled.Contains(task) &&
+        Pending.GetValueOrDefault(runId, []).Any(p => p.Op.Kind is ControlKind.Stop or ControlKind.Delete)
+            ? Busy.Where(kv => kv.Value == task).Select(kv => kv.Key).ToList()
+            : [];
+
+    /// <summary>
+    /// A task was cancelled while the fit goes on (a stalled run is stopped or deleted): its chunk is abandoned, and
+    /// the run stands at its last chunk boundary, where its operations take effect.
+    /// </summary>
+    public FitState Abandoned(RunTask task) => this with
+    {
+        InFlight = InFlight.GetValueOrDefault(task.RunId) == task ? InFlight.Remove(task.RunId) : InFlight,
+        Stalled = Stalled.Remove(task),
+    };
+
     /// <summary>Runs a pruning rule holds back (a successive-halving rung waits for the slower runs).</summary>
     public ImmutableHashSet<int> Held { get; init; } = [];
 
@@ -140,7 +168,7 @@ public sealed record FitState
 
     /// <summary>A device finished its task: it and the devices that trained the task's other shards are free.</summary>
     public FitState DeviceFreed(string deviceId) => Busy.TryGetValue(deviceId, out var task)
-        ? this with { Busy = Busy.RemoveRange(Busy.Where(kv => kv.Value == task).Select(kv => kv.Key).ToList()) }
+        ? this with { Busy = Busy.RemoveRange(Busy.Where(kv => kv.Value == task).Select(kv => kv.Key).ToList()), Stalled = Stalled.Remove(task) }
         : this;
 
     /// <summary>

@@ -45,23 +45,28 @@ public sealed class RunActor : ReceivePersistentActor
     private readonly IActorRef metrics;
     private readonly TrainingServices services;
     private readonly CheckpointRetention retention;
+    private readonly bool resumeCancelled;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private RunState state;
     private CheckpointRef? writing;
     private IActorRef? writingWith;
 
-    /// <summary>Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the settings).</summary>
-    public static Props Props(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services) =>
-        Akka.Actor.Props.Create(() => new RunActor(runId, config, fit, metrics, services));
+    /// <summary>
+    /// Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the
+    /// settings). With <paramref name="resumeCancelled"/> (a cancelled fit resumed), a run the cancel stopped goes on.
+    /// </summary>
+    public static Props Props(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, bool resumeCancelled = false) =>
+        Akka.Actor.Props.Create(() => new RunActor(runId, config, fit, metrics, services, resumeCancelled));
 
     /// <summary>The run's actor under a supervisor that starts it again (with backoff) when a journal write fails.</summary>
-    public static Props SupervisedProps(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services) =>
-        BackoffSupervisor.Props(Props(runId, config, fit, metrics, services), "journaled",
+    public static Props SupervisedProps(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, bool resumeCancelled = false) =>
+        BackoffSupervisor.Props(Props(runId, config, fit, metrics, services, resumeCancelled), "journaled",
             TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2), 0.2);
 
     /// <summary>Creates the actor.</summary>
-    public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services)
+    public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, bool resumeCancelled = false)
     {
+        this.resumeCancelled = resumeCancelled;
         this.fit = fit;
         this.metrics = metrics;
         this.services = services;
@@ -293,6 +298,13 @@ public sealed class RunActor : ReceivePersistentActor
     private void AfterRecovery()
     {
         if (state.Status == RunStatus.New) return; // not started yet: the fit starts it
+        if (resumeCancelled && state is { Status: RunStatus.Stopped, EndedBy: EndReason.Cancelled } && state.Decide(new ResumeRun()).Count > 0)
+        {
+            // The cancelled fit is resumed: the run goes on from where the cancel stopped it (from its newest checkpoint
+            // when the journal is ahead of it), as a resume of a stopped run does.
+            Handle(new ResumeRun());
+            return;
+        }
         if (state.Status == RunStatus.Ongoing && Restore() is { } restored)
         {
             Persist(restored, e =>

@@ -80,6 +80,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     private void IgnoreStale()
     {
         Receive<MinibatchFailed>(_ => { });
+        Receive<MinibatchStalled>(_ => { });
         Receive<ProcessNext>(_ => { });
         Receive<ShardComputed>(_ => { });
         Receive<ShardFailed>(_ => { });
@@ -112,6 +113,10 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         Receive<MinibatchFailed>(failed =>
         {
             if (failed.Key.TaskSerial == serial) End(new Failed(Where(failed.Failure)));
+        });
+        Receive<MinibatchStalled>(stalled =>
+        {
+            if (stalled.Key.TaskSerial == serial) requester.Tell(new TaskStalled(device.Id, active!.Task, stalled.What));
         });
         Receive<ProcessNext>(next =>
         {

@@ -60,8 +60,17 @@ public static class GpuProtocol
     /// <summary>Follower to leader: the replica is released; <paramref name="Divergence"/> says how it differed from the leader's state, if it did.</summary>
     public sealed record ShardLeft(ShardGroup Group, int Shard, string? Divergence);
 
-    /// <summary>Abandon the current task (the fit is cancelled); the device reports it as cancelled.</summary>
+    /// <summary>
+    /// Abandon the current task (the fit is cancelled, or a stalled run is stopped or deleted); the device reports it
+    /// as cancelled.
+    /// </summary>
     public sealed record CancelTask : Cluster.IRemoteMessage;
+
+    /// <summary>
+    /// The task's minibatches wait for an MLSpec call that has stalled (<paramref name="What"/>: which call, on which
+    /// row, for how long); the device waits for it, and the other devices go on.
+    /// </summary>
+    public sealed record TaskStalled(string DeviceId, RunTask Task, string What) : Cluster.IRemoteMessage;
 
     /// <summary>Ask what the device is doing; answered with <see cref="DeviceStatus"/>.</summary>
     public sealed record GetDeviceStatus : Cluster.IRemoteMessage;

@@ -151,7 +151,7 @@ public static class FitCommand
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
             return await Watch(() => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
-                async experiment => (await experiment.StateAsync()).Unfinished?.Runs.Select(r => r.Config).ToList() ?? [],
+                async experiment => (await experiment.StateAsync()).Resumable?.Runs.Select(r => r.Config).ToList() ?? [],
                 experiment => experiment.ResumeFitAsync(cancellation),
                 serving, parse, hocon, stdout, stderr);
         });
