@@ -252,11 +252,29 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
 
         var nan = result.Runs[2];
         Assert.Equal(RunStatus.Failed, nan.Status);
-        Assert.Equal("loss (train, epoch 1, chunk 1): the loss is NaN", nan.Failure!.ToString());
+        Assert.Matches(@"^loss \(train, epoch 1, chunk 1\): the loss is NaN in minibatch 1 of the chunk; the inputs of its rows are all finite; " +
+                       @"its rows: 16 ids from \d+ to \d+$", nan.Failure!.ToString());
 
         Assert.Equal(RunStatus.Completed, result.Runs[1].Status);
         AssertSameWeights(aloneServices.Models.CopyWeights(1)!, s.Models.CopyWeights(2)!);
         Assert.Null(s.Models.CopyWeights(3)); // a failed run's state is released
+    }
+
+    [Theory]
+    [InlineData("cpu", 1L)]
+    [InlineData("cpu:2", 2L)]
+    public async Task A_nan_input_fails_the_run_naming_its_minibatch_and_the_row_that_holds_it(string devices, long numDevices)
+    {
+        using var faulty = new TinyData(nanAt: 40);
+        var (experiment, _) = Experiment(new RuntimeSettings(Chunks: 2, Devices: devices), faulty.Handle);
+        var result = await experiment.Ask<FitCompleted>(new RunFit([new RunDefinition(1, Config(("num_devices", numDevices)))]), Patience);
+
+        var run = result.Runs[0];
+        Assert.Equal(RunStatus.Failed, run.Status);
+        Assert.Equal(("loss", "train", 1), (run.Failure!.Method, run.Failure.Mode, run.Failure.Epoch));
+        // On two devices the minibatch is computed as two shards of 8 rows: the shard holding row 40 is named.
+        Assert.Matches(@"^the loss is NaN in minibatch [1-3] of the chunk; row id 40 holds a non-finite input \(x\); " +
+                       @"its rows: (16 ids from \d+ to \d+|ids (\d+, ){7}\d+)$", run.Failure.Message);
     }
 
     [Fact]

@@ -75,10 +75,13 @@ public sealed class TinySpec : MLSpec
     };
 }
 
-/// <summary>A linearly separable 4-feature dataset written as CSV ESFs in a temporary folder.</summary>
+/// <summary>
+/// A linearly separable 4-feature dataset written as CSV ESFs in a temporary folder; <c>nanAt</c> writes <c>NaN</c> as
+/// the <c>x2</c> cell of the row of that id.
+/// </summary>
 public sealed class TinyData : IDisposable
 {
-    public TinyData(int train = 96, int validation = 32, bool withValidation = true)
+    public TinyData(int train = 96, int validation = 32, bool withValidation = true, long? nanAt = null)
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("rf-tiny-").FullName;
         var random = new Random(5);
@@ -91,7 +94,8 @@ public sealed class TinyData : IDisposable
             {
                 var x = Enumerable.Range(0, 4).Select(_ => Math.Round(random.NextDouble() * 2 - 1, 3)).ToArray();
                 var label = x[0] + x[1] > 0 ? 1 : 0;
-                writer.WriteLine(FormattableString.Invariant($"{id++},{x[0]},{x[1]},{x[2]},{x[3]},{label}"));
+                var x2 = id == nanAt ? "NaN" : FormattableString.Invariant($"{x[2]}");
+                writer.WriteLine(FormattableString.Invariant($"{id++},{x[0]},{x[1]},{x2},{x[3]},{label}"));
             }
         }
         Write("train.csv", train);

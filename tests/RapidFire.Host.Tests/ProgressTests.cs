@@ -91,16 +91,16 @@ public class ProgressTests
     }
 
     [Fact]
-    public void All_runs_together_count_ended_runs_as_done_and_estimate_runs_not_started()
+    public void All_runs_together_count_what_was_trained_of_what_was_planned_and_estimate_runs_not_started()
     {
         var overall = TrainingProgress.Overall([
             Run(1, RunStatus.Ongoing, 1, 1),                                            // 5 of 12
-            Run(2, RunStatus.Stopped, 0, 3, endedBy: EndReason.User),                   // 3, and no more
+            Run(2, RunStatus.Stopped, 0, 3, endedBy: EndReason.User),                   // 3 of the 12 it planned
             new RunState(3, Cfg()),                                                     // not started: 3 x 4 like the others
             Run(4, RunStatus.Deleted, 0, 2, endedBy: EndReason.User),                   // left out
         ]);
-        Assert.Equal((8L, (long?)27L), (overall.Done, overall.Total));
-        Assert.Equal("8/27 chunks, 1/3 runs ended", overall.Detail);
+        Assert.Equal((8L, (long?)36L), (overall.Done, overall.Total));
+        Assert.Equal("8/36 chunks, 1/3 runs ended, 1 stopped", overall.Detail);
         Assert.Equal(TrainingProgress.OverallTask, overall.Task);
         Assert.False(overall.Finished);
 
@@ -108,8 +108,30 @@ public class ProgressTests
         Assert.Null(unknown.Total);
         Assert.Equal("0 chunks, 0/1 runs ended", unknown.Detail);
 
-        var done = TrainingProgress.Overall([Run(1, RunStatus.Completed, 3, 0, endedBy: EndReason.Epochs), Run(2, RunStatus.Failed, 0, 1, endedBy: EndReason.Failure)]);
-        Assert.Equal((13L, (long?)13L, true), (done.Done, done.Total, done.Finished));
+        // A completed run, converged early or not, planned what it trained; a failed one fell short of its plan.
+        var done = TrainingProgress.Overall([
+            Run(1, RunStatus.Completed, 3, 0, endedBy: EndReason.Epochs), Run(2, RunStatus.Completed, 1, 0, endedBy: EndReason.Converged),
+        ]);
+        Assert.Equal((16L, (long?)16L, true, "16/16 chunks, 2/2 runs ended"), (done.Done, done.Total, done.Finished, done.Detail));
+        var failed = TrainingProgress.Overall([Run(1, RunStatus.Completed, 3, 0, endedBy: EndReason.Epochs), Run(2, RunStatus.Failed, 0, 1, endedBy: EndReason.Failure)]);
+        Assert.Equal((13L, (long?)24L, true, "13/24 chunks, 2/2 runs ended, 1 failed"), (failed.Done, failed.Total, failed.Finished, failed.Detail));
+    }
+
+    [Fact]
+    public void After_a_cancel_the_last_training_line_says_what_was_trained_of_what_was_planned_not_100_percent()
+    {
+        // Four runs of 1 epoch x 2 chunks; each trained its first chunk, then Ctrl+C stopped them all.
+        var output = new StringWriter();
+        var now = new DateTime(2025, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        var feed = new TrainingProgress.Feed(new ProgressLog(output, TimeSpan.FromSeconds(5), () => now));
+        var ids = Enumerable.Range(1, 4).ToList();
+        foreach (var id in ids) feed.Take(new RunChanged(Run(id, RunStatus.Ongoing, 0, 0, chunksPerEpoch: 2, epochs: 1)));
+        foreach (var id in ids) feed.Take(new RunChanged(Run(id, RunStatus.Ongoing, 0, 1, chunksPerEpoch: 2, epochs: 1)));
+        now += TimeSpan.FromSeconds(1);
+        foreach (var id in ids) feed.Take(new RunChanged(Run(id, RunStatus.Stopped, 0, 1, chunksPerEpoch: 2, epochs: 1, endedBy: EndReason.Cancelled)));
+
+        var training = output.ToString().Split(Environment.NewLine).Where(l => l.StartsWith("training: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["training: 1/8 chunks, 0/4 runs ended (12%)", "training: 4/8 chunks, 4/4 runs ended, 4 stopped (50%)"], training);
     }
 
     [Fact]
@@ -148,7 +170,7 @@ public class ProgressTests
     }
 
     [Fact]
-    public void The_plain_log_writes_a_task_first_when_complete_and_otherwise_at_most_once_per_interval()
+    public void The_plain_log_writes_a_task_first_when_complete_when_it_finishes_short_of_it_and_otherwise_at_most_once_per_interval()
     {
         var output = new StringWriter();
         var now = new DateTime(2025, 1, 1, 0, 0, 0, DateTimeKind.Utc);
@@ -164,6 +186,11 @@ public class ProgressTests
         log.Report(Chunks(3));                                                          // no progress
         now += TimeSpan.FromSeconds(1);
         log.Report(Chunks(8));                                                          // complete
+        log.Report(Chunks(8) with { Finished = true });                                 // finished, and its line said so
+        log.Report(new ProgressUpdate("run 2", ProgressActivity.Training, 3, 8, "chunk 3/8 trained", 2));
+        var stopped = new ProgressUpdate("run 2", ProgressActivity.Training, 3, 8, "stopped after 3/8 chunks", 2) { Finished = true };
+        log.Report(stopped);                                                            // finished short of complete: once
+        log.Report(stopped);
         log.Report(new ProgressUpdate("download train.csv", ProgressActivity.Download, 512, 2048));
         log.Report(new ProgressUpdate("checkpoints", ProgressActivity.Checkpoint, 2, null, "2 written"));
 
@@ -171,6 +198,8 @@ public class ProgressTests
             "run 1: chunk 1/8 trained (12%)",
             "run 1: chunk 3/8 trained (37%)",
             "run 1: chunk 8/8 trained (100%)",
+            "run 2: chunk 3/8 trained (37%)",
+            "run 2: stopped after 3/8 chunks (37%)",
             "download train.csv: 512/2048 (25%)",
             "checkpoints: 2 written",
         ], output.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));

@@ -46,7 +46,7 @@ public sealed class RunEvaluator(TrainingServices services, string device)
             {
                 cancellation.ThrowIfCancellationRequested();
                 var prepared = MinibatchPreparation.Prepare(spec, table, plan.Minibatch(i), cfg, Mode.Test);
-                var result = trainer.Evaluate(state, prepared.Batch, Mode.Test);
+                var result = trainer.Evaluate(state, prepared.Batch, Mode.Test, new MinibatchOrigin(i, prepared.Ids));
                 records.Add(new MinibatchRecord(runId, Mode.Test, checkpoint.Ref.Epoch, 0, i, prepared.Batch.Size, result.Loss, result.Named, result.Values));
             }
             return EpochMetrics.Close(records, spec, cfg, Mode.Test);

@@ -240,7 +240,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             task.Order.Followers![f - 1].Actor.Tell(new ComputeShard(task.Group, task.Done, Key(task.Done, f)));
         var prepared = services.Exchange.Take(Key(task.Done, 0));
         task.Begin(shards);
-        task.ShardArrived(0, task.Compute(prepared.Batch), prepared.Batch.Size);
+        task.ShardArrived(0, task.Compute(prepared), prepared.Batch.Size);
         if (task.StepComplete) CompleteStep();
     }
 
@@ -377,8 +377,8 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             try
             {
                 var result = f.Join.Mode == Mode.Train
-                    ? f.Trainer.Backward(f.Replica, prepared.Batch)
-                    : f.Trainer.Evaluate(f.Replica, prepared.Batch, f.Join.Mode);
+                    ? f.Trainer.Backward(f.Replica, prepared.Batch, new MinibatchOrigin(compute.Index, prepared.Ids))
+                    : f.Trainer.Evaluate(f.Replica, prepared.Batch, f.Join.Mode, new MinibatchOrigin(compute.Index, prepared.Ids));
                 f.Done++;
                 f.Leader.Tell(new ShardComputed(f.Join.Group, compute.Index, f.Join.Shard, result, prepared.Batch.Size));
             }
@@ -551,10 +551,10 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         }
 
         /// <summary>Computes this device's shard: forward and backward in training, forward only otherwise.</summary>
-        public StepResult Compute(Minibatch batch) =>
-            Mode != Mode.Train ? trainer.Evaluate(State, batch, Mode)
-            : replicas.Count == 1 ? trainer.Train(State, batch)
-            : trainer.Backward(State, batch);
+        public StepResult Compute(PreparedMinibatch prepared) =>
+            Mode != Mode.Train ? trainer.Evaluate(State, prepared.Batch, Mode, new MinibatchOrigin(Done, prepared.Ids))
+            : replicas.Count == 1 ? trainer.Train(State, prepared.Batch, new MinibatchOrigin(Done, prepared.Ids))
+            : trainer.Backward(State, prepared.Batch, new MinibatchOrigin(Done, prepared.Ids));
 
         public void ShardArrived(int shard, StepResult result, long size) => computed[shard] = (result, size);
 

@@ -38,10 +38,13 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
 {
     private readonly IReadOnlyList<NamedMetric> named = cfg.NamedMetrics.Select(NamedMetric.Parse).ToList();
 
-    /// <summary>Trains on one minibatch: forward, loss check, backward, optimizer step.</summary>
-    public StepResult Train(RunModel state, Minibatch minibatch)
+    /// <summary>
+    /// Trains on one minibatch: forward, loss check, backward, optimizer step. A non-finite loss fails the run, naming
+    /// the minibatch and, with its <paramref name="origin"/>, its rows and those holding a non-finite input.
+    /// </summary>
+    public StepResult Train(RunModel state, Minibatch minibatch, MinibatchOrigin? origin = null)
     {
-        var result = Backward(state, minibatch);
+        var result = Backward(state, minibatch, origin);
         Step(state);
         return result;
     }
@@ -50,14 +53,14 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
     /// The first half of a training step, alone for a shard of a minibatch trained on several devices: forward, loss
     /// check, backward (the gradients stay on the model's parameters) and the metrics.
     /// </summary>
-    public StepResult Backward(RunModel state, Minibatch minibatch)
+    public StepResult Backward(RunModel state, Minibatch minibatch, MinibatchOrigin? origin = null)
     {
         using var scope = torch.NewDisposeScope();
         var batch = OnDevice(scope, minibatch, state.Device);
         state.Model.train();
         state.Optimizer.zero_grad();
         var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, Mode.Train).Checked(Mode.Train));
-        var loss = FiniteLoss(result.Loss!);
+        var loss = FiniteLoss(result.Loss!, batch, origin, Mode.Train);
         SpecCall.Run("loss.backward", () => result.Loss!.backward());
         using var _ = torch.no_grad();
         return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, Mode.Train));
@@ -71,14 +74,14 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
     }
 
     /// <summary>Evaluates one minibatch (validation or test): forward only, no gradients.</summary>
-    public StepResult Evaluate(RunModel state, Minibatch minibatch, Mode mode)
+    public StepResult Evaluate(RunModel state, Minibatch minibatch, Mode mode, MinibatchOrigin? origin = null)
     {
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         var batch = OnDevice(scope, minibatch, state.Device);
         state.Model.eval();
         var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, mode).Checked(mode));
-        var loss = result.Loss is null ? (double?)null : FiniteLoss(result.Loss);
+        var loss = result.Loss is null ? (double?)null : FiniteLoss(result.Loss, batch, origin, mode);
         return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, mode));
     }
 
@@ -104,12 +107,13 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
             : new Minibatch(TensorTree.Map(minibatch.Value, t => t.to(torch.device(device))), minibatch.Size);
     }
 
-    private static double FiniteLoss(Tensor loss)
+    /// <summary>The loss as a number; a non-finite one fails the run (the minibatch's inputs are read only then).</summary>
+    private static double FiniteLoss(Tensor loss, Minibatch batch, MinibatchOrigin? origin, Mode mode)
     {
         var value = loss.detach().to_type(ScalarType.Float64).item<double>();
         return double.IsFinite(value)
             ? value
-            : throw new RunFailureException(new RunFailure("loss", $"the loss is {value}"));
+            : throw new RunFailureException(NonFiniteLoss.Failure(value, batch, origin, mode));
     }
 
     private Dictionary<string, NamedCount> Count(IReadOnlyDictionary<string, object> outputs) =>

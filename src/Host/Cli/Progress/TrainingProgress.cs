@@ -40,19 +40,25 @@ public static class TrainingProgress
     };
 
     /// <summary>
-    /// All runs together (deleted ones left out): chunks trained out of the chunks the runs will train. An ended run
-    /// will train no more, so it counts what it trained; a run that has not started yet is counted with the chunks per
-    /// epoch of the runs that have. The total is unknown while no run has started.
+    /// All runs together (deleted ones left out): chunks trained out of the chunks the runs planned to train
+    /// (<c>epochs</c> × chunks per epoch). A completed run (its epochs reached, or converged) planned no more than it
+    /// trained; a stopped or failed run did not finish its plan, so its untrained chunks stay in the total (after a
+    /// cancel, <c>4/8 chunks</c>, never <c>4/4</c>) and the detail counts such runs. A run that has not started yet is
+    /// counted with the chunks per epoch of the runs that have. The total is unknown while no run has started.
     /// </summary>
     public static ProgressUpdate Overall(IEnumerable<RunState> runs)
     {
         var shown = runs.Where(r => r.Status != RunStatus.Deleted).ToList();
         var known = shown.Select(r => r.ChunksPerEpoch).DefaultIfEmpty(0).Max();
         long done = shown.Sum(r => (long)r.ChunksTrained);
-        long? total = known == 0 ? null : shown.Sum(r => r.IsEnded ? r.ChunksTrained : (long)r.MaxEpochs * (r.ChunksPerEpoch > 0 ? r.ChunksPerEpoch : known));
+        long? total = known == 0 ? null
+            : shown.Sum(r => r.Status == RunStatus.Completed ? r.ChunksTrained : (long)r.MaxEpochs * (r.ChunksPerEpoch > 0 ? r.ChunksPerEpoch : known));
         var ended = shown.Count(r => r.IsEnded);
         var chunks = total is { } t ? $"{done}/{t} chunks" : $"{done} chunks";
-        return new ProgressUpdate(OverallTask, ProgressActivity.Training, done, total, $"{chunks}, {ended}/{shown.Count} runs ended")
+        var stopped = shown.Count(r => r.Status == RunStatus.Stopped);
+        var failed = shown.Count(r => r.Status == RunStatus.Failed);
+        var shortOfPlan = (stopped > 0 ? $", {stopped} stopped" : "") + (failed > 0 ? $", {failed} failed" : "");
+        return new ProgressUpdate(OverallTask, ProgressActivity.Training, done, total, $"{chunks}, {ended}/{shown.Count} runs ended{shortOfPlan}")
         {
             Finished = shown.Count > 0 && ended == shown.Count,
         };
