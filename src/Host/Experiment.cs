@@ -125,7 +125,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     public Experiment(string name, string directory = DefaultDirectory, Akka.Configuration.Config? config = null)
         : this(name, directory, config, resuming: false) { }
 
-    private Experiment(string name, string directory, Akka.Configuration.Config? config, bool resuming)
+    private Experiment(string name, string directory, Akka.Configuration.Config? config, bool resuming, bool rebuilding = false)
     {
         if (string.IsNullOrWhiteSpace(name) || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new ArgumentException($"experiment name '{name}' must be letters, digits, '-', '_' or '.'", nameof(name));
@@ -153,14 +153,14 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 defaults = RuntimeSettings.From(user);
                 // A journal that cannot be read is left untouched: opening it for writing would start a new, empty one.
                 journalFile = JournalFile(user);
-                if (resuming && journalFile is not null && JournalConfig.SqliteProblem(journalFile) is { } problem)
+                if (resuming && !rebuilding && journalFile is not null && JournalConfig.SqliteProblem(journalFile) is { } problem)
                     throw new InvalidOperationException($"experiment '{name}' cannot be opened: its journal {journalFile} {problem}; nothing was changed");
                 var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
                 system = ActorSystem.Create("rapidfire", hocon);
                 ClusterAddress = JoinCluster(system);
                 files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
                 bridge = system.ActorOf(Props.Create(() => new EventBridge(this)), "events");
-                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned), typeof(FitProtocol.WorkerChanged), typeof(DataLoaderProtocol.PrepCacheNoted) })
+                foreach (var type in new[] { typeof(RapidFire.Spec.Progress.ProgressUpdate), typeof(RunUpdated), typeof(RunJournaled), typeof(MinibatchRecord), typeof(MetricsProtocol.EpochRecorded), typeof(GpuProtocol.TaskFinished), typeof(RunWarning), typeof(ExperimentProtocol.JournalUnavailable), typeof(ControlRecord), typeof(RunPruned), typeof(FitProtocol.WorkerChanged), typeof(DataLoaderProtocol.PrepCacheNoted), typeof(ExperimentProtocol.FitDefined) })
                     system.EventStream.Subscribe(bridge, type);
                 storage = ExperimentStorage.Open(user, Path, name, new EventStreamProgress(system.EventStream));
                 experiment = system.ActorOf(ExperimentActor.Props(name, _ => storage.ForFit(), CudaDevices), "experiment");
@@ -205,6 +205,110 @@ public sealed class Experiment : IDisposable, IExperimentControl
             opened.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Opens an experiment whose journal is lost or cannot be read, to rebuild its fit from what is outside the journal
+    /// (then call <see cref="ResumeFitAsync"/>): the fit's manifest (<c>fit.json</c>) and each run's newest valid
+    /// checkpoint, whose header holds the run's state then. The unreadable journal and the old metric files are kept
+    /// beside, renamed; a new journal is started. <see cref="Recovery"/> says what was recovered and what was lost.
+    /// Refused when the journal can be read (resume it as it is), or when the journal is not a SQLite file.
+    /// </summary>
+    public static Experiment RecoverFromCheckpoints(string name, string directory = DefaultDirectory, Akka.Configuration.Config? config = null)
+    {
+        var path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, name));
+        if (!Directory.Exists(path)) throw new InvalidOperationException($"there is no experiment '{name}' in {System.IO.Path.GetFullPath(directory)} to recover");
+        var user = config ?? Akka.Configuration.Config.Empty;
+        if (user.WithFallback(RuntimeSettings.Reference).GetString("rapidfire.journal.provider") != "sqlite")
+            throw new InvalidOperationException($"experiment '{name}': a recovery from checkpoints rebuilds a SQLite journal; this one journals to {user.GetString("rapidfire.journal.provider")}");
+        var journal = System.IO.Path.Combine(path, "journal.db");
+        if (JournalConfig.SqliteProblem(journal) is null)
+            throw new InvalidOperationException($"experiment '{name}': its journal {journal} can be read: resume it without --from-checkpoints");
+        var manifestFile = System.IO.Path.Combine(path, "fit.json");
+        if (!File.Exists(manifestFile))
+            throw new InvalidOperationException($"experiment '{name}' cannot be recovered from its checkpoints: {manifestFile}, the fit's manifest, is missing (experiments started before it was written have none)");
+        var manifest = JournalSerializer.FromJson<ExperimentProtocol.FitManifest>(File.ReadAllText(manifestFile));
+
+        // Kept, renamed: nothing of the old journal or the old metric files is destroyed.
+        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture);
+        var kept = new List<string>();
+        foreach (var file in new[] { journal, journal + "-wal", journal + "-shm" }.Where(File.Exists))
+        {
+            File.Move(file, $"{file}.unreadable-{stamp}");
+            kept.Add($"{System.IO.Path.GetFileName(file)}.unreadable-{stamp}");
+        }
+        var metrics = System.IO.Path.Combine(path, "metrics");
+        if (Directory.Exists(metrics))
+        {
+            Directory.Move(metrics, $"{metrics}.before-recovery-{stamp}");
+            kept.Add($"metrics.before-recovery-{stamp}/");
+        }
+
+        var opened = new Experiment(name, directory, config, resuming: true, rebuilding: true);
+        try
+        {
+            opened.Recovery = opened.PlanRecovery(manifest, kept);
+            foreach (var line in opened.Recovery.Report) opened.files.Log($"recovery: {line}");
+            return opened;
+        }
+        catch
+        {
+            opened.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A fit rebuilt from its checkpoints, waiting for <see cref="ResumeFitAsync"/>: its manifest, each run's state, and what was recovered and lost.</summary>
+    public sealed record RecoveryPlan(ExperimentProtocol.FitManifest Manifest, IReadOnlyDictionary<int, RunState> States, IReadOnlyList<string> Report);
+
+    /// <summary>The recovery <see cref="RecoverFromCheckpoints"/> prepared, until the resume carries it out; null otherwise.</summary>
+    public RecoveryPlan? Recovery { get; private set; }
+
+    /// <summary>Each run's newest valid checkpoint (runs found only in the checkpoint folder, clones, are recovered too).</summary>
+    private RecoveryPlan PlanRecovery(ExperimentProtocol.FitManifest manifest, IReadOnlyList<string> kept)
+    {
+        var ids = manifest.Runs.Select(r => r.RunId).ToHashSet();
+        if (Checkpoints is LocalCheckpointStore local && Directory.Exists(local.Directory))
+            foreach (var folder in Directory.EnumerateDirectories(local.Directory, "run-*"))
+                if (int.TryParse(System.IO.Path.GetFileName(folder)["run-".Length..], out var id))
+                    ids.Add(id); // a clone made during the fit: its knobs come from its checkpoint
+        var states = new Dictionary<int, RunState>();
+        var report = new List<string>();
+        var definitions = new List<ExperimentProtocol.RunDefinition>();
+        foreach (var runId in ids.Order())
+        {
+            var skipped = new List<string>();
+            RunState? state = null;
+            foreach (var key in Checkpoints.List(runId).OrderByDescending(k => k))
+            {
+                try
+                {
+                    state = JournalSerializer.FromJson<RunState>(Checkpoints.Load(key).Header.State);
+                    report.Add($"run {runId}: recovered from {Checkpoints.Describe(key)}: epoch {key.Epoch + 1} chunk {key.Chunk + 1} " +
+                               $"({state.ChunksTrained} chunks trained, {state.EpochsDone} epochs closed)" +
+                               (skipped.Count > 0 ? $"; newer ones could not be read: {string.Join("; ", skipped)}" : ""));
+                    break;
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException)
+                {
+                    skipped.Add(e.Message);
+                }
+            }
+            var run = manifest.Runs.FirstOrDefault(r => r.RunId == runId);
+            if (state is null)
+            {
+                if (run is null) continue; // a folder without a readable checkpoint: nothing to go on from
+                report.Add($"run {runId}: no valid checkpoint{(skipped.Count > 0 ? $" ({string.Join("; ", skipped)})" : "")}: it starts over");
+                definitions.Add(run);
+                continue;
+            }
+            states[runId] = state;
+            definitions.Add(run ?? new ExperimentProtocol.RunDefinition(runId, state.Config));
+        }
+        report.Add("lost with the journal: the IC log (operations and their outcomes), the minibatch metrics of the chunks before each run's checkpoint " +
+                   "and any chunk trained after it (trained again), and whether a run had ended: every run recovered trains on to its end");
+        report.Add($"kept: {string.Join(", ", kept)}");
+        return new RecoveryPlan(manifest with { Runs = definitions }, states, report);
     }
 
     /// <summary>The experiment's name.</summary>
@@ -305,6 +409,12 @@ public sealed class Experiment : IDisposable, IExperimentControl
     public async Task<FitResult> ResumeFitAsync(CancellationToken cancellation = default)
     {
         ObjectDisposedException.ThrowIf(ended, this);
+        if (Recovery is { } recovery)
+        {
+            Recovery = null;
+            files.Log($"fit {recovery.Manifest.Definition.FitId} rebuilt from its checkpoints and resumed");
+            return await Operate(new ExperimentProtocol.RebuildFit(recovery.Manifest, recovery.States), recovery.Manifest.Definition.Settings, cancellation);
+        }
         var state = await experiment.Ask<ExperimentState>(new ExperimentProtocol.GetExperiment(), TimeSpan.FromSeconds(30));
         if (state.Resumable is not { } fit)
             throw new InvalidOperationException(state.Fits.Count == 0 ? $"experiment '{Name}' has no fit to resume" : $"every fit of experiment '{Name}' has ended: nothing to resume");
@@ -660,6 +770,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
             Receive<RunPruned>(e => experiment.Publish(new RunPrunedBy(e.RunId, e.Reason)));
             Receive<RapidFire.Spec.Progress.ProgressUpdate>(e => experiment.Publish(new ProgressReported(e)));
             Receive<ExperimentProtocol.JournalUnavailable>(e => experiment.journalFailure.TrySetResult(e.Reason));
+            Receive<ExperimentProtocol.FitDefined>(e => experiment.files.WriteManifest(e.Manifest));
         }
     }
 }

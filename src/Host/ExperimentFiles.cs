@@ -115,6 +115,23 @@ public sealed class ExperimentFiles
         }
     }
 
+    /// <summary>
+    /// The fit's manifest (<c>fit.json</c>: its definition and its runs, as the journal holds them): what
+    /// <c>rapidfire resume --from-checkpoints</c> rebuilds the journal from when it is lost.
+    /// </summary>
+    public string ManifestFile => Path.Combine(directory, "fit.json");
+
+    /// <summary>Writes <see cref="ManifestFile"/> (atomically).</summary>
+    public void WriteManifest(Actors.Experiment.ExperimentProtocol.FitManifest manifest)
+    {
+        lock (gate)
+            Guarded(ManifestFile, path =>
+            {
+                File.WriteAllText(path + ".tmp", Actors.Persistence.JournalSerializer.ToJson(manifest));
+                File.Move(path + ".tmp", path, overwrite: true);
+            });
+    }
+
     /// <summary>Appends a line to <c>experiment.log</c>, with the time (a password or token in it masked: <see cref="SecretMask.MaskConnectionString"/>).</summary>
     public void Log(string line)
     {

@@ -53,15 +53,21 @@ public sealed class UninterruptedFit : IAsyncLifetime
     /// <summary>Asserts that <paramref name="experiment"/> ended as this fit: runs.csv, every metric file and the final checkpoints, bit for bit.</summary>
     public void AssertSame(string experiment)
     {
+        AssertSameRunsAndWeights(experiment);
         var expected = Path.Combine(Experiments, "full");
-        Assert.Equal(File.ReadAllText(Path.Combine(expected, "runs.csv")), File.ReadAllText(Path.Combine(experiment, "runs.csv")));
         var metricFiles = System.IO.Directory.GetFiles(Path.Combine(expected, "metrics")).Select(Path.GetFileName).Order().ToList();
         Assert.Equal(4, metricFiles.Count);
         Assert.Equal(metricFiles, System.IO.Directory.GetFiles(Path.Combine(experiment, "metrics")).Select(Path.GetFileName).Order());
         foreach (var file in metricFiles)
             Assert.True(File.ReadAllText(Path.Combine(expected, "metrics", file!)) == File.ReadAllText(Path.Combine(experiment, "metrics", file!)),
                 $"metrics/{file} differs from the uninterrupted fit's");
+    }
 
+    /// <summary>Asserts that <paramref name="experiment"/>'s runs.csv and final checkpoints equal this fit's, bit for bit.</summary>
+    public void AssertSameRunsAndWeights(string experiment)
+    {
+        var expected = Path.Combine(Experiments, "full");
+        Assert.Equal(File.ReadAllText(Path.Combine(expected, "runs.csv")), File.ReadAllText(Path.Combine(experiment, "runs.csv")));
         var expectedStore = new LocalCheckpointStore(Path.Combine(expected, "checkpoints"));
         var actualStore = new LocalCheckpointStore(Path.Combine(experiment, "checkpoints"));
         foreach (var run in new[] { 1, 2 })
@@ -139,6 +145,31 @@ public sealed class CrashResumeTests(UninterruptedFit full) : IClassFixture<Unin
         Assert.Equal(2, recovered.Count);
         Assert.All(recovered, line => Assert.DoesNotContain(" 0 chunks trained", line)); // completed chunks are not trained again
         full.AssertSame(experiment);
+    }
+
+    [Fact]
+    public async Task A_fit_whose_journal_is_lost_is_rebuilt_from_its_checkpoints_and_ends_with_the_weights_of_an_uninterrupted_fit()
+    {
+        var experiment = await KilledFit("lost");
+        var journal = Path.Combine(experiment, "journal.db");
+        File.WriteAllText(journal, "not a database any more");
+        File.Delete(journal + "-wal");
+        File.Delete(journal + "-shm");
+
+        var (refused, why) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", "lost", "--dir", full.Experiments);
+        Assert.True(refused != 0, why);
+        Assert.Contains($"its journal {journal} cannot be read as a SQLite database", why);
+
+        var (code, output) = await ChildCli.RunAsync(UninterruptedFit.ChunkCheckpoints, "resume", "--experiment", "lost", "--dir", full.Experiments, "--from-checkpoints");
+
+        Assert.True(code == 0, output);
+        foreach (var run in new[] { 1, 2 })
+            Assert.Matches($@"recovery: run {run}: recovered from .*run-{run}/e\d{{4}}-c\d{{4}}\.ckpt: epoch \d+ chunk \d+ \(\d+ chunks trained", output);
+        Assert.Contains("recovery: lost with the journal: the IC log", output);
+        Assert.Contains("journal.db.unreadable-", output);
+        Assert.Single(Directory.GetFiles(experiment, "journal.db.unreadable-*")); // the damaged journal is kept
+        Assert.Contains("fit done", output);
+        full.AssertSameRunsAndWeights(experiment);
     }
 
     [Fact]

@@ -90,6 +90,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
     {
         Command<StartFit>(Start);
         Command<ResumeFit>(_ => Resume());
+        Command<RebuildFit>(Rebuild);
         Command<EndExperiment>(_ => End());
         Command<GetExperiment>(_ => Sender.Tell(state));
         Command<CancelFit>(_ => { });
@@ -139,6 +140,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         Command<GetExperiment>(_ => Sender.Tell(state));
         Command<StartFit>(_ => Sender.Tell(Busy()));
         Command<ResumeFit>(_ => Sender.Tell(Busy()));
+        Command<RebuildFit>(_ => Sender.Tell(Busy()));
         Command<EndExperiment>(_ => Sender.Tell(Busy()));
     }
 
@@ -189,6 +191,25 @@ public sealed class ExperimentActor : ReceivePersistentActor
         if (TryPrepare(fit.Definition, out var prepared)) Launch(prepared!, Sender, resumeCancelled: fit.Ended);
     }
 
+    /// <summary>Journals a fit whose journal was lost again, from its manifest, then resumes it from its runs' checkpoints.</summary>
+    private void Rebuild(RebuildFit rebuild)
+    {
+        if (state.Fits.Count > 0)
+        {
+            Sender.Tell(new Status.Failure(new InvalidOperationException(
+                $"experiment '{name}' already has a journal with {state.Fits.Count} fit(s): a fit is rebuilt only into an empty one")));
+            return;
+        }
+        var definition = rebuild.Manifest.Definition;
+        if (!TryPrepare(definition, out var prepared)) return;
+        var from = Sender;
+        PersistAll(new IExperimentEvent[]
+        {
+            new ExperimentCreated(name, DateTime.UtcNow), new FitStarted(definition), new RunsAdded(definition.FitId, rebuild.Manifest.Runs),
+        }, e => state = state.Apply(e));
+        DeferAsync(definition, _ => Launch(prepared!, from, rebuilt: rebuild.States));
+    }
+
     /// <summary>Whether this node is a member of an Akka cluster: its fits ask the worker nodes to join.</summary>
     private bool Clustered => Cluster.WorkerProtocol.IsClusterNode(Context.System);
 
@@ -230,7 +251,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         }
     }
 
-    private void Launch(PreparedFit prepared, IActorRef from, bool resumeCancelled = false)
+    private void Launch(PreparedFit prepared, IActorRef from, bool resumeCancelled = false, IReadOnlyDictionary<int, Runs.RunState>? rebuilt = null)
     {
         requester = from;
         fitId = prepared.Definition.FitId;
@@ -242,7 +263,8 @@ public sealed class ExperimentActor : ReceivePersistentActor
         var unresolved = state.Unresolved
             .Select(c => new ApplyControl(c.OpId, c.Op, runs.FirstOrDefault(r => r.RunId == c.NewRunId)))
             .ToList();
-        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning, resumeCancelled));
+        Context.System.EventStream.Publish(new FitDefined(new FitManifest(prepared.Definition, runs)));
+        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning, resumeCancelled, rebuilt));
         Become(Fitting);
     }
 

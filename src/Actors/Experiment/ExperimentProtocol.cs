@@ -46,4 +46,22 @@ public static class ExperimentProtocol
 
     /// <summary>Published when the experiment's journal cannot be read (the database is unreachable or misconfigured).</summary>
     public sealed record JournalUnavailable(string Experiment, string Reason);
+
+    /// <summary>
+    /// What a fit is, outside its journal: its definition and the runs it started with. The host keeps it as
+    /// <c>fit.json</c> beside the checkpoints, so that a fit whose journal is lost can be rebuilt from its checkpoints
+    /// (<see cref="RebuildFit"/>).
+    /// </summary>
+    public sealed record FitManifest(FitDefinition Definition, IReadOnlyList<RunDefinition> Runs);
+
+    /// <summary>Published when a fit starts or resumes: its manifest.</summary>
+    public sealed record FitDefined(FitManifest Manifest);
+
+    /// <summary>
+    /// Rebuild a fit whose journal was lost, into the experiment's new, empty journal: the fit of
+    /// <paramref name="Manifest"/> is journaled again and resumed, each run from its state in
+    /// <paramref name="States"/> (its newest valid checkpoint's header; a run without one starts over). Answered like
+    /// <see cref="StartFit"/>.
+    /// </summary>
+    public sealed record RebuildFit(FitManifest Manifest, IReadOnlyDictionary<int, Runs.RunState> States);
 }

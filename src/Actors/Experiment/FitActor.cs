@@ -261,7 +261,7 @@ public sealed class FitActor : ReceiveActor
         var created = unresolved.Select(u => u.NewRun?.RunId).OfType<int>().ToHashSet();
         foreach (var run in start.Runs.Where(r => !created.Contains(r.RunId)))
         {
-            AddRun(run, start.ResumeCancelled);
+            AddRun(run, start.ResumeCancelled, start.Rebuilt?.GetValueOrDefault(run.RunId));
             runActors[run.RunId].Tell(new StartRun(ChunksPerEpoch(run.Config), hasValidation));
         }
         Become(Fitting);
@@ -287,10 +287,11 @@ public sealed class FitActor : ReceiveActor
     private int ChunksPerEpoch(Config cfg) =>
         EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
 
-    private void AddRun(RunDefinition run, bool resumeCancelled = false)
+    private void AddRun(RunDefinition run, bool resumeCancelled = false, RunState? rebuilt = null)
     {
         fit = fit.WithRun(new RunState(run.RunId, run.Config));
-        runActors[run.RunId] = Track(Context.ActorOf(RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services, resumeCancelled), $"run-{run.RunId}"));
+        runActors[run.RunId] = Track(Context.ActorOf(
+            RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services, new RunActor.Start(resumeCancelled, rebuilt)), $"run-{run.RunId}"));
     }
 
     /// <summary>The verdict on an operation (see <see cref="ControlRules"/>); a warm clone's model is built to compare architectures.</summary>

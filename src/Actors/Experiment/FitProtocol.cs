@@ -14,9 +14,11 @@ public static class FitProtocol
     /// taken effect; they are carried out as the runs come back (a clone among them is created by its operation, not
     /// started with the others). <paramref name="Pruning"/>: the rule that stops runs falling behind (see <see cref="Pruner"/>).
     /// <paramref name="ResumeCancelled"/>: the fit was cancelled (Ctrl+C) and is resumed: the runs the cancel stopped go on.
+    /// <paramref name="Rebuilt"/>: the fit's journal was lost; each run listed starts from this state, its newest
+    /// checkpoint's (see <see cref="RebuildFit"/>).
     /// </summary>
     public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null,
-        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false);
+        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false, IReadOnlyDictionary<int, RunState>? Rebuilt = null);
 
     /// <summary>
     /// May IC operation <paramref name="OpId"/> be carried out? Answered with <see cref="ControlChecked"/>; nothing

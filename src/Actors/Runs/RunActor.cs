@@ -45,7 +45,7 @@ public sealed class RunActor : ReceivePersistentActor
     private readonly IActorRef metrics;
     private readonly TrainingServices services;
     private readonly CheckpointRetention retention;
-    private readonly bool resumeCancelled;
+    private readonly Start start;
     private readonly ILoggingAdapter log = Context.GetLogger();
     private RunState state;
     private CheckpointRef? writing;
@@ -53,20 +53,27 @@ public sealed class RunActor : ReceivePersistentActor
 
     /// <summary>
     /// Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the
-    /// settings). With <paramref name="resumeCancelled"/> (a cancelled fit resumed), a run the cancel stopped goes on.
+    /// settings), started as <paramref name="start"/> says (by default, from its journal alone).
     /// </summary>
-    public static Props Props(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, bool resumeCancelled = false) =>
-        Akka.Actor.Props.Create(() => new RunActor(runId, config, fit, metrics, services, resumeCancelled));
+    public static Props Props(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, Start? start = null) =>
+        Akka.Actor.Props.Create(() => new RunActor(runId, config, fit, metrics, services, start ?? new Start()));
 
     /// <summary>The run's actor under a supervisor that starts it again (with backoff) when a journal write fails.</summary>
-    public static Props SupervisedProps(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, bool resumeCancelled = false) =>
-        BackoffSupervisor.Props(Props(runId, config, fit, metrics, services, resumeCancelled), "journaled",
+    public static Props SupervisedProps(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, Start? start = null) =>
+        BackoffSupervisor.Props(Props(runId, config, fit, metrics, services, start), "journaled",
             TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(2), 0.2);
 
+    /// <summary>
+    /// How a run's actor starts besides recovering its journal: with <paramref name="ResumeCancelled"/> (a cancelled
+    /// fit resumed), a run the cancel stopped goes on; with <paramref name="Rebuilt"/> (its journal was lost), a run
+    /// whose journal is empty starts from that state, its newest checkpoint's.
+    /// </summary>
+    public sealed record Start(bool ResumeCancelled = false, RunState? Rebuilt = null);
+
     /// <summary>Creates the actor.</summary>
-    public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, bool resumeCancelled = false)
+    public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, Start start)
     {
-        this.resumeCancelled = resumeCancelled;
+        this.start = start;
         this.fit = fit;
         this.metrics = metrics;
         this.services = services;
@@ -297,8 +304,19 @@ public sealed class RunActor : ReceivePersistentActor
     /// </summary>
     private void AfterRecovery()
     {
+        if (state.Status == RunStatus.New && start.Rebuilt is { } rebuilt && rebuilt.ChunksTrained > 0)
+        {
+            // Its journal was lost: it goes on from its newest checkpoint, whose header holds its state then.
+            Persist(new RestoredFromCheckpoint(rebuilt, $"rebuilt from its checkpoint {rebuilt.LastCheckpoint} after its journal was lost"), e =>
+            {
+                state = state.Apply(e);
+                Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
+                Resumed();
+            });
+            return;
+        }
         if (state.Status == RunStatus.New) return; // not started yet: the fit starts it
-        if (resumeCancelled && state is { Status: RunStatus.Stopped, EndedBy: EndReason.Cancelled } && state.Decide(new ResumeRun()).Count > 0)
+        if (start.ResumeCancelled && state is { Status: RunStatus.Stopped, EndedBy: EndReason.Cancelled } && state.Decide(new ResumeRun()).Count > 0)
         {
             // The cancelled fit is resumed: the run goes on from where the cancel stopped it (from its newest checkpoint
             // when the journal is ahead of it), as a resume of a stopped run does.

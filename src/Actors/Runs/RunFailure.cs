@@ -32,6 +32,7 @@ public sealed record RunFailure(string Method, string Message, string? Mode = nu
         { "loss", "loss.backward", "optimizer", "lr_scheduler", "data", "device", "runtime", "checkpoint", "data-parallel", "storage" };
 
     /// <summary>Whether <see cref="Method"/> is a runtime step (or a dotted name of one), not an MLSpec method.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public bool IsRuntimeStep => Method.Contains('.') || RuntimeSteps.Contains(Method);
 
     /// <summary>

@@ -136,7 +136,12 @@ public static class FitCommand
         var s3Endpoint = S3Options.Endpoint();
         var serving = new ServingOptions();
         var cluster = new ClusterOptions();
-        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings, s3Endpoint };
+        var fromCheckpoints = new Option<bool>("--from-checkpoints")
+        {
+            Description = "The journal is lost or cannot be read: rebuild the fit from fit.json and each run's newest valid checkpoint " +
+                          "(the old journal and metric files are kept, renamed), say what was recovered and lost, and continue.",
+        };
+        var command = new Command("resume", "Continue an interrupted fit from the last completed chunk of every run.") { name, dir, settings, s3Endpoint, fromCheckpoints };
         serving.AddTo(command);
         cluster.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
@@ -150,12 +155,24 @@ public static class FitCommand
             {
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
-            return await Watch(() => Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
-                async experiment => (await experiment.StateAsync()).Resumable?.Runs.Select(r => r.Config).ToList() ?? [],
+            var rebuild = parse.GetValue(fromCheckpoints);
+            return await Watch(() => rebuild
+                    ? Recovered(Experiment.RecoverFromCheckpoints(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon), stdout)
+                    : Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
+                async experiment => experiment.Recovery is { } plan
+                    ? plan.Manifest.Runs.Select(r => plan.States.TryGetValue(r.RunId, out var s) ? s.Config : r.Config).ToList()
+                    : (await experiment.StateAsync()).Resumable?.Runs.Select(r => r.Config).ToList() ?? [],
                 experiment => experiment.ResumeFitAsync(cancellation),
                 serving, parse, hocon, stdout, stderr);
         });
         return command;
+    }
+
+    /// <summary>Prints what a recovery from checkpoints recovered and lost, before it trains.</summary>
+    private static Experiment Recovered(Experiment experiment, TextWriter stdout)
+    {
+        foreach (var line in experiment.Recovery!.Report) stdout.WriteLine($"recovery: {line}");
+        return experiment;
     }
 
     internal static Option<DirectoryInfo> DirOption() => new("--dir")

@@ -41,9 +41,10 @@ public static class TrainingProgress
 
     /// <summary>
     /// All runs together (deleted ones left out): chunks trained out of the chunks the runs planned to train
-    /// (<c>epochs</c> × chunks per epoch). A completed run (its epochs reached, or converged) planned no more than it
-    /// trained; a stopped or failed run did not finish its plan, so its untrained chunks stay in the total (after a
-    /// cancel, <c>4/8 chunks</c>, never <c>4/4</c>) and the detail counts such runs. A run that has not started yet is
+    /// (<c>epochs</c> × chunks per epoch). A completed run (its epochs reached, or converged) or one stopped on purpose
+    /// (by the user, by pruning) planned no more than it trained; a cancelled or failed run did not finish its plan, so
+    /// its untrained chunks stay in the total (after a cancel, <c>4/8 chunks</c>, never <c>4/4</c>). The detail counts
+    /// the stopped and failed runs. A run that has not started yet is
     /// counted with the chunks per epoch of the runs that have. The total is unknown while no run has started.
     /// </summary>
     public static ProgressUpdate Overall(IEnumerable<RunState> runs)
@@ -52,7 +53,7 @@ public static class TrainingProgress
         var known = shown.Select(r => r.ChunksPerEpoch).DefaultIfEmpty(0).Max();
         long done = shown.Sum(r => (long)r.ChunksTrained);
         long? total = known == 0 ? null
-            : shown.Sum(r => r.Status == RunStatus.Completed ? r.ChunksTrained : (long)r.MaxEpochs * (r.ChunksPerEpoch > 0 ? r.ChunksPerEpoch : known));
+            : shown.Sum(r => EndedItsPlan(r) ? r.ChunksTrained : (long)r.MaxEpochs * (r.ChunksPerEpoch > 0 ? r.ChunksPerEpoch : known));
         var ended = shown.Count(r => r.IsEnded);
         var chunks = total is { } t ? $"{done}/{t} chunks" : $"{done} chunks";
         var stopped = shown.Count(r => r.Status == RunStatus.Stopped);
@@ -63,6 +64,13 @@ public static class TrainingProgress
             Finished = shown.Count > 0 && ended == shown.Count,
         };
     }
+
+    /// <summary>
+    /// Whether the run's plan ended with what it trained: it completed (its epochs, or converged), or it was stopped on
+    /// purpose (by the user or a pruning rule). A cancelled or failed run fell short of its plan.
+    /// </summary>
+    private static bool EndedItsPlan(RunState run) =>
+        run.Status == RunStatus.Completed || (run.Status == RunStatus.Stopped && run.EndedBy != EndReason.Cancelled);
 
     /// <summary>
     /// Turns an experiment's events into progress updates for <paramref name="sink"/>: a run's update when its chunks
