@@ -95,12 +95,13 @@ public class ProgressTests
     {
         var overall = TrainingProgress.Overall([
             Run(1, RunStatus.Ongoing, 1, 1),                                            // 5 of 12
-            Run(2, RunStatus.Stopped, 0, 3, endedBy: EndReason.User),                   // 3 of the 12 it planned
+            Run(2, RunStatus.Stopped, 0, 3, endedBy: EndReason.User),                   // stopped on purpose: its plan ended at 3
             new RunState(3, Cfg()),                                                     // not started: 3 x 4 like the others
             Run(4, RunStatus.Deleted, 0, 2, endedBy: EndReason.User),                   // left out
+            Run(5, RunStatus.Stopped, 0, 1, endedBy: EndReason.Cancelled),              // cancelled: 1 of the 12 it planned
         ]);
-        Assert.Equal((8L, (long?)36L), (overall.Done, overall.Total));
-        Assert.Equal("8/36 chunks, 1/3 runs ended, 1 stopped", overall.Detail);
+        Assert.Equal((9L, (long?)39L), (overall.Done, overall.Total));
+        Assert.Equal("9/39 chunks, 2/4 runs ended, 2 stopped", overall.Detail);
         Assert.Equal(TrainingProgress.OverallTask, overall.Task);
         Assert.False(overall.Finished);
 

@@ -413,8 +413,14 @@
     }
   }
 
+  // Rebuilt only when what it shows changes: a button replaced under the pointer (every chunk updates the runs) loses
+  // the click that landed on it.
+  let legendSignature = '';
   function renderLegend() {
     const runs = shownRuns();
+    const signature = JSON.stringify(runs.map(r => [r.run_id, r.knobs, state.hidden.has(r.run_id)]));
+    if (signature === legendSignature) return;
+    legendSignature = signature;
     $('legend').replaceChildren(...runs.map(r => {
       const knobs = Object.entries(r.knobs).map(([k, v]) => `${knobTitle(k)}=${knobText(v)}`).join(', ');
       return el('button', {
