@@ -105,6 +105,30 @@ public sealed class ApiServer : IAsyncDisposable
         StartAsync(control, ApiServerOptions.From() with { Port = port, Address = address });
 
     /// <summary>
+    /// Why the fixed port of <paramref name="options"/> cannot be listened on now (another process holds it), or null:
+    /// checked before a fit starts, so that a taken port stops it before anything trains. Port 0 is always free.
+    /// </summary>
+    public static string? PortProblem(ApiServerOptions options)
+    {
+        if (options.Port == 0) return null;
+        try
+        {
+            var probe = new System.Net.Sockets.TcpListener(Address(options.Address), options.Port);
+            probe.Start();
+            probe.Stop();
+            return null;
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            return e.Message;
+        }
+        catch (ArgumentException)
+        {
+            return null; // a bad address or port is StartAsync's to name
+        }
+    }
+
+    /// <summary>
     /// Starts serving <paramref name="control"/> as <paramref name="options"/> say (taken as they are: no environment
     /// variable is read; <see cref="ApiServerOptions.From"/> reads them) and writes its <see cref="HostFile"/>, and its
     /// token's <c>host.token</c> when it has one, into the experiment folder.

@@ -65,6 +65,7 @@ public static class FitCommand
             var experimentsDir = parse.GetValue(dir)!.FullName;
             var newDirectory = !Directory.Exists(experimentsDir);
             var opening = Task.Run(() => new Experiment(parse.GetValue(name)!, experimentsDir, hocon));
+            Spec.Native.TorchNative.EnsureLoaded(); // beside the runtime's start (Program.cs leaves it to this point)
             ExperimentInputs inputs;
             try
             {
@@ -317,13 +318,26 @@ public static class FitCommand
                 experiment.Progress += new TrainingProgress.Feed(sink).Take;
                 if (!interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
                 console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
+                string CannotListen(string why) =>
+                    $"error: the HTTP API could not listen on {serverOptions.Address}:{serverOptions.Port}: {why} (port 0 picks a free port)";
+                if (ApiServer.PortProblem(serverOptions) is { } taken)
+                {
+                    stderr.WriteLine(CannotListen(taken));
+                    return CouldNotStart;
+                }
+                // The server starts beside the fit, not before it: its start is off the way to the first minibatch.
+                var listening = Task.Run(() => ApiServer.StartAsync(experiment, serverOptions));
+                var fit = operation(experiment);
                 try
                 {
-                    api = await ApiServer.StartAsync(experiment, serverOptions);
+                    api = await listening;
                 }
                 catch (IOException e)
                 {
-                    stderr.WriteLine($"error: the HTTP API could not listen on {serverOptions.Address}:{serverOptions.Port}: {e.Message} (port 0 picks a free port)");
+                    // The port was taken since it was checked: nothing may train unwatched.
+                    experiment.Cancel();
+                    await fit.ContinueWith(_ => { }, TaskScheduler.Default);
+                    stderr.WriteLine(CannotListen(e.Message));
                     return CouldNotStart;
                 }
                 if (experiment.ClusterAddress is { } address)
@@ -332,7 +346,6 @@ public static class FitCommand
                 console.WriteLine($"dashboard: {api.BrowserUrl}");
                 if (api.TokenGenerated)
                     console.WriteLine($"access token: {api.Token} (every request needs it; `rapidfire runs` reads it from {Path.Combine(experiment.Path, ApiToken.FileName)})");
-                var fit = operation(experiment);
                 if (interactive)
                     // Redrawn in place; cleared at the end, where the final table takes its place. The bars of all
                     // work come first so that a table taller than the terminal is what gets cut.

@@ -47,8 +47,16 @@ public static class SpecCompiler
         ["System", "System.Collections.Generic", "System.IO", "System.Linq", "System.Threading", "System.Threading.Tasks"];
 
     private static readonly Lazy<IReadOnlyList<string>> ReferencePaths = new(FindReferencePaths);
-    private static readonly Lazy<IReadOnlyList<MetadataReference>> References = new(LoadReferences);
     private static readonly ConcurrentDictionary<string, Lazy<CompiledSpec>> Cache = new();
+
+    /// <summary>
+    /// What only a compilation needs, apart so that Roslyn's assemblies load only when a spec is compiled: a spec found
+    /// in the disk cache costs no compiler.
+    /// </summary>
+    private static class Roslyn
+    {
+        public static readonly Lazy<IReadOnlyList<MetadataReference>> References = new(LoadReferences);
+    }
 
     /// <summary>Compiles the spec file at <paramref name="path"/>.</summary>
     public static CompiledSpec CompileFile(string path)
@@ -124,12 +132,12 @@ public static class SpecCompiler
     }
 
     /// <summary>
-    /// What the compiled assembly depends on: the compiler's version and every reference's name, size and time, so that
-    /// an updated RapidFire, TorchSharp or .NET compiles the spec again.
+    /// What the compiled assembly depends on: every reference's name, size and time (the compiler's own assemblies among
+    /// them), so that an updated RapidFire, TorchSharp, Roslyn or .NET compiles the spec again.
     /// </summary>
     private static string ReferenceStamp()
     {
-        var stamp = new StringBuilder(typeof(CSharpCompilation).Assembly.GetName().Version?.ToString());
+        var stamp = new StringBuilder("references v2");
         foreach (var p in ReferencePaths.Value)
         {
             var info = new FileInfo(p);
@@ -149,7 +157,7 @@ public static class SpecCompiler
             CSharpSyntaxTree.ParseText(SourceText.From(string.Concat(ImplicitUsings.Select(u => $"global using global::{u};\n")), Encoding.UTF8), parse, path + ".usings.g.cs"),
         };
         var name = $"RapidFire.UserSpec.{Path.GetFileNameWithoutExtension(path)}.{hash[..12]}";
-        var compilation = CSharpCompilation.Create(name, trees, References.Value,
+        var compilation = CSharpCompilation.Create(name, trees, Roslyn.References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary,
                 optimizationLevel: OptimizationLevel.Release,
                 nullableContextOptions: NullableContextOptions.Enable));
