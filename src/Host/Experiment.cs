@@ -129,6 +129,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     {
         if (string.IsNullOrWhiteSpace(name) || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new ArgumentException($"experiment name '{name}' must be letters, digits, '-', '_' or '.'", nameof(name));
+        TorchNative.EnsureLoaded();
         ReserveThreadPool();
         Name = name;
         Directory.CreateDirectory(directory);
@@ -168,8 +169,6 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 if (storage.Checkpoints is S3CheckpointStore) files.Log($"checkpoints in {storage.Describe()}");
                 if (resuming && storage.Checkpoints is LocalCheckpointStore local && local.RemoveInterruptedWrites() is > 0 and var removed)
                     files.Log($"checkpoints: removed {removed} temporary file{(removed == 1 ? "" : "s")} of writes a crash interrupted");
-                // Nothing above uses TorchSharp: `rapidfire fit` loads it meanwhile, on its own thread.
-                TorchNative.EnsureLoaded();
                 active = this;
             }
             catch

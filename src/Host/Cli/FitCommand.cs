@@ -65,7 +65,6 @@ public static class FitCommand
             var experimentsDir = parse.GetValue(dir)!.FullName;
             var newDirectory = !Directory.Exists(experimentsDir);
             var opening = Task.Run(() => new Experiment(parse.GetValue(name)!, experimentsDir, hocon));
-            Spec.Native.TorchNative.EnsureLoaded(); // beside the runtime's start (Program.cs leaves it to this point)
             ExperimentInputs inputs;
             try
             {
