@@ -65,13 +65,7 @@ public sealed class DataLoaderActor : ReceiveActor, IWithTimers
 
         public CallWatch Watch { get; } = new();
 
-        public Work? Running { get; set; }
-
-        public void Post(Work work)
-        {
-            Running = work;
-            inbox.Add(work);
-        }
+        public void Post(Work work) => inbox.Add(work);
 
         public void Stop() => inbox.CompleteAdding();
     }
@@ -102,15 +96,9 @@ public sealed class DataLoaderActor : ReceiveActor, IWithTimers
         });
         Receive<WorkerFree>(free =>
         {
-            var worker = workers[free.Worker];
             if (queue.Busy.TryGetValue(free.Worker, out var job)) jobs.Remove(job.Id);
-            worker.Running = null;
             (queue, var ends) = queue.Finished(free.Worker);
-            if (ends)
-            {
-                worker.Stop();
-                workers.Remove(free.Worker);
-            }
+            if (ends && workers.Remove(free.Worker, out var worker)) worker.Stop();
             Dispatch();
         });
         Receive<Watch>(_ => WatchCalls());
@@ -126,11 +114,9 @@ public sealed class DataLoaderActor : ReceiveActor, IWithTimers
     /// <inheritdoc />
     protected override void PostStop()
     {
-        foreach (var worker in workers.Values)
-        {
-            worker.Running?.Claim(); // a call still running is answered by nobody: what it returns is dropped
-            worker.Stop();
-        }
+        // A call still running is answered by nobody: what it returns is dropped.
+        foreach (var job in queue.Busy.Values) jobs.GetValueOrDefault(job.Id)?.Claim();
+        foreach (var worker in workers.Values) worker.Stop();
     }
 
     private void Dispatch()

@@ -80,7 +80,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         var file = Persistence.JournalConfig.SqliteFileOf(Context.System.Settings.Config);
         var problem = $"the journal{(file is null ? "" : $" {file}")} could not record experiment '{name}''s {@event.GetType().Name}: {cause.GetBaseException().Message}";
         if (Storage.OutOfSpace.Is(cause) && file is not null)
-            problem = $"out of disk space in {Path.GetDirectoryName(file)} ({Storage.OutOfSpace.FreeSpace(file)}): {problem}";
+            problem = $"{Storage.OutOfSpace.In(Path.GetDirectoryName(file))}: {problem}";
         requester?.Tell(new FitCompleted(completed?.Runs ?? [], false, problem));
         requester = null;
         if (!Storage.OutOfSpace.Is(cause)) base.OnPersistFailure(cause, @event, sequenceNr);

@@ -481,8 +481,7 @@ public sealed class FitActor : ReceiveActor
             ? $"; the rest of the fit writes about {Storage.OutOfSpace.Megabytes(full.Bytes * left)} of checkpoints " +
               $"({left} of about {Storage.OutOfSpace.Megabytes(full.Bytes)}: every epoch's end is kept)"
             : "; the journal needs a few MB more";
-        var free = full.Folder is null ? "" : Storage.OutOfSpace.FreeSpace(full.Folder);
-        End($"out of disk space{(full.Folder is null ? "" : $" in {full.Folder}")}{(free.Length > 0 ? $" ({free})" : "")}: {full.Problem}{need}");
+        End($"{Storage.OutOfSpace.In(full.Folder)}: {full.Problem}{need}");
     }
 
     /// <summary>Answers the fit (<paramref name="interrupted"/>: why it stopped before its runs ended), lets the workers go and stops its actors.</summary>

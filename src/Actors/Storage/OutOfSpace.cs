@@ -44,6 +44,17 @@ public static class OutOfSpace
         }
     }
 
+    /// <summary>
+    /// The head of a full disk's report: <c>out of disk space in FOLDER (1.0 MB free there)</c>; without a folder (not a
+    /// local one), <c>out of disk space</c>.
+    /// </summary>
+    public static string In(string? folder)
+    {
+        if (folder is null) return "out of disk space";
+        var free = FreeSpace(folder);
+        return $"out of disk space in {folder}{(free.Length > 0 ? $" ({free})" : "")}";
+    }
+
     /// <summary><paramref name="bytes"/> in megabytes, as the messages give them.</summary>
     public static string Megabytes(long bytes) => $"{bytes / 1048576.0:0.0} MB";
 
