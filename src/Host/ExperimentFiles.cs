@@ -15,8 +15,10 @@ namespace RapidFire.Host;
 /// <remarks>
 /// The metric files are a projection of the runs' journals: they take only journaled events (<see cref="Apply"/>),
 /// live or read back on resume, so after a crash and a resume they hold the same rows as after an uninterrupted fit.
-/// They are rewritten whenever an epoch closes and when a run ends. With Parquet on, <c>runs.parquet</c> and each
-/// <c>run-N.*.parquet</c> are rewritten with their CSV (<see cref="Export.ParquetTables"/>).
+/// They are written whenever an epoch closes and when a run ends: a metric file grows by the rows added since its last
+/// write (a long fit does not rewrite every earlier row at every epoch), and is rewritten whole when its columns change
+/// or a run went back to a checkpoint. With Parquet on, <c>runs.parquet</c> and each <c>run-N.*.parquet</c> are
+/// rewritten with their CSV (<see cref="Export.ParquetTables"/>).
 /// </remarks>
 public sealed class ExperimentFiles
 {
@@ -32,6 +34,10 @@ public sealed class ExperimentFiles
     private readonly Dictionary<int, List<EpochRow>> epochs = [];
     private readonly SortedDictionary<int, Actors.Control.ControlRecord> controls = [];
     private readonly Dictionary<string, string> unwritten = [];
+    private readonly Dictionary<string, Written> written = [];
+
+    /// <summary>What a metric file holds: its columns, in order, and how many of its table's rows.</summary>
+    private sealed record Written(List<string> Columns, HashSet<string> Known, int Rows);
 
     /// <summary>Files of the experiment folder <paramref name="directory"/>; with <paramref name="parquet"/>, the tables are also written as Parquet.</summary>
     public ExperimentFiles(string directory, bool parquet = false)
@@ -171,7 +177,13 @@ public sealed class ExperimentFiles
                 : (mode == Mode.Train ? chunk < state.ChunksDone : state.ValidationDone)));
         Rows(minibatches, runId).RemoveAll(r => !Kept(r.Mode, r.Epoch, r.Chunk, closedRow: false));
         Rows(epochs, runId).RemoveAll(r => !Kept(r.Mode, r.Epoch, 0, closedRow: true));
+        written.Remove(MinibatchesFile(runId));
+        written.Remove(EpochsFile(runId));
     }
+
+    private string MinibatchesFile(int runId) => Path.Combine(MetricsDirectory, $"run-{runId}.minibatches.csv");
+
+    private string EpochsFile(int runId) => Path.Combine(MetricsDirectory, $"run-{runId}.epochs.csv");
 
     /// <summary>
     /// Writes <c>runs.csv</c> (adding to the rows of earlier fits of the experiment). A clone's row names its parent
@@ -221,8 +233,34 @@ public sealed class ExperimentFiles
 
     private void WriteMetrics(int runId)
     {
-        if (minibatches.TryGetValue(runId, out var m)) WriteTable(Path.Combine(MetricsDirectory, $"run-{runId}.minibatches.csv"), m.Select(r => r.Cells).ToList(), Export.ParquetTables.MetricsColumn);
-        if (epochs.TryGetValue(runId, out var e)) WriteTable(Path.Combine(MetricsDirectory, $"run-{runId}.epochs.csv"), e.Select(r => r.Cells).ToList(), Export.ParquetTables.MetricsColumn);
+        if (minibatches.TryGetValue(runId, out var m)) WriteMetricTable(MinibatchesFile(runId), m.Select(r => r.Cells).ToList());
+        if (epochs.TryGetValue(runId, out var e)) WriteMetricTable(EpochsFile(runId), e.Select(r => r.Cells).ToList());
+    }
+
+    /// <summary>
+    /// Writes a metric table: the rows added since its last write are appended when they have no new column, else the
+    /// file is rewritten whole (atomically). A failed write is rewritten whole the next time.
+    /// </summary>
+    private void WriteMetricTable(string csvPath, IReadOnlyList<Dictionary<string, string>> rows)
+    {
+        if (written.Remove(csvPath, out var before) && rows.Count >= before.Rows && File.Exists(csvPath) &&
+            Enumerable.Range(before.Rows, rows.Count - before.Rows).All(i => rows[i].Keys.All(before.Known.Contains)))
+        {
+            Guarded(csvPath, path =>
+            {
+                Append(path, before.Columns, rows, before.Rows);
+                written[path] = before with { Rows = rows.Count };
+            });
+        }
+        else
+        {
+            Guarded(csvPath, path =>
+            {
+                var columns = Write(path, rows);
+                written[path] = new Written(columns, [.. columns], rows.Count);
+            });
+        }
+        if (parquet) Guarded(Export.ParquetTables.PathFor(csvPath), path => Export.ParquetTables.Write(path, rows, Export.ParquetTables.MetricsColumn));
     }
 
     /// <summary>Writes a table's CSV, and its Parquet file beside it when Parquet is on.</summary>
@@ -270,8 +308,11 @@ public sealed class ExperimentFiles
         return row;
     }
 
-    /// <summary>Writes rows with the union of their columns (first-seen order); a missing cell is empty. Atomic: temp file, then rename.</summary>
-    private static void Write(string path, IReadOnlyList<Dictionary<string, string>> rows)
+    /// <summary>
+    /// Writes rows with the union of their columns (first-seen order), which it returns; a missing cell is empty.
+    /// Atomic: temp file, then rename.
+    /// </summary>
+    private static List<string> Write(string path, IReadOnlyList<Dictionary<string, string>> rows)
     {
         var columns = rows.SelectMany(r => r.Keys).Distinct().ToList();
         var temp = path + ".tmp";
@@ -285,6 +326,20 @@ public sealed class ExperimentFiles
             }
         }
         File.Move(temp, path, overwrite: true);
+        return columns;
+    }
+
+    /// <summary>Appends rows <paramref name="from"/>.. of <paramref name="rows"/> to the CSV at <paramref name="path"/>, whose columns are <paramref name="columns"/>.</summary>
+    private static void Append(string path, List<string> columns, IReadOnlyList<Dictionary<string, string>> rows, int from)
+    {
+        if (from == rows.Count) return;
+        using var file = new FileStream(path, FileMode.Append, FileAccess.Write);
+        using var writer = Sep.New(',').Writer(o => o with { Escape = true, WriteHeader = false }).To(file);
+        for (var i = from; i < rows.Count; i++)
+        {
+            using var row = writer.NewRow();
+            foreach (var column in columns) row[column].Set(rows[i].GetValueOrDefault(column, ""));
+        }
     }
 
     private static string Text(double value) => value.ToString("R", CultureInfo.InvariantCulture);
