@@ -261,7 +261,7 @@ public sealed class FitActor : ReceiveActor
         var created = unresolved.Select(u => u.NewRun?.RunId).OfType<int>().ToHashSet();
         foreach (var run in start.Runs.Where(r => !created.Contains(r.RunId)))
         {
-            AddRun(run, start.ResumeCancelled, start.Rebuilt?.GetValueOrDefault(run.RunId));
+            AddRun(run, start.ResumeCancelled, start.Rebuilt?.GetValueOrDefault(run.RunId), start.Fresh);
             runActors[run.RunId].Tell(new StartRun(ChunksPerEpoch(run.Config), hasValidation));
         }
         Become(Fitting);
@@ -287,11 +287,12 @@ public sealed class FitActor : ReceiveActor
     private int ChunksPerEpoch(Config cfg) =>
         EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
 
-    private void AddRun(RunDefinition run, bool resumeCancelled = false, RunState? rebuilt = null)
+    /// <summary>Starts run <paramref name="run"/>'s actor; a clone (added while the fit trains) is always <paramref name="fresh"/>.</summary>
+    private void AddRun(RunDefinition run, bool resumeCancelled = false, RunState? rebuilt = null, bool fresh = true)
     {
         fit = fit.WithRun(new RunState(run.RunId, run.Config));
         runActors[run.RunId] = Track(Context.ActorOf(
-            RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services, new RunActor.Start(resumeCancelled, rebuilt)), $"run-{run.RunId}"));
+            RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services, new RunActor.Start(resumeCancelled, rebuilt, fresh)), $"run-{run.RunId}"));
     }
 
     /// <summary>The verdict on an operation (see <see cref="ControlRules"/>); a warm clone's model is built to compare architectures.</summary>

@@ -15,10 +15,12 @@ public static class FitProtocol
     /// started with the others). <paramref name="Pruning"/>: the rule that stops runs falling behind (see <see cref="Pruner"/>).
     /// <paramref name="ResumeCancelled"/>: the fit was cancelled (Ctrl+C) and is resumed: the runs the cancel stopped go on.
     /// <paramref name="Rebuilt"/>: the fit's journal was lost; each run listed starts from this state, its newest
-    /// checkpoint's (see <see cref="RebuildFit"/>).
+    /// checkpoint's (see <see cref="RebuildFit"/>). <paramref name="Fresh"/>: no run of the fit has journaled anything
+    /// yet (a new fit, or one rebuilt into an empty journal): the runs recover without asking the snapshot store.
     /// </summary>
     public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null,
-        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false, IReadOnlyDictionary<int, RunState>? Rebuilt = null);
+        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false, IReadOnlyDictionary<int, RunState>? Rebuilt = null,
+        bool Fresh = false);
 
     /// <summary>
     /// May IC operation <paramref name="OpId"/> be carried out? Answered with <see cref="ControlChecked"/>; nothing

@@ -66,9 +66,11 @@ public sealed class RunActor : ReceivePersistentActor
     /// <summary>
     /// How a run's actor starts besides recovering its journal: with <paramref name="ResumeCancelled"/> (a cancelled
     /// fit resumed), a run the cancel stopped goes on; with <paramref name="Rebuilt"/> (its journal was lost), a run
-    /// whose journal is empty starts from that state, its newest checkpoint's.
+    /// whose journal is empty starts from that state, its newest checkpoint's. A <paramref name="Fresh"/> run (new in
+    /// this fit) replays its journal without asking the snapshot store first: it has no snapshot, and the journal holds
+    /// every event (snapshots only shorten a replay), so even a restart after a failed write recovers the same state.
     /// </summary>
-    public sealed record Start(bool ResumeCancelled = false, RunState? Rebuilt = null);
+    public sealed record Start(bool ResumeCancelled = false, RunState? Rebuilt = null, bool Fresh = false);
 
     /// <summary>Creates the actor.</summary>
     public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, Start start)
@@ -141,6 +143,9 @@ public sealed class RunActor : ReceivePersistentActor
 
     /// <inheritdoc />
     public override string PersistenceId { get; }
+
+    /// <inheritdoc />
+    public override Recovery Recovery => start.Fresh ? new Recovery(SnapshotSelectionCriteria.None) : base.Recovery;
 
     /// <summary>Decides, then writes a checkpoint the events carry (durably, first) and journals them; an IC operation's command is answered after.</summary>
     private void Handle(IRunCommand command, int? opId = null)
