@@ -37,7 +37,7 @@ public sealed class ExperimentFiles
     private readonly Dictionary<string, Written> written = [];
 
     /// <summary>What a metric file holds: its columns, in order, and how many of its table's rows.</summary>
-    private sealed record Written(List<string> Columns, HashSet<string> Known, int Rows);
+    private sealed record Written(List<string> Columns, int Rows);
 
     /// <summary>Files of the experiment folder <paramref name="directory"/>; with <paramref name="parquet"/>, the tables are also written as Parquet.</summary>
     public ExperimentFiles(string directory, bool parquet = false)
@@ -244,7 +244,7 @@ public sealed class ExperimentFiles
     private void WriteMetricTable(string csvPath, IReadOnlyList<Dictionary<string, string>> rows)
     {
         if (written.Remove(csvPath, out var before) && rows.Count >= before.Rows && File.Exists(csvPath) &&
-            Enumerable.Range(before.Rows, rows.Count - before.Rows).All(i => rows[i].Keys.All(before.Known.Contains)))
+            Enumerable.Range(before.Rows, rows.Count - before.Rows).All(i => rows[i].Keys.All(before.Columns.Contains)))
         {
             Guarded(csvPath, path =>
             {
@@ -257,7 +257,7 @@ public sealed class ExperimentFiles
             Guarded(csvPath, path =>
             {
                 var columns = Write(path, rows);
-                written[path] = new Written(columns, [.. columns], rows.Count);
+                written[path] = new Written(columns, rows.Count);
             });
         }
         if (parquet) Guarded(Export.ParquetTables.PathFor(csvPath), path => Export.ParquetTables.Write(path, rows, Export.ParquetTables.MetricsColumn));
