@@ -260,14 +260,20 @@ public sealed class ExperimentFiles
                 written[path] = new Written(columns, rows.Count);
             });
         }
-        if (parquet) Guarded(Export.ParquetTables.PathFor(csvPath), path => Export.ParquetTables.Write(path, rows, Export.ParquetTables.MetricsColumn));
+        WriteParquet(csvPath, rows, Export.ParquetTables.MetricsColumn);
     }
 
     /// <summary>Writes a table's CSV, and its Parquet file beside it when Parquet is on.</summary>
     private void WriteTable(string csvPath, IReadOnlyList<Dictionary<string, string>> rows, Func<string, Export.ColumnType> parquetTypes)
     {
         Guarded(csvPath, path => Write(path, rows));
-        if (parquet) Guarded(Export.ParquetTables.PathFor(csvPath), path => Export.ParquetTables.Write(path, rows, parquetTypes));
+        WriteParquet(csvPath, rows, parquetTypes);
+    }
+
+    /// <summary>Writes a table's Parquet file beside its CSV when Parquet is on.</summary>
+    private void WriteParquet(string csvPath, IReadOnlyList<Dictionary<string, string>> rows, Func<string, Export.ColumnType> types)
+    {
+        if (parquet) Guarded(Export.ParquetTables.PathFor(csvPath), path => Export.ParquetTables.Write(path, rows, types));
     }
 
     /// <summary>
