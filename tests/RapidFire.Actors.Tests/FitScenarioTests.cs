@@ -1,4 +1,5 @@
 using Akka.Actor;
+using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Experiment;
 using RapidFire.Actors.Runs;
@@ -35,11 +36,14 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
             new("named_metrics", new[] { "top1_accuracy" }),
         ]).Where(kv => kv.Value is not null || kv.Key != "epochs"));
 
-    private (IActorRef Experiment, TrainingServices Services) Experiment(RuntimeSettings settings, Spec.Data.DataHandle? handle = null, string? checkpoints = null)
+    private (IActorRef Experiment, TrainingServices Services) Experiment(RuntimeSettings settings, Spec.Data.DataHandle? handle = null, string? checkpoints = null) =>
+        Experiment(settings, handle, checkpoints is null ? null : new LocalCheckpointStore(Path.Combine(checkpoints, Guid.NewGuid().ToString("N"))));
+
+    private (IActorRef Experiment, TrainingServices Services) Experiment(RuntimeSettings settings, Spec.Data.DataHandle? handle, ICheckpointStore? store)
     {
         // Every fit journals in the test system's in-memory journal: its own prefix keeps its runs apart.
         var s = new TrainingServices(() => new TinySpec(), handle ?? data.Handle, settings with { JournalIdPrefix = $"{Guid.NewGuid():N}/" },
-            checkpoints is null ? null : new TrainingServices.Storage(new RapidFire.Actors.Checkpoints.LocalCheckpointStore(Path.Combine(checkpoints, Guid.NewGuid().ToString("N")))));
+            store is null ? null : new TrainingServices.Storage(store));
         services.Add(s);
         return (Sys.ActorOf(FitActor.Props(s, DeviceSpec.Parse(settings.Devices, () => 0))), s);
     }
@@ -299,6 +303,87 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
             Assert.Equal(clean.Runs[0].ValidationHistory, retried.Runs[0].ValidationHistory);
             var warning = (RunWarning)warnings.FishForMessage(m => m is RunWarning w && w.Message.Contains("retrying", StringComparison.Ordinal), Patience);
             Assert.Matches(@"(?s)^run 1: loss\.backward \(train, epoch 2, chunk 2\): ExternalException: .*; a native fault outside the MLSpec code: retrying run 1 epoch 2 chunk 2 once from the newest checkpoint$", warning.Message);
+        }
+        finally
+        {
+            Directory.Delete(checkpoints, recursive: true);
+        }
+    }
+
+    /// <summary>A real local store whose saves take longer (a slow disk), and the saves of one checkpoint fail.</summary>
+    private sealed class SlowStore(ICheckpointStore inner, TimeSpan delay, CheckpointRef? failing = null) : ICheckpointStore
+    {
+        public async Task SaveAsync(CheckpointRef key, CheckpointHeader header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(delay, cancellationToken);
+            if (key == failing) throw new IOException($"{Describe(key)}: the disk refused the write");
+            await inner.SaveAsync(key, header, payload, cancellationToken);
+        }
+
+        public Checkpoint Load(CheckpointRef key) => inner.Load(key);
+        public IReadOnlyList<CheckpointRef> List(int runId) => inner.List(runId);
+        public void Delete(CheckpointRef key) => inner.Delete(key);
+        public string Describe(CheckpointRef key) => inner.Describe(key);
+    }
+
+    [Fact]
+    public async Task An_epochs_validation_and_the_next_epoch_train_while_its_checkpoint_is_written_and_end_as_a_fit_that_waits()
+    {
+        var checkpoints = Directory.CreateTempSubdirectory("rf-ahead-").FullName;
+        try
+        {
+            var settings = new RuntimeSettings(Chunks: 2, Devices: "cpu");
+            var (waited, waitedServices) = await Fit(settings, checkpoints, Config(("hidden", 10L)));
+            var events = CreateTestProbe();
+            Sys.EventStream.Subscribe(events.Ref, typeof(TaskFinished));
+            Sys.EventStream.Subscribe(events.Ref, typeof(RunJournaled));
+            var (experiment, s) = Experiment(settings, null, new SlowStore(new LocalCheckpointStore(Path.Combine(checkpoints, "slow")), TimeSpan.FromMilliseconds(700)));
+            var ahead = await experiment.Ask<FitCompleted>(new RunFit([new RunDefinition(1, Config(("hidden", 10L)))]), Patience);
+
+            // Epoch 1's last chunk is journaled once its checkpoint is durable; its validation and epoch 2's first chunk
+            // trained meanwhile.
+            var seen = new List<string>();
+            while (!seen.Contains("journaled epoch 1 chunk 2"))
+                seen.Add(events.ExpectMsg<object>(Patience) switch
+                {
+                    TaskFinished done => done.Task.ToString().Replace("run 1 ", ""),
+                    RunJournaled { Event: ChunkCompleted c } => $"journaled epoch {c.Epoch + 1} chunk {c.Chunk + 1}",
+                    _ => "",
+                });
+            Assert.Subset(seen.ToHashSet(), new HashSet<string> { "epoch 1 validation", "epoch 2 chunk 1" });
+            Assert.True(seen.IndexOf("epoch 1 chunk 2") < seen.IndexOf("epoch 1 validation"));
+
+            Assert.Equal(RunStatus.Completed, ahead.Runs[0].Status);
+            AssertSameWeights(waitedServices.Models.CopyWeights(1)!, s.Models.CopyWeights(1)!);
+            Assert.Equal(waited.Runs[0].TrainHistory, ahead.Runs[0].TrainHistory);
+            Assert.Equal(waited.Runs[0].ValidationHistory, ahead.Runs[0].ValidationHistory);
+            Assert.Equal(waited.Runs[0].ChunkMetrics, ahead.Runs[0].ChunkMetrics);
+        }
+        finally
+        {
+            Directory.Delete(checkpoints, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_checkpoint_write_that_fails_while_the_next_task_runs_fails_its_run_at_its_last_journaled_chunk_and_the_fit_ends()
+    {
+        var checkpoints = Directory.CreateTempSubdirectory("rf-ahead-fail-").FullName;
+        try
+        {
+            var store = new SlowStore(new LocalCheckpointStore(checkpoints), TimeSpan.FromMilliseconds(500), failing: new CheckpointRef(1, 0, 1));
+            var (experiment, _) = Experiment(new RuntimeSettings(Chunks: 2, Devices: "cpu"), null, store);
+            var result = await experiment.Ask<FitCompleted>(new RunFit([
+                new RunDefinition(1, Config(("hidden", 10L))), new RunDefinition(2, Config(("hidden", 6L)))]), Patience);
+
+            var failed = result.Runs[0];
+            Assert.Equal(RunStatus.Failed, failed.Status);
+            Assert.Equal("checkpoint", failed.Failure!.Method);
+            Assert.Contains("the disk refused the write", failed.Failure.Message, StringComparison.Ordinal);
+            // What was decided behind the write (epoch 1's last chunk, its validation and metrics) was taken back.
+            Assert.Equal((0, 1, false), (failed.EpochsDone, failed.ChunksDone, failed.ValidationDone));
+            Assert.Empty(failed.TrainHistory);
+            Assert.Equal(RunStatus.Completed, result.Runs[1].Status);
         }
         finally
         {

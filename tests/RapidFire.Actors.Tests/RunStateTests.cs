@@ -97,6 +97,60 @@ public class RunStateTests
     }
 
     [Fact]
+    public void Epoch_metrics_apply_once_and_only_to_a_pass_that_is_done()
+    {
+        var run = Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 1, [], null));
+        // The train pass is not done (a checkpoint of its last chunk was lost while its metrics were being closed).
+        Assert.Empty(run.Decide(new CloseEpochMetrics(Mode.Train, 0, Metrics, false)));
+        Assert.Empty(run.Decide(new CloseEpochMetrics(Mode.Validation, 0, Metrics, false)));
+        run = Run(run, new ChunkTrained(RunTask.Train(1, 0, 1), 1, [], null), new CloseEpochMetrics(Mode.Train, 0, Metrics, false));
+        // Asked again after a recovery: the second answer is ignored, not a second epoch of history.
+        Assert.Empty(run.Decide(new CloseEpochMetrics(Mode.Train, 0, Metrics, false)));
+        Assert.Single(run.TrainHistory);
+    }
+
+    [Fact]
+    public void A_run_decided_ahead_of_its_journal_is_scheduled_on_its_home_node_but_takes_no_operation_and_holds_the_fit_open()
+    {
+        var run = Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 1, [], null));
+        var fit = new FitState([]).Joined("a", ["a/cpu"]).Joined("b", ["b/cpu"]).WithRun(run);
+        var (scheduled, first) = fit.Schedule();
+        var home = Assert.Single(first).DeviceId;
+        var other = home == "a/cpu" ? "b/cpu" : "a/cpu";
+        scheduled = scheduled.DeviceFreed(home);
+        var ahead = Run(run, new ChunkTrained(RunTask.Train(1, 0, 1), 1, [], null));
+
+        var decided = scheduled.WithRun(ahead, durable: false);
+        Assert.False(decided.AtBoundary(1)); // an IC operation waits for the journal
+        Assert.Equal(new Assignment(home, RunTask.Validate(1, 0)), Assert.Single(decided.Schedule().Assignments));
+        // Its home's device busy with another task: it waits rather than train where its state is not.
+        var homeBusy = decided with { Busy = decided.Busy.SetItem(home, RunTask.Train(9, 0, 0)) };
+        Assert.Empty(homeBusy.Schedule().Assignments);
+
+        var journaled = decided.WithRun(ahead);
+        Assert.True(journaled.AtBoundary(1));
+        Assert.Equal(other, Assert.Single((journaled with { Busy = journaled.Busy.SetItem(home, RunTask.Train(9, 0, 0)) }).Schedule().Assignments).DeviceId);
+
+        var ended = ahead.Apply(new RunEnded(RunStatus.Stopped, EndReason.User, null));
+        Assert.False(scheduled.WithRun(ended, durable: false).IsDone);
+        Assert.True(scheduled.WithRun(ended).IsDone);
+    }
+
+    [Fact]
+    public void A_run_whose_task_still_runs_on_a_device_is_not_given_another()
+    {
+        var run = Started();
+        var other = new RunState(2, Cfg).Apply(new RunStarted(2, true));
+        var (scheduled, assignments) = new FitState(["cpu:0", "cpu:1"]).WithRun(run).WithRun(other).Schedule();
+        Assert.Equal(2, assignments.Count);
+        scheduled = scheduled.DeviceFreed(assignments.Single(a => a.Task.RunId == 2).DeviceId);
+        // Run 1's state went back behind its task (a checkpoint written ahead of it was lost) while its device still runs it.
+        var back = scheduled.WithRun(run.Apply(new ChunkCompleted(0, 0, 1, [], null)), durable: false).WithRun(run, recovered: true);
+        Assert.Equal(1, back.Runs[1].NextTask!.RunId);
+        Assert.DoesNotContain(back.Schedule().Assignments, a => a.Task.RunId == 1);
+    }
+
+    [Fact]
     public void The_fit_frees_a_runs_slot_only_when_its_state_moves_past_the_task_in_flight()
     {
         var run = Started();

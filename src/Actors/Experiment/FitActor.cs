@@ -110,6 +110,14 @@ public sealed class FitActor : ReceiveActor
             Prune();
             Advance();
         });
+        Receive<RunAhead>(ahead =>
+        {
+            // Only the scheduling follows it (and pruning, which decides at the same points, only sooner); the event
+            // stream, IC operations and the fit's end wait for the journaled state.
+            fit = fit.WithRun(ahead.State, durable: false);
+            Prune();
+            Advance();
+        });
         Receive<TaskFinished>(finished =>
         {
             // A worker node's devices publish their minibatches there: observers here see them chunk by chunk.

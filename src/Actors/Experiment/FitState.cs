@@ -59,8 +59,15 @@ public sealed record FitState
         };
     }
 
-    /// <summary>Every run's latest state.</summary>
+    /// <summary>Every run's latest state: journaled, or decided ahead of its journal (see <see cref="Undurable"/>).</summary>
     public ImmutableSortedDictionary<int, RunState> Runs { get; init; } = ImmutableSortedDictionary<int, RunState>.Empty;
+
+    /// <summary>
+    /// The runs whose latest state is ahead of their journal (see <see cref="RunAhead"/>): a checkpoint of theirs is
+    /// being written. Their next task may start, on their home node only (their state rests there); their IC
+    /// operations wait, and the fit does not end, until the journal has caught up.
+    /// </summary>
+    public ImmutableHashSet<int> Undurable { get; init; } = [];
 
     /// <summary>The task each run has in flight, until the run's state shows it done.</summary>
     public ImmutableDictionary<int, RunTask> InFlight { get; init; } = ImmutableDictionary<int, RunTask>.Empty;
@@ -122,7 +129,7 @@ public sealed record FitState
     public ImmutableHashSet<int> Held { get; init; } = [];
 
     /// <summary>Whether every run has ended, every device is idle and no IC operation is left to carry out.</summary>
-    public bool IsDone => Runs.Values.All(r => r.IsEnded) && Busy.IsEmpty && Pending.IsEmpty && Applying.IsEmpty;
+    public bool IsDone => Runs.Values.All(r => r.IsEnded) && Undurable.IsEmpty && Busy.IsEmpty && Pending.IsEmpty && Applying.IsEmpty;
 
     /// <summary>The operations waiting for <paramref name="runId"/>, and those it is carrying out, in order.</summary>
     public IReadOnlyList<ControlOp> OpsOn(int runId) =>
@@ -134,11 +141,11 @@ public sealed record FitState
         this with { Pending = Pending.SetItem(control.Op.RunId, Pending.GetValueOrDefault(control.Op.RunId, []).Add(control)) };
 
     /// <summary>
-    /// Whether operations on <paramref name="runId"/> take effect now: the run has started (or recovered) and has no
-    /// task in flight, so it stands at a chunk boundary.
+    /// Whether operations on <paramref name="runId"/> take effect now: the run has started (or recovered), has no
+    /// task in flight and its journal holds its state, so it stands at a durable chunk boundary.
     /// </summary>
     public bool AtBoundary(int runId) =>
-        Runs.TryGetValue(runId, out var run) && run.Status != RunStatus.New && !InFlight.ContainsKey(runId);
+        Runs.TryGetValue(runId, out var run) && run.Status != RunStatus.New && !InFlight.ContainsKey(runId) && !Undurable.Contains(runId);
 
     /// <summary>Takes the operations waiting on <paramref name="runId"/> when it stands at a chunk boundary (none otherwise); they move to <see cref="Applying"/>.</summary>
     public (FitState State, IReadOnlyList<PendingControl> Ready) TakeReady(int runId)
@@ -151,16 +158,22 @@ public sealed record FitState
     public FitState Resolved(int opId) => this with { Applying = Applying.Remove(opId) };
 
     /// <summary>
-    /// Takes a run's new state; its in-flight slot is freed once the state has moved past that task, or when the run
+    /// Takes a run's new state, journaled unless <paramref name="durable"/> is false (decided ahead of its journal);
+    /// its in-flight slot is freed once the state has moved past that task, or when the run
     /// <paramref name="recovered"/> from its journal while no device runs the task (its report was lost: it runs again).
     /// </summary>
-    public FitState WithRun(RunState run, bool recovered = false)
+    public FitState WithRun(RunState run, bool recovered = false, bool durable = true)
     {
         var inFlight = InFlight.TryGetValue(run.RunId, out var task) &&
                        (run.IsEnded || run.NextTask != task || (recovered && !IsRunning(run.RunId)))
             ? InFlight.Remove(run.RunId)
             : InFlight;
-        return this with { Runs = Runs.SetItem(run.RunId, run), InFlight = inFlight };
+        return this with
+        {
+            Runs = Runs.SetItem(run.RunId, run),
+            InFlight = inFlight,
+            Undurable = durable ? Undurable.Remove(run.RunId) : Undurable.Add(run.RunId),
+        };
     }
 
     /// <summary>Whether a device runs a task of the run now.</summary>
@@ -182,11 +195,14 @@ public sealed record FitState
         if (Cancelling || Runs.Values.Any(r => r.Status == RunStatus.New)) return (this, []);
         var free = Devices.Where(d => !Busy.ContainsKey(d)).ToList();
         if (free.Count == 0) return (this, []);
-        // A run whose operation is on its way to its journal waits for it: a stop must not meet a chunk in progress.
-        var waiting = InFlight.Keys.Concat(Pending.Keys).Concat(Applying.Values.Select(p => p.Op.RunId)).Concat(Held).ToHashSet();
+        // A run whose operation is on its way to its journal waits for it: a stop must not meet a chunk in progress. A
+        // run a device still runs (a task decided ahead of a checkpoint that was then lost) waits for that device.
+        var waiting = InFlight.Keys.Concat(Pending.Keys).Concat(Applying.Values.Select(p => p.Op.RunId)).Concat(Held)
+            .Concat(Busy.Values.Select(t => t.RunId)).ToHashSet();
         var competing = Runs.Values.Count(r => !r.IsEnded && !Held.Contains(r.RunId));
+        var pinned = Undurable.Where(Homes.ContainsKey).ToDictionary(r => r, r => Homes[r]);
         var assignments = SchedulingPolicy.Assign(Runs.Values.Select(r => r.Progress), free, waiting, Devices.Count, competing,
-            d => Nodes.GetValueOrDefault(d, ""), Locality ? Homes : null);
+            d => Nodes.GetValueOrDefault(d, ""), Locality ? Homes : null, pinned);
         var next = this with
         {
             Homes = Homes.SetItems(assignments.Select(a => KeyValuePair.Create(a.Task.RunId, Nodes.GetValueOrDefault(a.DeviceId, "")))),

@@ -24,17 +24,20 @@ namespace RapidFire.Actors.Runs;
 /// A snapshot of the state is taken every <c>snapshot-every</c> events. A failed journal write stops the actor; its
 /// <see cref="BackoffSupervisor"/> (see <see cref="SupervisedProps"/>) starts it again and it recovers.
 /// <para>A trained chunk that carries a checkpoint is journaled only once the checkpoint is durable: the actor writes
-/// it (with the run's state after the chunk in its header) and stashes other commands meanwhile. On recovery the
-/// state must match its newest checkpoint; when the journal is ahead of it (checkpoints every epoch) or the file is
-/// corrupt, the run goes back to the newest valid checkpoint (<see cref="RestoredFromCheckpoint"/>) and trains the
-/// lost chunks again.</para>
+/// it (with the run's state after the chunk in its header), and only the waiting moves off the device: while a write
+/// in this process goes on, the run's next task is scheduled from the state decided so far (<see cref="RunAhead"/>),
+/// and its outcome, the epoch's metrics and the chunks after it without a checkpoint are decided and wait behind the
+/// write, to be journaled after the chunk in order; other commands are stashed. A write that fails takes back what
+/// was decided behind it. On recovery the state must match its newest checkpoint; when the journal is ahead of it
+/// (checkpoints every epoch) or the file is corrupt, the run goes back to the newest valid checkpoint
+/// (<see cref="RestoredFromCheckpoint"/>) and trains the lost chunks again.</para>
 /// <code>
 /// Recovering --RecoveryCompleted--> Running --ChunkTrained with checkpoint--> WritingCheckpoint --durable--> Running
 /// </code>
 /// </remarks>
 public sealed class RunActor : ReceivePersistentActor
 {
-    private sealed record CheckpointDurable(CheckpointRef Key, IReadOnlyList<IRunEvent> Events, int? OpId);
+    private sealed record CheckpointDurable(CheckpointRef Key, int? OpId);
 
     private sealed record CheckpointFailed(CheckpointRef Key, Exception Cause, int? OpId, long Bytes = 0);
 
@@ -47,9 +50,14 @@ public sealed class RunActor : ReceivePersistentActor
     private readonly CheckpointRetention retention;
     private readonly Start start;
     private readonly ILoggingAdapter log = Context.GetLogger();
+    /// <summary>The state after every event decided: journaled, or waiting behind the checkpoint being written.</summary>
     private RunState state;
+    /// <summary>The state the journal holds.</summary>
+    private RunState journaled;
     private CheckpointRef? writing;
     private IActorRef? writingWith;
+    /// <summary>The events of the checkpoint being written, then those decided while it is written.</summary>
+    private readonly List<IRunEvent> waiting = [];
 
     /// <summary>
     /// Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the
@@ -81,10 +89,10 @@ public sealed class RunActor : ReceivePersistentActor
         this.services = services;
         retention = new CheckpointRetention(services.Settings.KeepCheckpoints);
         PersistenceId = $"{services.Settings.JournalIdPrefix}run-{runId}";
-        state = new RunState(runId, config);
+        state = journaled = new RunState(runId, config);
 
-        Recover<SnapshotOffer>(offer => state = (RunState)offer.Snapshot);
-        Recover<IRunEvent>(e => state = state.Apply(e));
+        Recover<SnapshotOffer>(offer => state = journaled = (RunState)offer.Snapshot);
+        Recover<IRunEvent>(e => state = journaled = journaled.Apply(e));
         Recover<RecoveryCompleted>(_ => AfterRecovery());
         Running();
     }
@@ -100,14 +108,18 @@ public sealed class RunActor : ReceivePersistentActor
         Command<DeleteSnapshotsFailure>(_ => { });
     }
 
-    /// <summary>A chunk's checkpoint is being written: it is journaled once durable; everything else waits.</summary>
+    /// <summary>
+    /// A chunk's checkpoint is being written: it is journaled once durable, with what was decided behind it (the tasks'
+    /// outcomes and the epoch's metrics); everything else waits.
+    /// </summary>
     private void WritingCheckpoint()
     {
         Command<CheckpointDurable>(durable =>
         {
             if (durable.Key != writing) return;
+            var events = waiting.ToList();
             WriteDone();
-            Commit(durable.Events, durable.OpId);
+            PersistDecided(events, durable.OpId);
         });
         Command<Terminated>(gone =>
         {
@@ -117,14 +129,14 @@ public sealed class RunActor : ReceivePersistentActor
         Command<CheckpointLost>(lost =>
         {
             if (lost.Key != writing) return;
-            WriteDone();
+            WriteDone(undo: true);
             Warn($"the state after {lost.Key} was lost with its node ({lost.Reason}); the chunk is trained again");
-            fit.Tell(new RunUpdated(state, Recovered: true)); // its task is scheduled again, from the last checkpoint
+            fit.Tell(new RunUpdated(journaled, Recovered: true)); // its task is scheduled again, from the last checkpoint
         });
         Command<CheckpointFailed>(failed =>
         {
             if (failed.Key != writing) return;
-            WriteDone();
+            WriteDone(undo: true);
             if (OutOfSpace.Is(failed.Cause))
             {
                 // The machine's fault, not the run's: nothing of the chunk is journaled, and the fit is interrupted. An
@@ -138,7 +150,25 @@ public sealed class RunActor : ReceivePersistentActor
             Handle(new FailRun(new RunFailure("checkpoint", $"{services.Checkpoints?.Describe(failed.Key)}: {failed.Cause.Message}")));
             if (failed.OpId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
         });
+        Command<IRunCommand>(command =>
+        {
+            if (command is ValidationFinished or CloseEpochMetrics or ChunkTrained { Checkpoint: null }) DecideBehind(command);
+            else Stash.Stash();
+        });
         CommandAny(_ => Stash.Stash());
+    }
+
+    /// <summary>
+    /// Decides a command that needs nothing durable while the checkpoint is written: its events wait behind the write,
+    /// and the fit hears the state decided so far when the write is this process's (its next task can start).
+    /// </summary>
+    private void DecideBehind(IRunCommand command)
+    {
+        var events = state.Decide(command);
+        if (events.Count == 0) return;
+        Decided(events);
+        waiting.AddRange(events);
+        if (writingWith is null && waiting[0] is ChunkCompleted) fit.Tell(new RunAhead(state));
     }
 
     /// <inheritdoc />
@@ -205,13 +235,13 @@ public sealed class RunActor : ReceivePersistentActor
         }
         var written = local
             ? store.SaveAndPruneAsync(key, header, payload!, after.ChunksPerEpoch, retention).ContinueWith(t => t.IsCompletedSuccessfully
-                ? (object)new CheckpointDurable(key, events, opId)
+                ? (object)new CheckpointDurable(key, opId)
                 : new CheckpointFailed(key, t.Exception?.GetBaseException() ?? new TaskCanceledException(), opId, payload!.Length), TaskScheduler.Default)
             : holder!.Ask(write!, RemoteWriteTimeout).ContinueWith(t =>
                 (t.IsCompletedSuccessfully ? t.Result : null) switch
             {
                 null => new CheckpointLost(key, $"the node holding it did not answer ({t.Exception?.GetBaseException().Message})"),
-                Cluster.WorkerProtocol.CheckpointWritten => new CheckpointDurable(key, events, opId),
+                Cluster.WorkerProtocol.CheckpointWritten => new CheckpointDurable(key, opId),
                 Cluster.WorkerProtocol.CheckpointNotWritten no => (object)new CheckpointFailed(key, new IOException(no.Reason), opId, write!.State.Length),
                 var other => new CheckpointLost(key, $"unexpected answer {other}"),
             }, TaskScheduler.Default);
@@ -222,15 +252,25 @@ public sealed class RunActor : ReceivePersistentActor
             writingWith = holder;
             Context.Watch(holder);
         }
+        Decided(events);
+        waiting.AddRange(events);
         BecomeStacked(WritingCheckpoint);
+        // A chunk trained here rests in this process: its next task can start on it before the chunk is durable.
+        if (local && events[0] is ChunkCompleted) fit.Tell(new RunAhead(state));
     }
 
-    /// <summary>Leaves the writing of <see cref="writing"/>: the answers of an earlier write that arrive later are ignored.</summary>
-    private void WriteDone()
+    /// <summary>
+    /// Leaves the writing of <see cref="writing"/>: the answers of an earlier write that arrive later are ignored. With
+    /// <paramref name="undo"/> (the write failed), what was decided behind it is taken back: the run stands where its
+    /// journal does, and answers to what it asked meanwhile (epoch metrics) find nothing to apply to.
+    /// </summary>
+    private void WriteDone(bool undo = false)
     {
         if (writingWith is not null) Context.Unwatch(writingWith);
         writingWith = null;
         writing = null;
+        waiting.Clear();
+        if (undo) state = journaled;
         UnbecomeStacked();
         Stash.UnstashAll();
     }
@@ -248,39 +288,60 @@ public sealed class RunActor : ReceivePersistentActor
 
     private void Commit(IReadOnlyList<IRunEvent> events, int? opId = null)
     {
-        PersistAll(events, e =>
+        Decided(events);
+        PersistDecided(events, opId);
+    }
+
+    /// <summary>Takes decided events into <see cref="state"/> and asks for what they lead to (an epoch's metrics).</summary>
+    private void Decided(IReadOnlyList<IRunEvent> events)
+    {
+        foreach (var e in events)
         {
             state = state.Apply(e);
-            Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
-            CarryOut(e);
-            if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(state);
-        });
-        DeferAsync(events[^1], _ =>
+            switch (e)
+            {
+                case ChunkCompleted when state.ChunksDone == state.ChunksPerEpoch:
+                    CloseTrainMetrics();
+                    break;
+                case ValidationCompleted:
+                    CloseValidationMetrics();
+                    break;
+                case RunResumed or RunWarmStarted:
+                    CloseWhatIsPending();
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Journals decided events; once the last is written the fit hears the journaled state (commands that arrive
+    /// meanwhile wait for the write, so nothing decided later can overtake it).
+    /// </summary>
+    private void PersistDecided(IReadOnlyList<IRunEvent> events, int? opId)
+    {
+        var left = events.Count;
+        PersistAll(events, e =>
         {
-            fit.Tell(new RunUpdated(state));
-            if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
+            journaled = journaled.Apply(e);
+            Context.System.EventStream.Publish(new RunJournaled(journaled.RunId, e));
+            if (e is RunEnded { Status: not RunStatus.Stopped } && services.Checkpoints is { } store)
+                // A stopped run may be resumed or warm-cloned: its newest checkpoints stay until it ends for good.
+                store.Prune(journaled.RunId, journaled.ChunksPerEpoch, retention, runEnded: true);
+            if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(journaled);
+            if (--left > 0) return;
+            fit.Tell(new RunUpdated(journaled));
+            if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, journaled));
         });
     }
 
-    private void CarryOut(IRunEvent e)
-    {
-        switch (e)
+    /// <summary>Journals an event of the run's recovery (it was decided alone, nothing waits behind it), then <paramref name="then"/>.</summary>
+    private void JournalRecovery(IRunEvent restored, Action then) =>
+        Persist(restored, e =>
         {
-            case ChunkCompleted when state.ChunksDone == state.ChunksPerEpoch:
-                CloseTrainMetrics();
-                break;
-            case ValidationCompleted:
-                CloseValidationMetrics();
-                break;
-            case RunEnded { Status: not RunStatus.Stopped } when services.Checkpoints is { } store:
-                // A stopped run may be resumed or warm-cloned: its newest checkpoints stay until it ends for good.
-                store.Prune(state.RunId, state.ChunksPerEpoch, retention, runEnded: true);
-                break;
-            case RunResumed or RunWarmStarted:
-                CloseWhatIsPending();
-                break;
-        }
-    }
+            state = journaled = journaled.Apply(e);
+            Context.System.EventStream.Publish(new RunJournaled(journaled.RunId, e));
+            then();
+        });
 
     /// <summary>
     /// Retries a task that failed with a transient native fault: back to the newest valid checkpoint (journaled when the
@@ -293,12 +354,7 @@ public sealed class RunActor : ReceivePersistentActor
         if (state.IsEnded || state.NextTask != retry.Task) return; // stopped or moved on meanwhile: nothing to retry
         Warn($"{retry.Failure}; a native fault outside the MLSpec code: retrying {retry.Task} once from the newest checkpoint");
         if (Restore() is { } restored)
-            Persist(restored, e =>
-            {
-                state = state.Apply(e);
-                Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
-                Resumed(); // the checkpoint's state may wait for epoch metrics closed after it: they are asked again
-            });
+            JournalRecovery(restored, Resumed); // the checkpoint's state may wait for epoch metrics closed after it: they are asked again
         else
             Resumed();
     }
@@ -312,12 +368,7 @@ public sealed class RunActor : ReceivePersistentActor
         if (state.Status == RunStatus.New && start.Rebuilt is { } rebuilt && rebuilt.ChunksTrained > 0)
         {
             // Its journal was lost: it goes on from its newest checkpoint, whose header holds its state then.
-            Persist(new RestoredFromCheckpoint(rebuilt, $"rebuilt from its checkpoint {rebuilt.LastCheckpoint} after its journal was lost"), e =>
-            {
-                state = state.Apply(e);
-                Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
-                Resumed();
-            });
+            JournalRecovery(new RestoredFromCheckpoint(rebuilt, $"rebuilt from its checkpoint {rebuilt.LastCheckpoint} after its journal was lost"), Resumed);
             return;
         }
         if (state.Status == RunStatus.New) return; // not started yet: the fit starts it
@@ -330,12 +381,7 @@ public sealed class RunActor : ReceivePersistentActor
         }
         if (state.Status == RunStatus.Ongoing && Restore() is { } restored)
         {
-            Persist(restored, e =>
-            {
-                state = state.Apply(e);
-                Context.System.EventStream.Publish(new RunJournaled(state.RunId, e));
-                Resumed();
-            });
+            JournalRecovery(restored, Resumed);
             return;
         }
         Resumed();

@@ -68,6 +68,15 @@ public sealed record ControlCarriedOut(int OpId, bool Changed, RunState State);
 public sealed record RunUpdated(RunState State, bool Recovered = false);
 
 /// <summary>
+/// A run's state as decided while the checkpoint of a chunk it trained is being written in this process: not journaled
+/// yet (the chunk, and what was decided after it, are journaled once the checkpoint is durable). The fit schedules the
+/// run's next task from it, so that the device trains or validates while the write goes on, and waits for the
+/// <see cref="RunUpdated"/> that follows (or, when the write fails, goes back to) for anything that must be durable:
+/// IC operations, the fit's end.
+/// </summary>
+public sealed record RunAhead(RunState State);
+
+/// <summary>
 /// Published on the event stream after a run's event is journaled: projections of the journal (the metric files)
 /// follow these, so they never hold what the journal does not.
 /// </summary>

@@ -165,7 +165,7 @@ public sealed record RunState : IJournaled
                 return [new ChunkCompleted(trained.Task.Epoch, trained.Task.Chunk, trained.MeanLoss, trained.Records, trained.Checkpoint)];
             case ValidationFinished finished when NextTask == finished.Task:
                 return [new ValidationCompleted(finished.Task.Epoch, finished.Records)];
-            case CloseEpochMetrics closed when Status == RunStatus.Ongoing && closed.Epoch == EpochsDone:
+            case CloseEpochMetrics closed when Status == RunStatus.Ongoing && closed.Epoch == EpochsDone && AwaitsMetrics(closed.Mode):
                 var recorded = new EpochMetricsRecorded(closed.Mode, closed.Epoch, closed.Metrics, closed.Converged);
                 return [recorded, .. AfterEpochMetrics(Apply(recorded))];
             case FailRun fail when !IsEnded:
@@ -182,6 +182,15 @@ public sealed record RunState : IJournaled
                 return [];
         }
     }
+
+    /// <summary>
+    /// Whether the current epoch waits for its <paramref name="mode"/> metrics: its pass is done and they are not closed
+    /// yet. An answer that comes twice (asked again after a recovery) or for a pass that was undone (a checkpoint lost
+    /// while the metrics were closed) is ignored.
+    /// </summary>
+    private bool AwaitsMetrics(Mode mode) => mode == Mode.Train
+        ? ChunksDone == ChunksPerEpoch && !TrainClosed
+        : ValidationDone && !ValidationClosed;
 
     private static IEnumerable<IRunEvent> AfterEpochMetrics(RunState next)
     {

@@ -30,9 +30,11 @@ public static class SchedulingPolicy
     /// <param name="nodeOf">The node of each device (null: one node); a task's devices are all on one node.</param>
     /// <param name="home">Where each run's state rests (the node of its last task): a run goes back there when that
     /// node has a free device, so its state need not move; elsewhere when not (fairness first).</param>
+    /// <param name="pinned">Runs that may train on this node only (their state is in its memory and nowhere else yet):
+    /// passed over while it has no free device for them.</param>
     public static IReadOnlyList<Assignment> Assign(IEnumerable<RunProgress> runs, IReadOnlyList<string> freeDevices,
         IReadOnlySet<int> busyRuns, int totalDevices, int competing, Func<string, string>? nodeOf = null,
-        IReadOnlyDictionary<int, string>? home = null)
+        IReadOnlyDictionary<int, string>? home = null, IReadOnlyDictionary<int, string>? pinned = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(totalDevices, freeDevices.Count);
         nodeOf ??= _ => "";
@@ -51,6 +53,11 @@ public static class SchedulingPolicy
             var run = ready[rank];
             var byNode = free.GroupBy(nodeOf).ToDictionary(g => g.Key, g => g.ToList());
             var preferred = home?.GetValueOrDefault(run.RunId);
+            if (pinned?.GetValueOrDefault(run.RunId) is { } only)
+            {
+                if (!byNode.ContainsKey(only) || byNode[only].Count < (run.NumDevices ?? 1)) continue;
+                preferred = only;
+            }
             List<string>? node;
             int take;
             if (run.NumDevices is { } fixedCount)
