@@ -107,7 +107,9 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
     [Fact]
     public async Task A_stop_waits_for_the_chunk_boundary_and_a_resume_ends_bit_identical_to_an_uninterrupted_run()
     {
-        var target = Config(("hidden", 12L), ("dropout", 0.3), ("sleep_ms", 10L));
+        // Its minibatches sleep long enough that the stop, sent once its chunk is seen training, reaches the fit before
+        // the chunk ends even on a loaded machine.
+        var target = Config(("hidden", 12L), ("dropout", 0.3), ("sleep_ms", 40L));
         var settings = new RuntimeSettings(Chunks: 3, Devices: "cpu");
         var (aloneFit, alone) = Fit(settings);
         var aloneResult = await Start(aloneFit, target);

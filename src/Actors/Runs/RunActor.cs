@@ -24,10 +24,11 @@ namespace RapidFire.Actors.Runs;
 /// A snapshot of the state is taken every <c>snapshot-every</c> events. A failed journal write stops the actor; its
 /// <see cref="BackoffSupervisor"/> (see <see cref="SupervisedProps"/>) starts it again and it recovers.
 /// <para>A trained chunk that carries a checkpoint is journaled only once the checkpoint is durable: the actor writes
-/// it (with the run's state after the chunk in its header), and only the waiting moves off the device: while a write
-/// in this process goes on, the run's next task is scheduled from the state decided so far (<see cref="RunAhead"/>),
-/// and its outcome, the epoch's metrics and the chunks after it without a checkpoint are decided and wait behind the
-/// write, to be journaled after the chunk in order; other commands are stashed. A write that fails takes back what
+/// it (with the run's state after the chunk in its header), and only the waiting moves off the device: the run's next
+/// task is scheduled from the state decided so far (<see cref="RunAhead"/>) while the journal, or a checkpoint write in
+/// this process, goes on. During such a write, that task's outcome, the epoch's metrics and the chunks after it without
+/// a checkpoint are decided and wait behind the write, to be journaled after the chunk in order; other commands are
+/// stashed. A write that fails takes back what
 /// was decided behind it. On recovery the state must match its newest checkpoint; when the journal is ahead of it
 /// (checkpoints every epoch) or the file is corrupt, the run goes back to the newest valid checkpoint
 /// (<see cref="RestoredFromCheckpoint"/>) and trains the lost chunks again.</para>
@@ -152,7 +153,7 @@ public sealed class RunActor : ReceivePersistentActor
         });
         Command<IRunCommand>(command =>
         {
-            if (command is ValidationFinished or CloseEpochMetrics or ChunkTrained { Checkpoint: null }) DecideBehind(command);
+            if (NeedsNothingDurable(command)) DecideBehind(command);
             else Stash.Stash();
         });
         CommandAny(_ => Stash.Stash());
@@ -201,8 +202,14 @@ public sealed class RunActor : ReceivePersistentActor
         if (carried is { } checkpoint && services.Checkpoints is { } store)
             WriteThenCommit(store, checkpoint, (command as ChunkTrained)?.Holder, events, opId);
         else
-            Commit(events, opId);
+            Commit(events, opId, ahead: NeedsNothingDurable(command));
     }
+
+    /// <summary>
+    /// Whether the run's next task may start on what <paramref name="command"/> decided before it is journaled: a task's
+    /// outcome or an epoch's metrics, which a crash only makes the run redo, unlike an IC operation or a run's end.
+    /// </summary>
+    private static bool NeedsNothingDurable(IRunCommand command) => command is ValidationFinished or CloseEpochMetrics or ChunkTrained { Checkpoint: null };
 
     /// <summary>
     /// Writes the checkpoint the events carry, durably, then journals them. The captured state waits in this process
@@ -286,9 +293,14 @@ public sealed class RunActor : ReceivePersistentActor
     /// <summary>How long a run waits for another node to write its checkpoint before it counts the chunk as lost.</summary>
     private static readonly TimeSpan RemoteWriteTimeout = TimeSpan.FromMinutes(2);
 
-    private void Commit(IReadOnlyList<IRunEvent> events, int? opId = null)
+    /// <summary>
+    /// Takes decided events and journals them; <paramref name="ahead"/>: the fit hears the decided state at once, so that
+    /// the run's next task starts while the journal writes (the journaled state follows).
+    /// </summary>
+    private void Commit(IReadOnlyList<IRunEvent> events, int? opId = null, bool ahead = false)
     {
         Decided(events);
+        if (ahead) fit.Tell(new RunAhead(state));
         PersistDecided(events, opId);
     }
 

@@ -68,11 +68,11 @@ public sealed record ControlCarriedOut(int OpId, bool Changed, RunState State);
 public sealed record RunUpdated(RunState State, bool Recovered = false);
 
 /// <summary>
-/// A run's state as decided while the checkpoint of a chunk it trained is being written in this process: not journaled
-/// yet (the chunk, and what was decided after it, are journaled once the checkpoint is durable). The fit schedules the
-/// run's next task from it, so that the device trains or validates while the write goes on, and waits for the
-/// <see cref="RunUpdated"/> that follows (or, when the write fails, goes back to) for anything that must be durable:
-/// IC operations, the fit's end.
+/// A run's state as decided from a task's outcome or an epoch's metrics, before it is journaled: while the journal
+/// writes it, or while the checkpoint of a chunk trained in this process is written (the chunk, and what is decided
+/// after it, are journaled once the checkpoint is durable). The fit schedules the run's next task from it, so that the
+/// device trains or validates meanwhile, and waits for the <see cref="RunUpdated"/> that follows (or, when a write
+/// fails, goes back to) for anything that must be durable: IC operations, the fit's end.
 /// </summary>
 public sealed record RunAhead(RunState State);
 
