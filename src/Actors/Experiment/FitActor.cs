@@ -33,6 +33,8 @@ namespace RapidFire.Actors.Experiment;
 /// <see cref="ControlRules"/>), then, once journaled by the experiment, carried out (<see cref="ApplyControl"/>): at
 /// once when the run is at a chunk boundary, else when its task in flight is journaled. Each takes effect through
 /// the run's own journal (<see cref="Controlled"/>), and the sender hears <see cref="ControlProgress"/>.
+/// A run's next task is scheduled from the state it has decided (<see cref="RunAhead"/>) while the run journals it;
+/// operations, the event stream and the fit's end follow the journaled state (<see cref="RunUpdated"/>).
 /// Run states and device events are published on the event stream (<see cref="RunUpdated"/>,
 /// <see cref="TaskFinished"/>) for observers.
 /// </remarks>
@@ -100,6 +102,11 @@ public sealed class FitActor : ReceiveActor
     {
         Receive<RunUpdated>(updated =>
         {
+            if (updated.Superseded)
+            {
+                Context.System.EventStream.Publish(updated);
+                return;
+            }
             fit = fit.WithRun(updated.State, updated.Recovered);
             // A recovered run's resting model may be ahead of its journal: the next task restores it from a checkpoint.
             if (updated.Recovered && !fit.IsRunning(updated.State.RunId)) services.Models.Release(updated.State.RunId);

@@ -57,8 +57,11 @@ public sealed class RunActor : ReceivePersistentActor
     private RunState journaled;
     private CheckpointRef? writing;
     private IActorRef? writingWith;
-    /// <summary>The events of the checkpoint being written, then those decided while it is written.</summary>
-    private readonly List<IRunEvent> waiting = [];
+    /// <summary>
+    /// The events of the checkpoint being written, then those decided while it is written, one list per command: each
+    /// is journaled as its own write, and the fit (and the progress it shows) hears the state after each.
+    /// </summary>
+    private readonly List<IReadOnlyList<IRunEvent>> waiting = [];
 
     /// <summary>
     /// Props of the actor of run <paramref name="runId"/>, journaling as <c>{prefix}run-{runId}</c> (the prefix of the
@@ -118,9 +121,9 @@ public sealed class RunActor : ReceivePersistentActor
         Command<CheckpointDurable>(durable =>
         {
             if (durable.Key != writing) return;
-            var events = waiting.ToList();
+            var decided = waiting.ToList();
             WriteDone();
-            PersistDecided(events, durable.OpId);
+            for (var i = 0; i < decided.Count; i++) PersistDecided(decided[i], i == 0 ? durable.OpId : null, superseded: i < decided.Count - 1);
         });
         Command<Terminated>(gone =>
         {
@@ -168,8 +171,8 @@ public sealed class RunActor : ReceivePersistentActor
         var events = state.Decide(command);
         if (events.Count == 0) return;
         Decided(events);
-        waiting.AddRange(events);
-        if (writingWith is null && waiting[0] is ChunkCompleted) fit.Tell(new RunAhead(state));
+        waiting.Add(events);
+        if (writingWith is null && waiting[0][0] is ChunkCompleted) fit.Tell(new RunAhead(state));
     }
 
     /// <inheritdoc />
@@ -260,7 +263,7 @@ public sealed class RunActor : ReceivePersistentActor
             Context.Watch(holder);
         }
         Decided(events);
-        waiting.AddRange(events);
+        waiting.Add(events);
         BecomeStacked(WritingCheckpoint);
         // A chunk trained here rests in this process: its next task can start on it before the chunk is durable.
         if (local && events[0] is ChunkCompleted) fit.Tell(new RunAhead(state));
@@ -327,9 +330,10 @@ public sealed class RunActor : ReceivePersistentActor
 
     /// <summary>
     /// Journals decided events; once the last is written the fit hears the journaled state (commands that arrive
-    /// meanwhile wait for the write, so nothing decided later can overtake it).
+    /// meanwhile wait for the write, so nothing decided later can overtake it), <paramref name="superseded"/> when more
+    /// decided before it is still to be journaled after it (the fit keeps the later state it heard).
     /// </summary>
-    private void PersistDecided(IReadOnlyList<IRunEvent> events, int? opId)
+    private void PersistDecided(IReadOnlyList<IRunEvent> events, int? opId, bool superseded = false)
     {
         var left = events.Count;
         PersistAll(events, e =>
@@ -341,7 +345,7 @@ public sealed class RunActor : ReceivePersistentActor
                 store.Prune(journaled.RunId, journaled.ChunksPerEpoch, retention, runEnded: true);
             if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(journaled);
             if (--left > 0) return;
-            fit.Tell(new RunUpdated(journaled));
+            fit.Tell(new RunUpdated(journaled, Superseded: superseded));
             if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, journaled));
         });
     }

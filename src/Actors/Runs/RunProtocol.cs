@@ -63,9 +63,10 @@ public sealed record ControlCarriedOut(int OpId, bool Changed, RunState State);
 /// <summary>
 /// A run's state changed: the RunActor tells the fit after every command that changed it, and after it recovered
 /// its state from the journal (<paramref name="Recovered"/>: a report it had not journaled yet is lost, and the task
-/// behind it must run again).
+/// behind it must run again). <paramref name="Superseded"/>: journaled after a checkpoint write, while the fit already
+/// heard a later state (<see cref="RunAhead"/>); observers see it, the fit keeps the later one.
 /// </summary>
-public sealed record RunUpdated(RunState State, bool Recovered = false);
+public sealed record RunUpdated(RunState State, bool Recovered = false, bool Superseded = false);
 
 /// <summary>
 /// A run's state as decided from a task's outcome or an epoch's metrics, before it is journaled: while the journal
