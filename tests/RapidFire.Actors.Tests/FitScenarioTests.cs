@@ -18,6 +18,8 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
     private readonly TinyData data = new();
     private readonly List<TrainingServices> services = [];
+    /// <summary>Where the fits that keep checkpoints keep them (each in a folder of its own).</summary>
+    private readonly string checkpoints = Directory.CreateTempSubdirectory("rf-fit-").FullName;
 
     public FitScenarioTests() : base(RuntimeSettings.Reference) { }
 
@@ -25,6 +27,7 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     {
         foreach (var s in services) s.Dispose();
         data.Dispose();
+        Directory.Delete(checkpoints, recursive: true);
         Shutdown();
     }
 
@@ -284,30 +287,22 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     [Fact]
     public async Task A_native_fault_outside_the_spec_is_retried_once_from_the_last_checkpoint_and_the_run_ends_bit_identical()
     {
-        var checkpoints = Directory.CreateTempSubdirectory("rf-retry-").FullName;
-        try
-        {
-            // 96 rows, batch 16, 3 chunks: the 9th training minibatch is the first of epoch 2's chunk 2. Epoch 1's end is
-            // the newest checkpoint (save-strategy time), so the retry trains epoch 2's chunk 1 again, then chunk 2.
-            var settings = new RuntimeSettings(Chunks: 3, Devices: "cpu");
-            var (clean, cleanServices) = await Fit(settings, checkpoints, Config(("hidden", 10L)));
-            var warnings = CreateTestProbe();
-            Sys.EventStream.Subscribe(warnings.Ref, typeof(RunWarning));
-            // The run's warnings go out once, as RunWarning (which the experiment logs and the CLI prints), not also through Akka's logger.
-            var (retried, s) = await EventFilter.Warning(contains: "retrying").ExpectAsync(0,
-                () => Fit(settings, checkpoints, Config(("hidden", 10L), ("fail", $"backward:{Guid.NewGuid():N}:9"))));
+        // 96 rows, batch 16, 3 chunks: the 9th training minibatch is the first of epoch 2's chunk 2. Epoch 1's end is
+        // the newest checkpoint (save-strategy time), so the retry trains epoch 2's chunk 1 again, then chunk 2.
+        var settings = new RuntimeSettings(Chunks: 3, Devices: "cpu");
+        var (clean, cleanServices) = await Fit(settings, checkpoints, Config(("hidden", 10L)));
+        var warnings = CreateTestProbe();
+        Sys.EventStream.Subscribe(warnings.Ref, typeof(RunWarning));
+        // The run's warnings go out once, as RunWarning (which the experiment logs and the CLI prints), not also through Akka's logger.
+        var (retried, s) = await EventFilter.Warning(contains: "retrying").ExpectAsync(0,
+            () => Fit(settings, checkpoints, Config(("hidden", 10L), ("fail", $"backward:{Guid.NewGuid():N}:9"))));
 
-            Assert.Equal(RunStatus.Completed, retried.Runs[0].Status);
-            AssertSameWeights(cleanServices.Models.CopyWeights(1)!, s.Models.CopyWeights(1)!);
-            Assert.Equal(clean.Runs[0].TrainHistory, retried.Runs[0].TrainHistory);
-            Assert.Equal(clean.Runs[0].ValidationHistory, retried.Runs[0].ValidationHistory);
-            var warning = (RunWarning)warnings.FishForMessage(m => m is RunWarning w && w.Message.Contains("retrying", StringComparison.Ordinal), Patience);
-            Assert.Matches(@"(?s)^run 1: loss\.backward \(train, epoch 2, chunk 2\): ExternalException: .*; a native fault outside the MLSpec code: retrying run 1 epoch 2 chunk 2 once from the newest checkpoint$", warning.Message);
-        }
-        finally
-        {
-            Directory.Delete(checkpoints, recursive: true);
-        }
+        Assert.Equal(RunStatus.Completed, retried.Runs[0].Status);
+        AssertSameWeights(cleanServices.Models.CopyWeights(1)!, s.Models.CopyWeights(1)!);
+        Assert.Equal(clean.Runs[0].TrainHistory, retried.Runs[0].TrainHistory);
+        Assert.Equal(clean.Runs[0].ValidationHistory, retried.Runs[0].ValidationHistory);
+        var warning = (RunWarning)warnings.FishForMessage(m => m is RunWarning w && w.Message.Contains("retrying", StringComparison.Ordinal), Patience);
+        Assert.Matches(@"(?s)^run 1: loss\.backward \(train, epoch 2, chunk 2\): ExternalException: .*; a native fault outside the MLSpec code: retrying run 1 epoch 2 chunk 2 once from the newest checkpoint$", warning.Message);
     }
 
     /// <summary>A real local store whose saves take longer (a slow disk), and the saves of one checkpoint fail.</summary>
@@ -329,72 +324,56 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
     [Fact]
     public async Task An_epochs_validation_and_the_next_epoch_train_while_its_checkpoint_is_written_and_end_as_a_fit_that_waits()
     {
-        var checkpoints = Directory.CreateTempSubdirectory("rf-ahead-").FullName;
-        try
-        {
-            var settings = new RuntimeSettings(Chunks: 2, Devices: "cpu");
-            var (waited, waitedServices) = await Fit(settings, checkpoints, Config(("hidden", 10L)));
-            var events = CreateTestProbe();
-            Sys.EventStream.Subscribe(events.Ref, typeof(TaskFinished));
-            Sys.EventStream.Subscribe(events.Ref, typeof(RunJournaled));
-            var updates = CreateTestProbe();
-            Sys.EventStream.Subscribe(updates.Ref, typeof(RunUpdated));
-            var (experiment, s) = Experiment(settings, null, new SlowStore(new LocalCheckpointStore(Path.Combine(checkpoints, "slow")), TimeSpan.FromMilliseconds(700)));
-            var ahead = await experiment.Ask<FitCompleted>(new RunFit([new RunDefinition(1, Config(("hidden", 10L)))]), Patience);
+        var settings = new RuntimeSettings(Chunks: 2, Devices: "cpu");
+        var (waited, waitedServices) = await Fit(settings, checkpoints, Config(("hidden", 10L)));
+        var events = CreateTestProbe();
+        Sys.EventStream.Subscribe(events.Ref, typeof(TaskFinished));
+        Sys.EventStream.Subscribe(events.Ref, typeof(RunJournaled));
+        var updates = CreateTestProbe();
+        Sys.EventStream.Subscribe(updates.Ref, typeof(RunUpdated));
+        var (experiment, s) = Experiment(settings, null, new SlowStore(new LocalCheckpointStore(Path.Combine(checkpoints, "slow")), TimeSpan.FromMilliseconds(700)));
+        var ahead = await experiment.Ask<FitCompleted>(new RunFit([new RunDefinition(1, Config(("hidden", 10L)))]), Patience);
 
-            // Epoch 1's last chunk is journaled once its checkpoint is durable; its validation and epoch 2's first chunk
-            // trained meanwhile.
-            var seen = new List<string>();
-            while (!seen.Contains("journaled epoch 1 chunk 2"))
-                seen.Add(events.ExpectMsg<object>(Patience) switch
-                {
-                    TaskFinished done => done.Task.ToString().Replace("run 1 ", ""),
-                    RunJournaled { Event: ChunkCompleted c } => $"journaled epoch {c.Epoch + 1} chunk {c.Chunk + 1}",
-                    _ => "",
-                });
-            Assert.Subset(seen.ToHashSet(), new HashSet<string> { "epoch 1 validation", "epoch 2 chunk 1" });
-            Assert.True(seen.IndexOf("epoch 1 chunk 2") < seen.IndexOf("epoch 1 validation"));
-            // What was decided behind the write is journaled command by command: observers see the epoch's trained
-            // chunks before its validation, as when the device waits.
-            var states = updates.ReceiveWhile(TimeSpan.FromSeconds(1), m => ((RunUpdated)m).State);
-            Assert.Contains(states, r => r is { EpochsDone: 0, ChunksDone: 2, ValidationDone: false });
+        // Epoch 1's last chunk is journaled once its checkpoint is durable; its validation and epoch 2's first chunk
+        // trained meanwhile.
+        var seen = new List<string>();
+        while (!seen.Contains("journaled epoch 1 chunk 2"))
+            seen.Add(events.ExpectMsg<object>(Patience) switch
+            {
+                TaskFinished done => done.Task.ToString().Replace("run 1 ", ""),
+                RunJournaled { Event: ChunkCompleted c } => $"journaled epoch {c.Epoch + 1} chunk {c.Chunk + 1}",
+                _ => "",
+            });
+        Assert.Subset(seen.ToHashSet(), new HashSet<string> { "epoch 1 validation", "epoch 2 chunk 1" });
+        Assert.True(seen.IndexOf("epoch 1 chunk 2") < seen.IndexOf("epoch 1 validation"));
+        // What was decided behind the write is journaled command by command: observers see the epoch's trained
+        // chunks before its validation, as when the device waits.
+        var states = updates.ReceiveWhile(TimeSpan.FromSeconds(1), m => ((RunUpdated)m).State);
+        Assert.Contains(states, r => r is { EpochsDone: 0, ChunksDone: 2, ValidationDone: false });
 
-            Assert.Equal(RunStatus.Completed, ahead.Runs[0].Status);
-            AssertSameWeights(waitedServices.Models.CopyWeights(1)!, s.Models.CopyWeights(1)!);
-            Assert.Equal(waited.Runs[0].TrainHistory, ahead.Runs[0].TrainHistory);
-            Assert.Equal(waited.Runs[0].ValidationHistory, ahead.Runs[0].ValidationHistory);
-            Assert.Equal(waited.Runs[0].ChunkMetrics, ahead.Runs[0].ChunkMetrics);
-        }
-        finally
-        {
-            Directory.Delete(checkpoints, recursive: true);
-        }
+        Assert.Equal(RunStatus.Completed, ahead.Runs[0].Status);
+        AssertSameWeights(waitedServices.Models.CopyWeights(1)!, s.Models.CopyWeights(1)!);
+        Assert.Equal(waited.Runs[0].TrainHistory, ahead.Runs[0].TrainHistory);
+        Assert.Equal(waited.Runs[0].ValidationHistory, ahead.Runs[0].ValidationHistory);
+        Assert.Equal(waited.Runs[0].ChunkMetrics, ahead.Runs[0].ChunkMetrics);
     }
 
     [Fact]
     public async Task A_checkpoint_write_that_fails_while_the_next_task_runs_fails_its_run_at_its_last_journaled_chunk_and_the_fit_ends()
     {
-        var checkpoints = Directory.CreateTempSubdirectory("rf-ahead-fail-").FullName;
-        try
-        {
-            var store = new SlowStore(new LocalCheckpointStore(checkpoints), TimeSpan.FromMilliseconds(500), failing: new CheckpointRef(1, 0, 1));
-            var (experiment, _) = Experiment(new RuntimeSettings(Chunks: 2, Devices: "cpu"), null, store);
-            var result = await experiment.Ask<FitCompleted>(new RunFit([
-                new RunDefinition(1, Config(("hidden", 10L))), new RunDefinition(2, Config(("hidden", 6L)))]), Patience);
+        var store = new SlowStore(new LocalCheckpointStore(checkpoints), TimeSpan.FromMilliseconds(500), failing: new CheckpointRef(1, 0, 1));
+        var (experiment, _) = Experiment(new RuntimeSettings(Chunks: 2, Devices: "cpu"), null, store);
+        var result = await experiment.Ask<FitCompleted>(new RunFit([
+            new RunDefinition(1, Config(("hidden", 10L))), new RunDefinition(2, Config(("hidden", 6L)))]), Patience);
 
-            var failed = result.Runs[0];
-            Assert.Equal(RunStatus.Failed, failed.Status);
-            Assert.Equal("checkpoint", failed.Failure!.Method);
-            Assert.Contains("the disk refused the write", failed.Failure.Message, StringComparison.Ordinal);
-            // What was decided behind the write (epoch 1's last chunk, its validation and metrics) was taken back.
-            Assert.Equal((0, 1, false), (failed.EpochsDone, failed.ChunksDone, failed.ValidationDone));
-            Assert.Empty(failed.TrainHistory);
-            Assert.True(result.Runs[1].Status == RunStatus.Completed, $"run 2: {result.Runs[1].Status} {result.Runs[1].Failure}");
-        }
-        finally
-        {
-            Directory.Delete(checkpoints, recursive: true);
-        }
+        var failed = result.Runs[0];
+        Assert.Equal(RunStatus.Failed, failed.Status);
+        Assert.Equal("checkpoint", failed.Failure!.Method);
+        Assert.Contains("the disk refused the write", failed.Failure.Message, StringComparison.Ordinal);
+        // What was decided behind the write (epoch 1's last chunk, its validation and metrics) was taken back.
+        Assert.Equal((0, 1, false), (failed.EpochsDone, failed.ChunksDone, failed.ValidationDone));
+        Assert.Empty(failed.TrainHistory);
+        Assert.True(result.Runs[1].Status == RunStatus.Completed, $"run 2: {result.Runs[1].Status} {result.Runs[1].Failure}");
     }
 
     [Fact]

@@ -63,9 +63,9 @@ public sealed record FitState
     public ImmutableSortedDictionary<int, RunState> Runs { get; init; } = ImmutableSortedDictionary<int, RunState>.Empty;
 
     /// <summary>
-    /// The runs whose latest state is ahead of their journal (see <see cref="RunAhead"/>): a checkpoint of theirs is
-    /// being written. Their next task may start, on their home node only (their state rests there); their IC
-    /// operations wait, and the fit does not end, until the journal has caught up.
+    /// The runs whose latest state is ahead of their journal (see <see cref="RunAhead"/>): it is being journaled, or
+    /// waits for a checkpoint being written. Their next task may start, on their home node only (their state rests
+    /// there); their IC operations wait, and the fit does not end, until the journal has caught up.
     /// </summary>
     public ImmutableHashSet<int> Undurable { get; init; } = [];
 

@@ -28,8 +28,7 @@ namespace RapidFire.Actors.Runs;
 /// task is scheduled from the state decided so far (<see cref="RunAhead"/>) while the journal, or a checkpoint write in
 /// this process, goes on. During such a write, that task's outcome, the epoch's metrics and the chunks after it without
 /// a checkpoint are decided and wait behind the write, to be journaled after the chunk in order; other commands are
-/// stashed. A write that fails takes back what
-/// was decided behind it. On recovery the state must match its newest checkpoint; when the journal is ahead of it
+/// stashed. A write that fails takes back what was decided behind it. On recovery the state must match its newest checkpoint; when the journal is ahead of it
 /// (checkpoints every epoch) or the file is corrupt, the run goes back to the newest valid checkpoint
 /// (<see cref="RestoredFromCheckpoint"/>) and trains the lost chunks again.</para>
 /// <code>
@@ -172,6 +171,15 @@ public sealed class RunActor : ReceivePersistentActor
         if (events.Count == 0) return;
         Decided(events);
         waiting.Add(events);
+        TellAheadOfWrite();
+    }
+
+    /// <summary>
+    /// Tells the fit the state decided so far when the checkpoint being written is of a chunk trained in this process:
+    /// the state rests here, so the run's next task can start on it before the chunk is durable.
+    /// </summary>
+    private void TellAheadOfWrite()
+    {
         if (writingWith is null && waiting[0][0] is ChunkCompleted) fit.Tell(new RunAhead(state));
     }
 
@@ -265,8 +273,7 @@ public sealed class RunActor : ReceivePersistentActor
         Decided(events);
         waiting.Add(events);
         BecomeStacked(WritingCheckpoint);
-        // A chunk trained here rests in this process: its next task can start on it before the chunk is durable.
-        if (local && events[0] is ChunkCompleted) fit.Tell(new RunAhead(state));
+        TellAheadOfWrite();
     }
 
     /// <summary>
