@@ -19,24 +19,20 @@ namespace RapidFire.Actors.Experiment;
 /// <summary>
 /// One fit of an experiment. It starts a RunActor per config and the MetricsActor, and builds its pool of devices:
 /// this node's (a <see cref="Cluster.WorkerFit"/> child with the GpuActors and DataLoaderActors) and, on a cluster,
-/// those of every worker node that joins (<see cref="Cluster.WorkerProtocol.JoinFit"/>). Whenever a device is free or
-/// a run moves on, it asks the <see cref="SchedulingPolicy"/> for the next (run, epoch, chunk) tasks and hands them
-/// out, until every run has ended. A worker that leaves takes its devices with it; its tasks in flight are scheduled
-/// again (<see cref="FitState.Left"/>).
+/// those of every worker node that joins (<see cref="Cluster.WorkerProtocol.JoinFit"/>).
 /// </summary>
 /// <remarks>
 /// <code>
 /// Ready --RunFit--> Fitting --every run ended, devices idle, no IC operation left--> Ready
 ///                        '--CancelFit--> Fitting (cancelling) --> Ready
 /// </code>
-/// IC operations (<see cref="ControlOp"/>) are checked (<see cref="CheckControl"/>, a pure verdict of
-/// <see cref="ControlRules"/>), then, once journaled by the experiment, carried out (<see cref="ApplyControl"/>): at
-/// once when the run is at a chunk boundary, else when its task in flight is journaled. Each takes effect through
-/// the run's own journal (<see cref="Controlled"/>), and the sender hears <see cref="ControlProgress"/>.
-/// A run's next task is scheduled from the state it has decided (<see cref="RunAhead"/>) while the run journals it;
-/// operations, the event stream and the fit's end follow the journaled state (<see cref="RunUpdated"/>).
-/// Run states and device events are published on the event stream (<see cref="RunUpdated"/>,
-/// <see cref="TaskFinished"/>) for observers.
+/// The actor decides nothing itself: every message of a fit becomes a <see cref="FitInput"/> of
+/// <see cref="FitState.Decide"/>, and the actor carries out the <see cref="FitEffect"/>s it returns (start a run's
+/// actor, tell a run, hand a task to a device, publish, report on an IC operation, end the fit). What it keeps beside
+/// the state is only what a pure value cannot hold: the actors of the runs, devices, workers and IC senders. Two
+/// things stay here because they are not pure: the check of an IC operation (<see cref="CheckControl"/>), which builds
+/// a warm clone's model to compare architectures, and the copy of a warm clone's starting state
+/// (<see cref="FitEffect.CopyWarmState"/>) from host memory or a checkpoint.
 /// </remarks>
 public sealed class FitActor : ReceiveActor
 {
@@ -48,15 +44,11 @@ public sealed class FitActor : ReceiveActor
     private readonly Dictionary<string, IActorRef> gpus = [];
     private readonly Dictionary<IActorRef, string> workers = [];
     private Cluster.SlowWorkers slow = new();
-    private int minWorkers;
     private readonly List<IActorRef> fitActors = [];
     private readonly Dictionary<int, IActorRef> controllers = [];
     private FitState fit;
     private IActorRef? requester;
     private IActorRef? metrics;
-    private bool hasValidation;
-    private PruningRule? pruning;
-    private readonly HashSet<int> pruned = [];
 
     /// <summary>
     /// Props of a fit training on this node's <paramref name="devices"/> and, on a cluster, on the devices of every worker
@@ -75,8 +67,7 @@ public sealed class FitActor : ReceiveActor
         Ready();
     }
 
-    /// <summary>The name of this node's part of the pool.</summary>
-    private const string LocalNode = "local";
+    private const string LocalNode = FitState.LocalNode;
 
     private void Ready()
     {
@@ -100,96 +91,28 @@ public sealed class FitActor : ReceiveActor
 
     private void Fitting()
     {
-        Receive<RunUpdated>(updated =>
-        {
-            if (updated.Superseded)
-            {
-                Context.System.EventStream.Publish(updated);
-                return;
-            }
-            fit = fit.WithRun(updated.State, updated.Recovered);
-            // A recovered run's resting model may be ahead of its journal: the next task restores it from a checkpoint.
-            if (updated.Recovered && !fit.IsRunning(updated.State.RunId)) services.Models.Release(updated.State.RunId);
-            Context.System.EventStream.Publish(updated);
-            if (updated.State.IsEnded) services.Specs.Remove(updated.State.RunId);
-            if (updated.State.Status == RunStatus.Deleted) services.Models.Release(updated.State.RunId);
-            ApplyReady(updated.State.RunId);
-            Prune();
-            Advance();
-        });
-        Receive<RunAhead>(ahead =>
-        {
-            // Only the scheduling follows it (and pruning, which decides at the same points, only sooner); the event
-            // stream, IC operations and the fit's end wait for the journaled state.
-            fit = fit.WithRun(ahead.State, durable: false);
-            Prune();
-            Advance();
-        });
+        Receive<RunUpdated>(updated => Decide(new FitInput.Journaled(updated)));
+        // Only the scheduling follows it (and pruning, which decides at the same points, only sooner); the event stream,
+        // IC operations and the fit's end wait for the journaled state.
+        Receive<RunAhead>(ahead => Decide(new FitInput.Decided(ahead.State)));
         Receive<TaskFinished>(finished =>
         {
-            // A worker node's devices publish their minibatches there: observers here see them chunk by chunk.
-            if (fit.Nodes.GetValueOrDefault(finished.DeviceId, LocalNode) != LocalNode && finished.Outcome is Trained or Validated)
-                foreach (var record in finished.Outcome is Trained t ? t.Records : ((Validated)finished.Outcome).Records)
-                    Context.System.EventStream.Publish(record);
             if (fit.Nodes.GetValueOrDefault(finished.DeviceId) is { } node && node != LocalNode &&
                 finished.Outcome is Trained { Timing: { Minibatches: > 0 } timing } &&
                 slow.Observe(node, finished.Task.RunId, timing.BusySeconds / timing.Minibatches) is { } report)
                 Context.System.EventStream.Publish(new WorkerChanged(node, report));
-            fit = fit.DeviceFreed(finished.DeviceId);
-            Context.System.EventStream.Publish(finished);
-            if (finished.Outcome is Cancelled && !fit.Cancelling)
-            {
-                // A stalled run's task, cancelled for its stop or delete: the chunk is abandoned, the operation applies now.
-                fit = fit.Abandoned(finished.Task);
-                ApplyReady(finished.Task.RunId);
-                Advance();
-                return;
-            }
-            var retry = false;
-            if (finished.Outcome is Failed { Transient: true } && !fit.Cancelling) (fit, retry) = fit.RetryOnce(finished.Task);
-            runActors[finished.Task.RunId].Tell(finished.Outcome switch
-            {
-                Trained trained => (object)new ChunkTrained(finished.Task, trained.MeanLoss, trained.Records, trained.Checkpoint, trained.Holder),
-                Validated validated => new ValidationFinished(finished.Task, validated.Records),
-                Failed failed when retry => new RetryFromCheckpoint(finished.Task, failed.Failure),
-                Failed failed => new FailRun(failed.Failure),
-                _ => new StopRun(EndReason.Cancelled),
-            });
-            Advance();
+            Decide(new FitInput.Finished(finished));
         });
-        Receive<CancelFit>(_ =>
-        {
-            fit = fit with { Cancelling = true };
-            foreach (var device in fit.Busy.Keys) gpus[device].Tell(new CancelTask());
-            foreach (var run in fit.Runs.Values.Where(r => !r.IsEnded)) runActors[run.RunId].Tell(new StopRun(EndReason.Cancelled));
-            foreach (var waiting in fit.Pending.Values.SelectMany(p => p))
-                Report(new ControlOutcome(waiting.OpId, waiting.Op, ControlStatus.Dropped, "the fit was cancelled before the operation took effect"));
-            fit = fit with { Pending = fit.Pending.Clear() };
-            Advance();
-        });
-        Receive<StorageFull>(Interrupt);
-        Receive<TaskStalled>(stalled =>
-        {
-            fit = fit.Stall(stalled.Task);
-            Context.System.EventStream.Publish(new RunWarning(stalled.Task.RunId,
-                $"run {stalled.Task.RunId}: {stalled.What} ({stalled.Task}); the other runs go on; a stop or delete of run {stalled.Task.RunId} abandons its chunk"));
-            CancelStalled(stalled.Task.RunId);
-        });
+        Receive<CancelFit>(_ => Decide(new FitInput.Cancel()));
+        Receive<StorageFull>(full => Decide(new FitInput.OutOfSpace(full)));
+        Receive<TaskStalled>(stalled => Decide(new FitInput.Stalled(stalled)));
         Receive<CheckControl>(check => Sender.Tell(Check(check)));
         Receive<ApplyControl>(apply =>
         {
-            Accept(apply, Sender);
-            Advance();
+            controllers[apply.OpId] = Sender;
+            Decide(new FitInput.Accept(apply));
         });
-        Receive<ControlCarriedOut>(done =>
-        {
-            if (fit.Applying.TryGetValue(done.OpId, out var control))
-            {
-                fit = fit.Resolved(done.OpId);
-                Report(ControlOutcomes.Of(control, done.Changed, done.State));
-            }
-            Advance();
-        });
+        Receive<ControlCarriedOut>(done => Decide(new FitInput.CarriedOut(done)));
         Receive<GetStatus>(_ => Sender.Tell(Status(fitting: true)));
         Receive<RunFit>(_ => Sender.Tell(new Status.Failure(new InvalidOperationException("a fit is already in progress"))));
         Receive<Cluster.WorkerProtocol.FitJoined>(joined =>
@@ -201,18 +124,14 @@ public sealed class FitActor : ReceiveActor
                 gpus[device.DeviceId] = device.Gpu;
                 torchDevices[device.DeviceId] = device.TorchDevice;
             }
-            fit = fit.Joined(joined.Worker, joined.Devices.Select(d => d.DeviceId));
-            Context.System.EventStream.Publish(new WorkerChanged(joined.Worker, $"worker {joined.Worker} joined with {string.Join(", ", joined.Devices.Select(d => d.DeviceId))}"));
-            Advance();
+            Decide(new FitInput.Joined(joined.Worker, joined.Devices.Select(d => d.DeviceId).ToList()));
         });
         Receive<Cluster.WorkerProtocol.FitRefused>(Refused);
         Receive<Terminated>(gone =>
         {
             if (!workers.Remove(gone.ActorRef, out var worker)) return;
             foreach (var device in fit.Nodes.Where(kv => kv.Value == worker).Select(kv => kv.Key).ToList()) gpus.Remove(device);
-            fit = fit.Left(worker);
-            Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} left the fit; its tasks in flight are trained again elsewhere"));
-            Advance();
+            Decide(new FitInput.Left(worker));
         });
         Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(lost =>
         {
@@ -235,6 +154,7 @@ public sealed class FitActor : ReceiveActor
 
     private void Start(RunFit start)
     {
+        bool hasValidation;
         try
         {
             if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
@@ -252,7 +172,14 @@ public sealed class FitActor : ReceiveActor
         }
 
         requester = Sender;
-        fit = new FitState([], services.Settings.UsesLocality);
+        fit = new FitState([], services.Settings.UsesLocality)
+        {
+            Pruning = start.Pruning,
+            MinWorkers = join is null ? 0 : Context.System.Settings.Config.GetInt("rapidfire.cluster.min-workers", 0),
+            TrainRows = services.Partition(Mode.Train).RowCount,
+            Chunks = services.Settings.Chunks,
+            HasValidation = hasValidation,
+        };
         metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
         gpus.Clear();
         torchDevices.Clear();
@@ -261,53 +188,65 @@ public sealed class FitActor : ReceiveActor
         // This node's devices join the pool as a worker's do (FitJoined), sharing the fit's services.
         if (devices.Count > 0)
             Track(Context.ActorOf(Cluster.WorkerFit.Props(join?.FitId ?? "local", LocalNode, services, devices, ownsServices: false, Self), "devices"));
-        minWorkers = join is null ? 0 : Context.System.Settings.Config.GetInt("rapidfire.cluster.min-workers", 0);
-        if (minWorkers > 0)
-            Context.System.EventStream.Publish(new WorkerChanged("", $"the fit waits for {minWorkers} worker{(minWorkers == 1 ? "" : "s")} to join before it trains"));
         if (join is not null && Cluster.WorkerProtocol.IsClusterNode(Context.System))
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(Akka.Cluster.ClusterEvent.MemberUp), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
         runActors.Clear();
         controllers.Clear();
-        pruning = start.Pruning;
-        pruned.Clear();
-        var unresolved = start.Unresolved ?? [];
-        // A clone whose operation had not taken effect is created by that operation, below.
-        var created = unresolved.Select(u => u.NewRun?.RunId).OfType<int>().ToHashSet();
-        foreach (var run in start.Runs.Where(r => !created.Contains(r.RunId)))
-        {
-            AddRun(run, start.ResumeCancelled, start.Rebuilt?.GetValueOrDefault(run.RunId), start.Fresh);
-            runActors[run.RunId].Tell(new StartRun(ChunksPerEpoch(run.Config), hasValidation));
-        }
+        foreach (var control in start.Unresolved ?? []) controllers[control.OpId] = Sender;
         Become(Fitting);
-        foreach (var control in unresolved) Accept(control, Sender);
+        Decide(new FitInput.Started(start));
     }
 
-    /// <summary>
-    /// Asks the pruning rule about the runs' metrics so far: it stops the runs that fall behind (at once: they stand at
-    /// a chunk boundary, and are held until their stop is journaled) and holds those waiting at a rung.
-    /// </summary>
-    private void Prune()
+    /// <summary>Takes <paramref name="input"/> into the fit's state and carries out what it decided.</summary>
+    private void Decide(FitInput input) => Execute(fit.Decide(input));
+
+    private void Execute(FitDecision decision)
     {
-        if (pruning is null || fit.Cancelling) return;
-        var decision = Pruner.Decide(pruning, fit.Runs.Values);
-        foreach (var stop in decision.Stops.Where(s => pruned.Add(s.RunId)))
+        fit = decision.State;
+        foreach (var effect in decision.Effects)
         {
-            runActors[stop.RunId].Tell(new StopRun(pruning.EndedBy));
-            Context.System.EventStream.Publish(new RunPruned(stop.RunId, stop.Reason));
+            if (requester is null) return; // the fit completed
+            switch (effect)
+            {
+                case FitEffect.StartRunActor add:
+                    runActors[add.Run.RunId] = Track(Context.ActorOf(
+                        RunActor.SupervisedProps(add.Run.RunId, add.Run.Config, Self, metrics!, services, add.Start), $"run-{add.Run.RunId}"));
+                    break;
+                case FitEffect.TellRun tell:
+                    runActors[tell.RunId].Tell(tell.Command);
+                    break;
+                case FitEffect.Dispatch dispatch:
+                    var assignment = dispatch.Assignment;
+                    var followers = assignment.Followers?.Select(id => new ShardDevice(id, torchDevices[id], gpus[id])).ToList();
+                    gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, dispatch.Config, dispatch.ChunksPerEpoch, dispatch.Checkpoint, followers));
+                    break;
+                case FitEffect.CancelDevice cancel:
+                    if (gpus.TryGetValue(cancel.DeviceId, out var gpu)) gpu.Tell(new CancelTask());
+                    break;
+                case FitEffect.Publish publish:
+                    Context.System.EventStream.Publish(publish.Event);
+                    break;
+                case FitEffect.ReleaseModel release:
+                    services.Models.Release(release.RunId);
+                    break;
+                case FitEffect.ForgetSpec forget:
+                    services.Specs.Remove(forget.RunId);
+                    break;
+                case FitEffect.Report report:
+                    if (controllers.TryGetValue(report.Outcome.OpId, out var controller)) controller.Tell(new ControlProgress(report.Outcome));
+                    if (report.Resolved) controllers.Remove(report.Outcome.OpId);
+                    break;
+                case FitEffect.CopyWarmState copy:
+                    Execute(fit.Decide(CopyWarmState(copy)));
+                    break;
+                case FitEffect.Complete complete:
+                    End(complete.Interrupted);
+                    break;
+                default:
+                    throw new InvalidOperationException($"the FitActor does not carry out {effect.GetType().Name}");
+            }
         }
-        fit = fit with { Held = [.. decision.Held, .. decision.Stops.Select(s => s.RunId)] };
-    }
-
-    private int ChunksPerEpoch(Config cfg) =>
-        EpochPlan.ChunksFor(services.Partition(Mode.Train).RowCount, cfg.BatchSize, services.Settings.Chunks);
-
-    /// <summary>Starts run <paramref name="run"/>'s actor; a clone (added while the fit trains) is always <paramref name="fresh"/>.</summary>
-    private void AddRun(RunDefinition run, bool resumeCancelled = false, RunState? rebuilt = null, bool fresh = true)
-    {
-        fit = fit.WithRun(new RunState(run.RunId, run.Config));
-        runActors[run.RunId] = Track(Context.ActorOf(
-            RunActor.SupervisedProps(run.RunId, run.Config, Self, metrics!, services, new RunActor.Start(resumeCancelled, rebuilt, fresh)), $"run-{run.RunId}"));
     }
 
     /// <summary>The verdict on an operation (see <see cref="ControlRules"/>); a warm clone's model is built to compare architectures.</summary>
@@ -349,84 +288,16 @@ public sealed class FitActor : ReceiveActor
         return new ControlChecked(check.OpId, op, refusal, refusal is null ? new RunDefinition(check.NewRunId, cfg, run.RunId, op.Warm) : null);
     }
 
-    /// <summary>Queues an accepted operation on its run; it is carried out at once when the run is at a chunk boundary.</summary>
-    private void Accept(ApplyControl apply, IActorRef controller)
-    {
-        controllers[apply.OpId] = controller;
-        fit = fit.Queue(new PendingControl(apply.OpId, apply.Op, apply.NewRun));
-        if (!fit.AtBoundary(apply.Op.RunId))
-        {
-            var where = fit.Runs.TryGetValue(apply.Op.RunId, out var run) && run.Status != RunStatus.New ? $" (it is training {run.Where})" : " (it is starting)";
-            Report(new ControlOutcome(apply.OpId, apply.Op, ControlStatus.Pending,
-                $"takes effect at run {apply.Op.RunId}'s next chunk boundary{where}", apply.NewRun?.RunId), resolved: false);
-        }
-        ApplyReady(apply.Op.RunId);
-        CancelStalled(apply.Op.RunId);
-    }
-
-    /// <summary>Cancels a stalled task whose run has a stop or a delete waiting: it would never reach its chunk boundary.</summary>
-    private void CancelStalled(int runId)
-    {
-        foreach (var device in fit.ToCancel(runId))
-            if (gpus.TryGetValue(device, out var gpu)) gpu.Tell(new CancelTask());
-    }
-
-    /// <summary>Carries out the operations waiting on a run that stands at a chunk boundary.</summary>
-    private void ApplyReady(int runId)
-    {
-        var (next, ready) = fit.TakeReady(runId);
-        fit = next;
-        foreach (var control in ready) Apply(control);
-    }
-
-    private void Apply(PendingControl control)
-    {
-        var op = control.Op;
-        var run = fit.Runs[op.RunId];
-        var ahead = fit.Applying.Values.Where(p => p.Op.RunId == op.RunId && p.OpId < control.OpId).OrderBy(p => p.OpId).Select(p => p.Op).ToList();
-        if (ControlRules.Refusal(op, run, ahead, fit.Runs.Keys.ToList()) is { } moved)
-        {
-            Drop(control, moved);
-            return;
-        }
-        switch (op.Kind)
-        {
-            case ControlKind.Stop:
-                runActors[op.RunId].Tell(new Controlled(control.OpId, new StopRun(EndReason.User)));
-                break;
-            case ControlKind.Resume:
-                runActors[op.RunId].Tell(new Controlled(control.OpId, new ResumeRun()));
-                break;
-            case ControlKind.Delete:
-                runActors[op.RunId].Tell(new Controlled(control.OpId, new DeleteRun()));
-                break;
-            case ControlKind.Clone when control.NewRun is { Warm: true } clone:
-                if (WarmCopy(run, clone) is not { } state)
-                {
-                    Drop(control, $"run {run.RunId}'s state after its last finished chunk is neither in memory nor in a checkpoint");
-                    return;
-                }
-                AddRun(clone);
-                runActors[clone.RunId].Tell(new Controlled(control.OpId, new WarmStart(run.RunId, state)));
-                break;
-            case ControlKind.Clone:
-                AddRun(control.NewRun!);
-                runActors[control.NewRun!.RunId].Tell(new Controlled(control.OpId, new StartRun(ChunksPerEpoch(control.NewRun.Config), hasValidation)));
-                break;
-        }
-    }
-
     /// <summary>
-    /// The state a warm clone starts from: the parent's progress, and a copy of its trained state at its last finished
-    /// chunk (from host memory, else its checkpoint) waiting for the clone's device and its checkpoint write. Null
-    /// when that state is nowhere to be had.
+    /// Copies a warm clone's starting state (see <see cref="FitEffect.CopyWarmState"/>): its parent's trained state from
+    /// host memory, else from its checkpoint, waiting for the clone's device and its checkpoint write.
     /// </summary>
-    private RunState? WarmCopy(RunState parent, RunDefinition clone)
+    private FitInput CopyWarmState(FitEffect.CopyWarmState copy)
     {
-        if (parent.ChunksTrained == 0) return parent.WarmCloneAs(clone.RunId, clone.Config, null);
-        var (epoch, chunk) = parent.ChunksDone > 0 ? (parent.EpochsDone, parent.ChunksDone - 1) : (parent.EpochsDone - 1, parent.ChunksPerEpoch - 1);
+        var (control, parent, key) = (copy.Control, copy.Parent, copy.Key);
+        var clone = control.NewRun!;
         var payload = services.Models.Capture(parent.RunId);
-        if (payload is null && parent.LastCheckpoint is { } last && last.Epoch == epoch && last.Chunk == chunk && services.Checkpoints is { } store)
+        if (payload is null && copy.FromCheckpoint is { } last && services.Checkpoints is { } store)
         {
             try
             {
@@ -434,70 +305,22 @@ public sealed class FitActor : ReceiveActor
             }
             catch (IOException)
             {
-                return null;
+                return new FitInput.WarmStateMissing(control, parent);
             }
         }
-        if (payload is null) return null;
-        var key = new CheckpointRef(clone.RunId, epoch, chunk);
+        if (payload is null) return new FitInput.WarmStateMissing(control, parent);
         var steps = CheckpointHeader.SchedulerStepsAt(key, parent.ChunksPerEpoch, clone.Config);
         services.PendingCheckpoints[key] = payload;
         services.WarmStarts[clone.RunId] = new Checkpoint(key,
-            new CheckpointHeader(clone.RunId, epoch, chunk, services.SeedOf(clone.Config), steps, DateTimeOffset.UtcNow, ""),
-            payload, $"run {parent.RunId}'s state after epoch {epoch + 1} chunk {chunk + 1}");
-        return parent.WarmCloneAs(clone.RunId, clone.Config, key);
-    }
-
-    private void Drop(PendingControl control, string why)
-    {
-        fit = fit.Resolved(control.OpId);
-        if (control.NewRun is { } clone) services.Specs.Remove(clone.RunId); // built when its architecture was checked
-        Report(new ControlOutcome(control.OpId, control.Op, ControlStatus.Dropped, why, control.NewRun?.RunId));
-    }
-
-    private void Report(ControlOutcome outcome, bool resolved = true)
-    {
-        if (controllers.TryGetValue(outcome.OpId, out var controller)) controller.Tell(new ControlProgress(outcome));
-        if (resolved) controllers.Remove(outcome.OpId);
+            new CheckpointHeader(clone.RunId, key.Epoch, key.Chunk, services.SeedOf(clone.Config), steps, DateTimeOffset.UtcNow, ""),
+            payload, $"run {parent.RunId}'s state after epoch {key.Epoch + 1} chunk {key.Chunk + 1}");
+        return new FitInput.WarmStateCopied(control, parent, key);
     }
 
     private IActorRef Track(IActorRef child)
     {
         fitActors.Add(child);
         return child;
-    }
-
-    /// <summary>Hands out tasks to free devices, or ends the fit when nothing is left.</summary>
-    private void Advance()
-    {
-        // On a cluster told to wait for its workers (rapidfire.cluster.min-workers), nothing starts before they join.
-        // Once they have, it goes on whatever leaves.
-        if (workers.Count(w => w.Value != LocalNode) >= minWorkers) minWorkers = 0;
-        var waiting = minWorkers > 0;
-        var (next, assignments) = waiting ? (fit, []) : fit.Schedule();
-        fit = next;
-        foreach (var assignment in assignments)
-        {
-            var run = fit.Runs[assignment.Task.RunId];
-            var followers = assignment.Followers?.Select(id => new ShardDevice(id, torchDevices[id], gpus[id])).ToList();
-            gpus[assignment.DeviceId].Tell(new RunTaskOn(assignment.Task, run.Config, run.ChunksPerEpoch, run.LastCheckpoint, followers));
-        }
-        if (fit.IsDone) End(null);
-    }
-
-    /// <summary>
-    /// A durable write failed for want of space: the fit stops now, journaling nothing more. Every run keeps its last
-    /// journaled chunk, operations waiting on runs stay pending in the experiment's journal, and the experiment leaves
-    /// the fit unfinished: <c>rapidfire resume</c> continues it, as after a crash, once space is freed.
-    /// </summary>
-    private void Interrupt(StorageFull full)
-    {
-        // Every epoch's end is kept (test and predict choose among them), and so is the newest chunk's.
-        var left = fit.Runs.Values.Where(r => !r.IsEnded).Sum(r => Math.Max(0, r.Config.Epochs - r.EpochsDone) + 1);
-        var need = full.Bytes > 0
-            ? $"; the rest of the fit writes about {Storage.OutOfSpace.Megabytes(full.Bytes * left)} of checkpoints " +
-              $"({left} of about {Storage.OutOfSpace.Megabytes(full.Bytes)}: every epoch's end is kept)"
-            : "; the journal needs a few MB more";
-        End($"{Storage.OutOfSpace.In(full.Folder)}: {full.Problem}{need}");
     }
 
     /// <summary>Answers the fit (<paramref name="interrupted"/>: why it stopped before its runs ended), lets the workers go and stops its actors.</summary>

@@ -12,7 +12,7 @@ public sealed record PendingControl(int OpId, ControlOp Op, ExperimentProtocol.R
 /// What the FitActor knows during a fit, as a pure immutable value: every run's latest state, the one task
 /// in flight per run (a single pending slot, never a second map of decisions), and which device runs which task.
 /// </summary>
-public sealed record FitState
+public sealed partial record FitState
 {
     /// <summary>A fit over <paramref name="devices"/> (of one node, unnamed) with no runs yet.</summary>
     public FitState(IReadOnlyList<string> devices, bool locality = true)
