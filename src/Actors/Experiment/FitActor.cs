@@ -42,7 +42,7 @@ public sealed class FitActor : ReceiveActor
     private readonly Dictionary<string, string> torchDevices = [];
     private readonly Dictionary<int, IActorRef> runActors = [];
     private readonly Dictionary<string, IActorRef> gpus = [];
-    private readonly Dictionary<IActorRef, string> workers = [];
+    private IActorRef? membership;
     private Cluster.SlowWorkers slow = new();
     private readonly List<IActorRef> fitActors = [];
     private readonly Dictionary<int, IActorRef> controllers = [];
@@ -82,10 +82,6 @@ public sealed class FitActor : ReceiveActor
         Receive<Cluster.WorkerProtocol.FitRefused>(Refused);
     }
 
-    /// <summary>The name of the worker of this fit whose node is at <paramref name="address"/>, if one is.</summary>
-    private string? WorkerAt(Address address) =>
-        workers.FirstOrDefault(w => w.Value != LocalNode && w.Key.Path.Address == address).Value;
-
     private void Refused(Cluster.WorkerProtocol.FitRefused refused) =>
         Context.System.EventStream.Publish(new WorkerChanged(refused.Worker, $"worker {refused.Worker} left out: {refused.Reason}"));
 
@@ -117,8 +113,7 @@ public sealed class FitActor : ReceiveActor
         Receive<RunFit>(_ => Sender.Tell(new Status.Failure(new InvalidOperationException("a fit is already in progress"))));
         Receive<Cluster.WorkerProtocol.FitJoined>(joined =>
         {
-            workers[joined.Host] = joined.Worker;
-            if (joined.Worker != LocalNode) Context.Watch(joined.Host);
+            if (joined.Worker != LocalNode) membership?.Tell(new Cluster.FitMembership.Watch(joined.Worker, joined.Host));
             foreach (var device in joined.Devices)
             {
                 gpus[device.DeviceId] = device.Gpu;
@@ -127,28 +122,10 @@ public sealed class FitActor : ReceiveActor
             Decide(new FitInput.Joined(joined.Worker, joined.Devices.Select(d => d.DeviceId).ToList()));
         });
         Receive<Cluster.WorkerProtocol.FitRefused>(Refused);
-        Receive<Terminated>(gone =>
+        Receive<Cluster.FitMembership.WorkerLeft>(left =>
         {
-            if (!workers.Remove(gone.ActorRef, out var worker)) return;
-            foreach (var device in fit.Nodes.Where(kv => kv.Value == worker).Select(kv => kv.Key).ToList()) gpus.Remove(device);
-            Decide(new FitInput.Left(worker));
-        });
-        Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(lost =>
-        {
-            if (WorkerAt(lost.Member.Address) is { } worker)
-                Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} is unreachable (a network partition, or its process stopped): " +
-                    "its tasks wait for it; if it stays away, the split-brain resolver removes it and its tasks are trained again elsewhere"));
-        });
-        Receive<Akka.Cluster.ClusterEvent.ReachableMember>(back =>
-        {
-            if (WorkerAt(back.Member.Address) is { } worker)
-                Context.System.EventStream.Publish(new WorkerChanged(worker, $"worker {worker} is reachable again"));
-        });
-        Receive<Akka.Cluster.ClusterEvent.MemberUp>(up =>
-        {
-            var self = Akka.Cluster.Cluster.Get(Context.System).SelfAddress;
-            if (join is null || up.Member.Address == self || !up.Member.HasRole(Cluster.WorkerProtocol.WorkerRole)) return;
-            Context.ActorSelection(new RootActorPath(up.Member.Address) / "user" / Cluster.WorkerProtocol.WorkerName).Tell(join);
+            foreach (var device in fit.Nodes.Where(kv => kv.Value == left.Worker).Select(kv => kv.Key).ToList()) gpus.Remove(device);
+            Decide(new FitInput.Left(left.Worker));
         });
     }
 
@@ -183,14 +160,14 @@ public sealed class FitActor : ReceiveActor
         metrics = Track(Context.ActorOf(MetricsActor.Props(services), "metrics"));
         gpus.Clear();
         torchDevices.Clear();
-        workers.Clear();
         slow = new Cluster.SlowWorkers();
         // This node's devices join the pool as a worker's do (FitJoined), sharing the fit's services.
         if (devices.Count > 0)
             Track(Context.ActorOf(Cluster.WorkerFit.Props(join?.FitId ?? "local", LocalNode, services, devices, ownsServices: false, Self), "devices"));
-        if (join is not null && Cluster.WorkerProtocol.IsClusterNode(Context.System))
-            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-                typeof(Akka.Cluster.ClusterEvent.MemberUp), typeof(Akka.Cluster.ClusterEvent.IReachabilityEvent));
+        // On a cluster, worker nodes are asked to join as they come up; those that leave take their devices with them.
+        membership = join is not null && Cluster.WorkerProtocol.IsClusterNode(Context.System)
+            ? Track(Context.ActorOf(Cluster.FitMembership.Props(join, Self), "membership"))
+            : null;
         runActors.Clear();
         controllers.Clear();
         foreach (var control in start.Unresolved ?? []) controllers[control.OpId] = Sender;
@@ -328,14 +305,7 @@ public sealed class FitActor : ReceiveActor
     {
         requester?.Tell(new FitCompleted(fit.Runs.Values.ToList(), fit.Cancelling, interrupted));
         requester = null;
-        foreach (var (host, worker) in workers.Where(w => w.Value != LocalNode))
-        {
-            Context.Unwatch(host);
-            host.Tell(new Cluster.WorkerProtocol.LeaveFit(join!.FitId));
-        }
-        workers.Clear();
-        if (join is not null && Cluster.WorkerProtocol.IsClusterNode(Context.System))
-            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        // the membership lets the workers go as it stops
         foreach (var child in fitActors) Context.Stop(child);
         fitActors.Clear();
         Become(Ready);
