@@ -599,33 +599,9 @@ public sealed class Experiment : IDisposable, IExperimentControl
 
     private void Publish(ExperimentEvent e)
     {
-        switch (e)
-        {
-            case Warning warning:
-                files.Log($"warning: {warning.Message}");
-                break;
-            case RunChanged { Recovered: true, Run: var run }:
-                files.Log($"run {run.RunId} recovered: {run.Status}, {run.ChunksTrained} chunks trained ({run.Where})");
-                break;
-            case ControlLogged { Record: var record }:
-                files.Control(record);
-                files.Log(record.Status == ControlStatus.Pending
-                    ? $"ic op {record.OpId}: {record.Op} requested"
-                    : $"ic op {record.OpId}: {record.Op} -> {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}");
-                break;
-            case RunPrunedBy pruned:
-                files.Log($"run {pruned.RunId} pruned: {pruned.Reason}");
-                break;
-            case ClusterNotice notice:
-                files.Log($"cluster: {notice.Message}");
-                break;
-            case CacheNotice notice:
-                files.Log($"prep cache: {notice.Message}");
-                break;
-            case RunChanged { Run.IsEnded: true } changed:
-                files.Log($"run {changed.Run.RunId} {changed.Run.Status} ({changed.Run.EndedBy}){(changed.Run.Failure is null ? "" : $": {RunFailure.Printable(changed.Run.Failure.ToString())}")}");
-                break;
-        }
+        if (e is ControlLogged { Record: var record }) files.Control(record);
+        // the epochs' metrics are in the metric files
+        if (e is not EpochDone && LogLines.Of(e, full: true) is { } line) files.Log(line);
         if (e is RunChanged { Run: var latest }) lock (lastRuns) lastRuns[latest.RunId] = latest;
         Progress?.Invoke(e);
     }

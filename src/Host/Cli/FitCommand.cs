@@ -426,34 +426,7 @@ public static class FitCommand
         /// <summary>Without a terminal: one line per closed epoch and per ended run.</summary>
         public static void Log(ExperimentEvent e, TextWriter output)
         {
-            switch (e)
-            {
-                case EpochDone { Epoch: var epoch }:
-                    output.WriteLine($"run {epoch.RunId} epoch {epoch.Epoch + 1} {epoch.Mode.ToName()}: " +
-                                     string.Join(", ", epoch.Metrics.Select(kv => $"{kv.Key} {Number(kv.Value)}")));
-                    break;
-                case Warning warning:
-                    output.WriteLine($"warning: {warning.Message}");
-                    break;
-                case ControlLogged { Record: var record }:
-                    output.WriteLine(record.Status == Actors.Control.ControlStatus.Pending
-                        ? $"ic op {record.OpId}: {record.Op} requested"
-                        : $"ic op {record.OpId}: {record.Op}: {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}");
-                    break;
-                case RunPrunedBy pruned:
-                    output.WriteLine($"run {pruned.RunId} pruned: {pruned.Reason}");
-                    break;
-                case ClusterNotice notice:
-                    output.WriteLine($"cluster: {notice.Message}");
-                    break;
-                case CacheNotice notice:
-                    output.WriteLine($"prep cache: {notice.Message}");
-                    break;
-                case RunChanged { Run: { IsEnded: true } run }:
-                    output.WriteLine($"run {run.RunId}: {run.Status} ({run.EndedBy}) after {run.EpochsDone} epoch(s)" +
-                                     (run.Failure is null ? "" : $": {run.Failure.OneLine()}"));
-                    break;
-            }
+            if (LogLines.Of(e, full: false) is { } line) output.WriteLine(line);
         }
 
         /// <summary>
@@ -474,7 +447,7 @@ public static class FitCommand
             // Deleted runs leave the live views (runs.csv and the journal keep them).
             var states = (final ?? runs.Values.OrderBy(r => r.RunId).ToList()).Where(r => r.Status != RunStatus.Deleted).ToList();
             // The knobs that vary among the runs shown (clones bring their own), or among the configs before any reported.
-            var varying = VaryingKnobs(states.Count > 0 ? states.Select(r => r.Config).ToList() : configs);
+            var varying = Varying(states.Count > 0 ? states.Select(r => r.Config).ToList() : configs);
             foreach (var knob in varying) table.AddColumn(knob);
             table.AddColumn(new TableColumn("train loss").RightAligned());
             var metricNames = states.SelectMany(r => r.ValidationHistory.Count > 0 ? r.ValidationHistory[^1].Keys : []).Distinct().ToList();
@@ -509,19 +482,17 @@ public static class FitCommand
             var s => s.ToString(),
         };
 
-        private static string Number(double? value) => value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : "-";
+        private static string Number(double? value) => LogLines.Number(value);
 
         /// <summary>The knobs whose values differ between runs: the ones worth a column.</summary>
-        private static IReadOnlyList<string> VaryingKnobs(IReadOnlyList<Config> configs) =>
-            configs.SelectMany(Leaves).GroupBy(kv => kv.Key)
-                .Where(g => g.Select(kv => kv.Value).Distinct().Count() > 1 || g.Count() < configs.Count)
-                .Select(g => g.Key).ToList();
+        private static IReadOnlyList<string> Varying(IReadOnlyList<Config> configs) =>
+            VaryingKnobs.Of(configs.Select(c => (IReadOnlyDictionary<string, string>)Leaves(c).DistinctBy(kv => kv.Key).ToDictionary()).ToList());
 
         private static string Knob(Config cfg, string path) =>
             Leaves(cfg).FirstOrDefault(kv => kv.Key == path).Value ?? "";
 
         /// <summary>A run's knobs for display: <c>optimizer.lr</c> rather than <c>optimizer.args.lr</c>.</summary>
         private static IEnumerable<KeyValuePair<string, string>> Leaves(Config cfg) =>
-            SecretMask.Mask(cfg).Leaves().Select(kv => KeyValuePair.Create(kv.Key.Replace(".args.", "."), ConfigValue.ToJson(kv.Value).Trim('"')));
+            SecretMask.Mask(cfg).Leaves().Select(kv => KeyValuePair.Create(VaryingKnobs.Display(kv.Key), ConfigValue.ToJson(kv.Value).Trim('"')));
     }
 }

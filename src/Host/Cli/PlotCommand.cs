@@ -171,14 +171,12 @@ public static class PlotCommand
     internal static List<ChartLine> Legend(IReadOnlyList<MetricSeries> series, IReadOnlyDictionary<int, IReadOnlyDictionary<string, string>> knobs, MetricFiles files)
     {
         var shown = series.Select(s => knobs.GetValueOrDefault(s.RunId) ?? new Dictionary<string, string>()).ToList();
-        var varying = shown.SelectMany(k => k).GroupBy(kv => kv.Key)
-            .Where(g => g.Select(kv => kv.Value).Distinct().Count() > 1 || g.Count() < shown.Count)
-            .Select(g => g.Key).ToList();
+        var varying = VaryingKnobs.Of(shown);
         return series.Select((s, i) =>
         {
             var label = $"run {s.RunId}";
             if (files.ClonedFrom(s.RunId) is var (parent, warm)) label += $" (clone of {parent}{(warm ? ", warm" : "")})";
-            var values = varying.Where(shown[i].ContainsKey).Select(k => $"{k.Replace(".args.", ".", StringComparison.Ordinal)}={shown[i][k]}").ToList();
+            var values = varying.Where(shown[i].ContainsKey).Select(k => $"{VaryingKnobs.Display(k)}={shown[i][k]}").ToList();
             return new ChartLine(s, values.Count > 0 ? $"{label}: {string.Join(", ", values)}" : label);
         }).ToList();
     }

@@ -227,7 +227,7 @@ public static class RunsCommand
     {
         // Secret knobs come masked from the host; masked here too, for a host that predates masking.
         var knobs = runs.Select(r => r.Knobs.ToDictionary(kv => kv.Key, kv => SecretMask.MaskText(kv.Key, RunView.Text(kv.Value)))).ToList();
-        var varying = Varying(knobs);
+        var varying = VaryingKnobs.Of(knobs);
         var metrics = runs.SelectMany(r => r.Validation?.Keys ?? []).Distinct().ToList();
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("run");
@@ -262,7 +262,7 @@ public static class RunsCommand
             .OrderBy(r => int.TryParse(r.GetValueOrDefault("run_id"), CultureInfo.InvariantCulture, out var id) ? id : int.MaxValue).ToList();
         string[] fixedColumns = ["run_id", "status", "ended_by", "epochs_done", "error"];
         var metrics = columns.Where(c => c.StartsWith("val_", StringComparison.Ordinal)).ToList();
-        var varying = Varying(rows.Select(r => columns.Where(c => !fixedColumns.Contains(c) && !metrics.Contains(c))
+        var varying = VaryingKnobs.Of(rows.Select(r => columns.Where(c => !fixedColumns.Contains(c) && !metrics.Contains(c))
             .Where(c => r[c].Length > 0).ToDictionary(c => c, c => r[c])).ToList());
 
         console.WriteLine($"experiment {name} is not running: the final table of its last fit ({file})");
@@ -289,14 +289,8 @@ public static class RunsCommand
         return RapidFireCli.Ok;
     }
 
-    /// <summary>The knobs whose values differ between runs (or that some runs lack): the ones worth a column.</summary>
-    private static List<string> Varying(IReadOnlyList<Dictionary<string, string>> knobsPerRun) =>
-        knobsPerRun.SelectMany(k => k).GroupBy(kv => kv.Key)
-            .Where(g => g.Select(kv => kv.Value).Distinct().Count() > 1 || g.Count() < knobsPerRun.Count)
-            .Select(g => g.Key).ToList();
-
-    /// <summary>A knob's column title: <c>optimizer.lr</c> rather than <c>optimizer.args.lr</c>, as the fit's table has it.</summary>
-    private static string Display(string knob) => Markup.Escape(knob.Replace(".args.", ".", StringComparison.Ordinal));
+    /// <summary>A knob's column title (see <see cref="VaryingKnobs.Display"/>).</summary>
+    private static string Display(string knob) => Markup.Escape(VaryingKnobs.Display(knob));
 
     private static string Status(string status, string? endedBy)
     {
