@@ -154,6 +154,8 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
         Assert.Equal(store.Load(new CheckpointRef(1, first.Epoch, first.Chunk)).Payload.ToArray(), store.Load(first).Payload.ToArray());
 
         var result = await done;
+        // The clone took its warm start, and its run wrote every captured checkpoint.
+        Assert.Equal((0, 0), (s.WarmStarts.Count, s.PendingCheckpoints.Count));
         var parent = result.Runs.Single(r => r.RunId == 1);
         var child = result.Runs.Single(r => r.RunId == 3);
         Assert.Equal(RunStatus.Completed, child.Status);

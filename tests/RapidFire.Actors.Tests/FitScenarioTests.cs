@@ -162,6 +162,8 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         var (two, twoServices) = await Fit(new RuntimeSettings(Chunks: 3, Devices: "cpu:2", CheckReplicas: true), cfg);
 
         Assert.Equal(RunStatus.Completed, two.Runs[0].Status);
+        // Every replica went to its follower and was released by it; nothing waits in the hand-offs.
+        Assert.Equal((0, 0, 0), (twoServices.Replicas.Count, twoServices.Leaders.Count, twoServices.PendingCheckpoints.Count));
         // Alone on cpu:2, the run (num_devices auto) trained every chunk and validation on both devices.
         var finished = tasks.ReceiveWhile(TimeSpan.FromSeconds(1), m => (TaskFinished)m, 8);
         Assert.Equal(8, finished.Count); // 2 epochs x (3 chunks + validation)

@@ -53,7 +53,7 @@ public sealed class WorkerFit : ReceiveActor
         Receive<WriteCheckpoint>(write =>
         {
             var from = Sender;
-            if (services.Checkpoints is not { } store || !services.PendingCheckpoints.TryRemove(write.Key, out var payload))
+            if (services.Checkpoints is not { } store || !services.PendingCheckpoints.TryTake(write.Key, out var payload))
             {
                 from.Tell(new CheckpointNotWritten(write.Key, $"worker {worker} no longer holds the captured state of {write.Key}"));
                 return;

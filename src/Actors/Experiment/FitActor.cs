@@ -287,10 +287,10 @@ public sealed class FitActor : ReceiveActor
         }
         if (payload is null) return new FitInput.WarmStateMissing(control, parent);
         var steps = CheckpointHeader.SchedulerStepsAt(key, parent.ChunksPerEpoch, clone.Config);
-        services.PendingCheckpoints[key] = payload;
-        services.WarmStarts[clone.RunId] = new Checkpoint(key,
+        services.PendingCheckpoints.Put(key, payload);
+        services.WarmStarts.Put(clone.RunId, new Checkpoint(key,
             new CheckpointHeader(clone.RunId, key.Epoch, key.Chunk, services.SeedOf(clone.Config), steps, DateTimeOffset.UtcNow, ""),
-            payload, $"run {parent.RunId}'s state after epoch {key.Epoch + 1} chunk {key.Chunk + 1}");
+            payload, $"run {parent.RunId}'s state after epoch {key.Epoch + 1} chunk {key.Chunk + 1}"));
         return new FitInput.WarmStateCopied(control, parent, key);
     }
 

@@ -204,7 +204,7 @@ public sealed class RunActor : ReceivePersistentActor
             _ => null,
         };
         if (carried is { } stale && (events.Count == 0 || services.Checkpoints is null))
-            services.PendingCheckpoints.TryRemove(stale, out _); // not journaled: its bytes are not needed
+            services.PendingCheckpoints.Discard(stale); // not journaled: its bytes are not needed
         if (events.Count == 0)
         {
             if (opId is { } op) fit.Tell(new ControlCarriedOut(op, false, state));
@@ -229,7 +229,7 @@ public sealed class RunActor : ReceivePersistentActor
     /// </summary>
     private void WriteThenCommit(ICheckpointStore store, CheckpointRef key, IActorRef? holder, IReadOnlyList<IRunEvent> events, int? opId)
     {
-        var local = services.PendingCheckpoints.TryRemove(key, out var payload);
+        var local = services.PendingCheckpoints.TryTake(key, out var payload);
         if (!local && holder is null)
         {
             Handle(new FailRun(new RunFailure("checkpoint", $"the captured state of {key} is missing")));

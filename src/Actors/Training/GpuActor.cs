@@ -173,7 +173,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
 
     /// <summary>
     /// The followers' replicas of the leader's resting <paramref name="state"/>, each on its follower's device, left in
-    /// <see cref="TrainingServices.Replicas"/> for the follower; the leader's state is there as shard 0.
+    /// <see cref="TrainingServices.Replicas"/> for the follower; the leader's state is in <see cref="TrainingServices.Leaders"/>.
     /// </summary>
     private List<RunModel> Replicas(ShardGroup group, int runId, IReadOnlyList<ShardDevice> followers, MLSpec spec, Config cfg, long seed, RunModel state)
     {
@@ -192,20 +192,24 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
                 throw new RunFailureException(Named(RunFailureException.Of(e), runId, follower.DeviceId), e);
             }
         }
-        for (var s = 0; s < replicas.Count; s++) services.Replicas[(group, s)] = replicas[s];
+        for (var s = 1; s < replicas.Count; s++) services.Replicas.Put((group, s), replicas[s]);
+        services.Leaders[group] = state;
         return replicas;
     }
 
-    /// <summary>Disposes replicas no follower took (the task failed before it began); never the leader's state, shard 0.</summary>
+    /// <summary>
+    /// Disposes the replicas of a task that failed before it began (no follower has taken one yet, handed off or not);
+    /// never the leader's state, shard 0.
+    /// </summary>
     private void ReleaseReplicas(ShardGroup group, List<RunModel>? replicas)
     {
         if (replicas is null) return;
         for (var s = 1; s < replicas.Count; s++)
         {
-            services.Replicas.TryRemove((group, s), out _);
+            services.Replicas.TryTake((group, s), out _);
             replicas[s].Dispose();
         }
-        services.Replicas.TryRemove((group, 0), out _);
+        services.Leaders.TryRemove(group, out _);
         replicas.Clear();
     }
 
@@ -217,7 +221,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     /// </summary>
     private RunModel Restored(int runId, RunModel fresh, CheckpointRef? checkpoint)
     {
-        services.WarmStarts.TryRemove(runId, out var warm);
+        var warm = services.WarmStarts.TryTake(runId, out var copied) ? copied : null;
         if (warm is null && (checkpoint is null || services.Checkpoints is null)) return fresh;
         try
         {
@@ -315,7 +319,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
                     divergence ??= $"the replica on {followers[gone.Shard - 1].DeviceId} diverged from the state on {device.Id} " +
                                    $"after {task.Done} minibatches: {d}";
                 if (left.Count < followers.Count) return;
-                services.Replicas.TryRemove((task.Group, 0), out _);
+                services.Leaders.TryRemove(task.Group, out _);
                 Finish(task, divergence is null ? outcome : new Failed(Where(new RunFailure("data-parallel", divergence), task.Task)));
             });
             Receive<MinibatchReady>(stale => services.Exchange.Discard(stale.Key));
@@ -339,7 +343,9 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             {
                 // The swap to host memory is synchronous; the run writes the bytes to disk off this thread.
                 var key = new CheckpointRef(task.Task.RunId, task.Task.Epoch, task.Task.Chunk);
-                services.PendingCheckpoints[key] = RunStateCodec.Capture(state);
+                // A capture of the same chunk nobody wrote (its run restarted before it could) is stale: this one replaces it.
+                services.PendingCheckpoints.Discard(key);
+                services.PendingCheckpoints.Put(key, RunStateCodec.Capture(state));
                 state.CheckpointedAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 outcome = trained with { Checkpoint = key, Holder = checkpointHolder };
             }
@@ -356,7 +362,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     /// <summary>Follows a task another device leads: trains its shard of each minibatch on the replica left for it.</summary>
     private void Follow(JoinShard join)
     {
-        if (!services.Replicas.TryGetValue((join.Group, join.Shard), out var replica))
+        if (!services.Replicas.TryTake((join.Group, join.Shard), out var replica))
         {
             Sender.Tell(new ShardFailed(join.Group, join.Shard, new RunFailure("runtime", $"no replica of {join.Task} waits for {device.Id}")));
             return;
@@ -364,6 +370,13 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         var spec = services.Specs.Get(join.Task.RunId, join.Config, join.Mode);
         following = new Following(join, Sender, replica, new MinibatchTrainer(spec, join.Config));
         Become(FollowingShard);
+    }
+
+    /// <summary>A follower stopped with its task (the fit ended) releases the replica it took.</summary>
+    protected override void PostStop()
+    {
+        following?.Replica.Dispose();
+        following = null;
     }
 
     private void FollowingShard()
@@ -409,12 +422,11 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             string? divergence = null;
             try
             {
-                if (leave.Check && !f.Failed && services.Replicas.TryGetValue((f.Join.Group, 0), out var leader))
+                if (leave.Check && !f.Failed && services.Leaders.TryGetValue(f.Join.Group, out var leader))
                     divergence = ReplicaSync.Divergence(leader, f.Replica);
             }
             finally
             {
-                services.Replicas.TryRemove((f.Join.Group, f.Join.Shard), out _);
                 f.Replica.Dispose();
                 following = null;
                 f.Leader.Tell(new ShardLeft(f.Join.Group, f.Join.Shard, divergence));

@@ -69,22 +69,28 @@ public sealed class TrainingServices : IDisposable
     public ICheckpointStore? Checkpoints { get; }
 
     /// <summary>
-    /// Checkpoints captured in host memory by a device, waiting for their run to write them (durably, before the
-    /// chunk is journaled).
+    /// Checkpoints captured in host memory (by a device after a chunk, by the fit for a warm clone), waiting for their
+    /// run (or, on a worker node, its <see cref="Cluster.WorkerFit"/>) to write them durably before the chunk is journaled.
     /// </summary>
-    public ConcurrentDictionary<CheckpointRef, byte[]> PendingCheckpoints { get; } = new();
+    public HandOff<CheckpointRef, byte[]> PendingCheckpoints { get; } = new("the captured state of");
 
     /// <summary>
-    /// The trained state each warm clone starts from, copied from its parent, until a device creates the clone's model
-    /// (it is also written to the checkpoint store, for a resume).
+    /// The trained state each warm clone starts from, copied by the fit from its parent, until a device creates the
+    /// clone's model (it is also written to the checkpoint store, for a resume). By the clone's run id.
     /// </summary>
-    public ConcurrentDictionary<int, Checkpoint> WarmStarts { get; } = new();
+    public HandOff<int, Checkpoint> WarmStarts { get; } = new("the warm start of run");
 
     /// <summary>
-    /// The replicas of the run states of tasks spread over several devices, by (group, shard): shard 0 is the leader's
-    /// state, shards 1.. the followers' replicas, each released by its follower when the task ends.
+    /// The followers' replicas of tasks spread over several devices, by (group, shard 1..): the leading device makes
+    /// them, each follower takes its own and releases it when the task ends.
     /// </summary>
-    public ConcurrentDictionary<(GpuProtocol.ShardGroup Group, int Shard), RunModel> Replicas { get; } = new();
+    public HandOff<(GpuProtocol.ShardGroup Group, int Shard), RunModel> Replicas { get; } = new("the replica", r => r.Dispose());
+
+    /// <summary>
+    /// The leader's state of each task spread over several devices, by group: written and removed by the leading device
+    /// only, read by its followers when the task ends, to compare their replicas with it.
+    /// </summary>
+    public ConcurrentDictionary<GpuProtocol.ShardGroup, RunModel> Leaders { get; } = new();
 
     /// <summary>Whether the data handle has <paramref name="mode"/>'s partition.</summary>
     public bool HasPartition(Mode mode) => Data.HasPartition(mode);
@@ -100,9 +106,8 @@ public sealed class TrainingServices : IDisposable
     public void Dispose()
     {
         Models.Dispose();
-        foreach (var ((_, shard), replica) in Replicas)
-            if (shard > 0) replica.Dispose();
-        Replicas.Clear();
+        Replicas.Dispose();
+        Leaders.Clear();
         Exchange.Dispose();
         Prepared.Dispose();
     }
