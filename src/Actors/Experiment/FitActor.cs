@@ -1,8 +1,6 @@
 using Akka.Actor;
-using Akka.Routing;
 using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Control;
-using RapidFire.Actors.Data;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;

@@ -28,7 +28,8 @@ namespace RapidFire.Actors.Training;
 /// run's state, asks the loaders for every shard of each minibatch, hands shard s to follower s, computes shard 0
 /// itself, averages the gradients (<see cref="ReplicaSync"/>) and steps; each follower steps its replica when told.
 /// When the task ends the leader waits in Closing until every follower has released its replica, so the devices are
-/// reported free only once they are.
+/// reported free only once they are. The roles' state lives beside the actor: the task it leads in a
+/// <see cref="LeadTask"/>, the one it follows in a <see cref="ShardFollower"/>; every behaviour is a named method.
 /// </remarks>
 public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
 {
@@ -42,8 +43,9 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     private IActorRef requester = ActorRefs.Nobody;
     private long serial;
     private bool nudged;
-    private ActiveTask? active;
-    private Following? following;
+    private LeadTask? active;
+    private ClosingTask? closing;
+    private ShardFollower? following;
 
     /// <inheritdoc />
     public IStash Stash { get; set; } = null!;
@@ -156,7 +158,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             SpecCall.Run("device", () => state.MoveTo(device.TorchDevice));
             if (task.Kind == TaskKind.Train)
                 lock (TorchRandom.Lock) torch.manual_seed(SplitMix64.Mix(seed, task.Epoch, task.Chunk));
-            active = new ActiveTask(order, mode, state, new MinibatchTrainer(spec, cfg), plan.Chunk(task.Chunk), plan.FirstMinibatch(task.Chunk),
+            active = new LeadTask(order, mode, state, new MinibatchTrainer(spec, cfg), plan.Chunk(task.Chunk), plan.FirstMinibatch(task.Chunk),
                 group, replicas);
             for (var f = 0; f < followers.Count; f++) followers[f].Actor.Tell(new JoinShard(group, f + 1, task, cfg, mode));
         }
@@ -308,31 +310,43 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         }
         var check = outcome is Trained && services.Settings.ChecksReplicas;
         foreach (var follower in followers) follower.Actor.Tell(new LeaveShard(task.Group, check));
-        var left = new HashSet<int>();
-        string? divergence = null;
-        Become(() =>
+        closing = new ClosingTask(task, outcome);
+        Become(Closing);
+    }
+
+    /// <summary>A task on several devices has ended: the leader waits for every follower to release its replica.</summary>
+    private void Closing()
+    {
+        Receive<ShardLeft>(gone =>
         {
-            Receive<ShardLeft>(gone =>
-            {
-                if (gone.Group != task.Group || !left.Add(gone.Shard)) return;
-                if (gone.Divergence is { } d)
-                    divergence ??= $"the replica on {followers[gone.Shard - 1].DeviceId} diverged from the state on {device.Id} " +
-                                   $"after {task.Done} minibatches: {d}";
-                if (left.Count < followers.Count) return;
-                services.Leaders.TryRemove(task.Group, out _);
-                Finish(task, divergence is null ? outcome : new Failed(Where(new RunFailure("data-parallel", divergence), task.Task)));
-            });
-            Receive<MinibatchReady>(stale => services.Exchange.Discard(stale.Key));
-            IgnoreStale();
-            Receive<CancelTask>(_ => { });
-            Receive<RunTaskOn>(_ => Stash.Stash());
-            Receive<JoinShard>(_ => Stash.Stash());
-            Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, task.Task, task.Done, task.Minibatches.Count)));
+            var (task, followers) = (closing!.Task, closing.Task.Order.Followers!);
+            if (gone.Group != task.Group || !closing.Left.Add(gone.Shard)) return;
+            if (gone.Divergence is { } d)
+                closing.Divergence ??= $"the replica on {followers[gone.Shard - 1].DeviceId} diverged from the state on {device.Id} " +
+                                       $"after {task.Done} minibatches: {d}";
+            if (closing.Left.Count < followers.Count) return;
+            services.Leaders.TryRemove(task.Group, out _);
+            var outcome = closing.Divergence is null ? closing.Outcome : new Failed(Where(new RunFailure("data-parallel", closing.Divergence), task.Task));
+            closing = null;
+            Finish(task, outcome);
         });
+        Receive<MinibatchReady>(stale => services.Exchange.Discard(stale.Key));
+        IgnoreStale();
+        Receive<CancelTask>(_ => { });
+        Receive<RunTaskOn>(_ => Stash.Stash());
+        Receive<JoinShard>(_ => Stash.Stash());
+        Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, closing!.Task.Task, closing.Task.Done, closing.Task.Minibatches.Count)));
+    }
+
+    /// <summary>A task waiting in <see cref="Closing"/>: its outcome, the followers that have left, the first divergence one reported.</summary>
+    private sealed record ClosingTask(LeadTask Task, TaskOutcome Outcome)
+    {
+        public HashSet<int> Left { get; } = [];
+        public string? Divergence { get; set; }
     }
 
     /// <summary>Closes the task: checkpoint capture and swap-out (or release, after a failure), then the report.</summary>
-    private void Finish(ActiveTask task, TaskOutcome outcome)
+    private void Finish(LeadTask task, TaskOutcome outcome)
     {
         var state = task.State;
         if (outcome is Trained or Validated)
@@ -368,71 +382,34 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
             return;
         }
         var spec = services.Specs.Get(join.Task.RunId, join.Config, join.Mode);
-        following = new Following(join, Sender, replica, new MinibatchTrainer(spec, join.Config));
-        Become(FollowingShard);
+        following = new ShardFollower(join, Sender, replica, new MinibatchTrainer(spec, join.Config), services, device.Id);
+        Become(Following);
     }
 
     /// <summary>A follower stopped with its task (the fit ended) releases the replica it took.</summary>
     protected override void PostStop()
     {
-        following?.Replica.Dispose();
+        following?.Dispose();
         following = null;
     }
 
-    private void FollowingShard()
+    private void Following()
     {
         Receive<ComputeShard>(compute =>
         {
-            var f = following!;
-            if (compute.Group != f.Join.Group || f.Failed) return;
-            // The leader may have ended the task (a failure elsewhere) and dropped the shard since it asked.
-            if (services.Exchange.TryTake(compute.Key) is not { } prepared) return;
-            try
-            {
-                var result = f.Join.Mode == Mode.Train
-                    ? f.Trainer.Backward(f.Replica, prepared.Batch, new MinibatchOrigin(compute.Index, prepared.Ids))
-                    : f.Trainer.Evaluate(f.Replica, prepared.Batch, f.Join.Mode, new MinibatchOrigin(compute.Index, prepared.Ids));
-                f.Done++;
-                f.Leader.Tell(new ShardComputed(f.Join.Group, compute.Index, f.Join.Shard, result, prepared.Batch.Size));
-            }
-            catch (Exception e)
-            {
-                f.Failed = true;
-                f.Leader.Tell(new ShardFailed(f.Join.Group, f.Join.Shard, Named(RunFailureException.Of(e), f.Join.Task.RunId, device.Id)));
-            }
+            if (following!.Compute(compute) is { } answer) following.Leader.Tell(answer);
         });
         Receive<ApplyStep>(step =>
         {
-            var f = following!;
-            if (step.Group != f.Join.Group || f.Failed) return;
-            try
-            {
-                MinibatchTrainer.Step(f.Replica);
-            }
-            catch (Exception e)
-            {
-                f.Failed = true;
-                f.Leader.Tell(new ShardFailed(f.Join.Group, f.Join.Shard, Named(RunFailureException.Of(e), f.Join.Task.RunId, device.Id)));
-            }
+            if (following!.Step(step) is { } failure) following.Leader.Tell(failure);
         });
         Receive<LeaveShard>(leave =>
         {
-            var f = following!;
-            if (leave.Group != f.Join.Group) return;
-            string? divergence = null;
-            try
-            {
-                if (leave.Check && !f.Failed && services.Leaders.TryGetValue(f.Join.Group, out var leader))
-                    divergence = ReplicaSync.Divergence(leader, f.Replica);
-            }
-            finally
-            {
-                f.Replica.Dispose();
-                following = null;
-                f.Leader.Tell(new ShardLeft(f.Join.Group, f.Join.Shard, divergence));
-                Become(Idle);
-                Stash.UnstashAll();
-            }
+            if (following!.Leave(leave) is not { } left) return;
+            following.Leader.Tell(left);
+            following = null;
+            Become(Idle);
+            Stash.UnstashAll();
         });
         Receive<RunTaskOn>(_ => Stash.Stash());
         Receive<JoinShard>(_ => Stash.Stash());
@@ -446,7 +423,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     /// A failure of run <paramref name="runId"/> on <paramref name="deviceId"/>. Running out of device memory says so,
     /// naming the run and the device: the run fails, the others go on.
     /// </summary>
-    private static RunFailure Named(RunFailure failure, int runId, string deviceId) =>
+    internal static RunFailure Named(RunFailure failure, int runId, string deviceId) =>
         failure.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) && !failure.Message.StartsWith($"run {runId} ", StringComparison.Ordinal)
             ? failure with { Message = $"run {runId} does not fit on {deviceId} (out of memory): {failure.Message}" }
             : failure;
@@ -495,105 +472,4 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     }
 
     private MinibatchKey Key(int index, int shard) => new(device.Id, serial, index, shard);
-
-    /// <summary>What a device following another's task holds: the task, its leader, the replica it trains.</summary>
-    private sealed class Following(JoinShard join, IActorRef leader, RunModel replica, MinibatchTrainer trainer)
-    {
-        public JoinShard Join { get; } = join;
-        public IActorRef Leader { get; } = leader;
-        public RunModel Replica { get; } = replica;
-        public MinibatchTrainer Trainer { get; } = trainer;
-        public int Done { get; set; }
-        public bool Failed { get; set; }
-    }
-
-    /// <summary>The transient state of the task in progress; nothing of it is persisted.</summary>
-    private sealed class ActiveTask(RunTaskOn order, Mode mode, RunModel state, MinibatchTrainer trainer, IReadOnlyList<int[]> minibatches, int firstStep,
-        ShardGroup group, IReadOnlyList<RunModel> replicas)
-    {
-        private readonly HashSet<(int Index, int Shard)> ready = [];
-        private readonly Dictionary<int, IReadOnlyList<int[]>> shards = [];
-        private readonly Stopwatch busy = new();
-        private readonly Stopwatch waiting = Stopwatch.StartNew();
-        private (StepResult Result, long Size)?[] computed = [];
-        private double lossSum;
-        private long examples;
-
-        public RunTaskOn Order { get; } = order;
-        public RunTask Task => Order.Task;
-        public Mode Mode { get; } = mode;
-        public RunModel State { get; } = state;
-        public ShardGroup Group { get; } = group;
-        public IReadOnlyList<int[]> Minibatches { get; } = minibatches;
-        public int FirstStep { get; } = firstStep;
-        public List<MinibatchRecord> Records { get; } = [];
-        public int Requested { get; set; }
-        public int Done { get; private set; }
-        /// <summary>Whether the shards of minibatch <see cref="Done"/> are being computed.</summary>
-        public bool Stepping => busy.IsRunning;
-        public bool IsReady => Enumerable.Range(0, ShardCount(Done)).All(s => ready.Contains((Done, s)));
-        public bool StepComplete => Stepping && computed.All(c => c is not null);
-        public double MeanLoss => examples == 0 ? double.NaN : lossSum / examples;
-        public TaskTiming Timing => new(Done, busy.Elapsed.TotalSeconds, waiting.Elapsed.TotalSeconds);
-
-        /// <summary>The rows of each shard of minibatch <paramref name="index"/>: one per device, fewer when it has fewer rows.</summary>
-        public IReadOnlyList<int[]> Shards(int index)
-        {
-            if (!shards.TryGetValue(index, out var split))
-                shards[index] = split = DataParallel.Split(Minibatches[index], replicas.Count);
-            return split;
-        }
-
-        public int ShardCount(int index) => index < Minibatches.Count ? Shards(index).Count : 0;
-
-        /// <summary>A shard arrived; when it completes the next minibatch, processing resumes.</summary>
-        public void Arrived(int index, int shard)
-        {
-            ready.Add((index, shard));
-            if (index == Done && !busy.IsRunning && IsReady) waiting.Stop();
-        }
-
-        /// <summary>Minibatch <see cref="Done"/> starts, as <paramref name="count"/> shards.</summary>
-        public void Begin(int count)
-        {
-            for (var s = 0; s < count; s++) ready.Remove((Done, s));
-            computed = new (StepResult, long)?[count];
-            waiting.Stop();
-            busy.Start();
-        }
-
-        /// <summary>Computes this device's shard: forward and backward in training, forward only otherwise.</summary>
-        public StepResult Compute(PreparedMinibatch prepared) =>
-            Mode != Mode.Train ? trainer.Evaluate(State, prepared.Batch, Mode, new MinibatchOrigin(Done, prepared.Ids))
-            : replicas.Count == 1 ? trainer.Train(State, prepared.Batch, new MinibatchOrigin(Done, prepared.Ids))
-            : trainer.Backward(State, prepared.Batch, new MinibatchOrigin(Done, prepared.Ids));
-
-        public void ShardArrived(int shard, StepResult result, long size) => computed[shard] = (result, size);
-
-        /// <summary>
-        /// Every shard is in: on several devices, averages the gradients and steps the leader's replica (the followers
-        /// are told to step theirs); returns the minibatch's combined result and size.
-        /// </summary>
-        public (StepResult Result, long Size) Finish()
-        {
-            var parts = computed.Select(c => c!.Value).ToList();
-            if (Mode == Mode.Train && replicas.Count > 1)
-            {
-                ReplicaSync.AverageGradients(replicas, DataParallel.Weights(parts.Select(p => p.Size).ToList()));
-                MinibatchTrainer.Step(State);
-                foreach (var follower in Order.Followers!) follower.Actor.Tell(new ApplyStep(Group, Done));
-            }
-            busy.Stop();
-            Done++;
-            var result = StepResult.Combine(parts);
-            var size = parts.Sum(p => p.Size);
-            if (result.Loss is { } loss)
-            {
-                lossSum += loss * size;
-                examples += size;
-            }
-            if (!IsReady) waiting.Start();
-            return (result, size);
-        }
-    }
 }
