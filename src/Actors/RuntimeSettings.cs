@@ -92,6 +92,17 @@ public sealed record RuntimeSettings(int Chunks = 4, string Devices = "cpu", lon
                 ? null : section.GetTimeSpan("spec-call-timeout").TotalSeconds).Validated();
     }
 
+    /// <summary>
+    /// The worker nodes a cluster fit waits for before it trains (<c>rapidfire.cluster.min-workers</c>; 0: it starts with
+    /// whatever has joined). A setting of the coordinator's process, not of the fit: a resumed fit takes the resuming
+    /// process's, so it is not journaled with the others.
+    /// </summary>
+    public static int MinWorkersOf(Config config)
+    {
+        var wait = config.WithFallback(Reference).GetInt($"{Section}.cluster.min-workers", 0);
+        return wait >= 0 ? wait : throw new Spec.ConfigException("cluster.min-workers", $"must be >= 0, got {wait}");
+    }
+
     /// <summary>The number of DataLoaderActors to start: by default half the cores prepare data, half compute.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public int LoaderCount => Loaders > 0 ? Loaders : Math.Max(1, Environment.ProcessorCount / 2);

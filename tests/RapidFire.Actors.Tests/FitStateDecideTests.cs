@@ -161,6 +161,15 @@ public class FitStateDecideTests
     }
 
     [Fact]
+    public void The_min_workers_wait_is_read_through_the_runtime_settings_and_a_negative_one_names_the_setting()
+    {
+        Assert.Equal(0, RuntimeSettings.MinWorkersOf(Akka.Configuration.Config.Empty));
+        Assert.Equal(2, RuntimeSettings.MinWorkersOf(Akka.Configuration.ConfigurationFactory.ParseString("rapidfire.cluster.min-workers = 2")));
+        var bad = Assert.Throws<ConfigException>(() => RuntimeSettings.MinWorkersOf(Akka.Configuration.ConfigurationFactory.ParseString("rapidfire.cluster.min-workers = -1")));
+        Assert.Contains("cluster.min-workers: must be >= 0, got -1", bad.Message);
+    }
+
+    [Fact]
     public void Pruning_stops_a_run_that_falls_behind_once_and_holds_it()
     {
         var rule = new PruningRule(PruningKind.MedianStopping, "loss", MetricGoal.Min) { MinResource = 1, MinSamples = 2 };

@@ -130,6 +130,7 @@ public sealed class FitActor : ReceiveActor
     private void Start(RunFit start)
     {
         bool hasValidation;
+        int minWorkers;
         try
         {
             if (start.Runs.Count == 0) throw new ArgumentException("the fit has no runs");
@@ -139,6 +140,7 @@ public sealed class FitActor : ReceiveActor
             services.Partition(Mode.Train);
             hasValidation = services.HasPartition(Mode.Validation);
             if (hasValidation) services.Partition(Mode.Validation);
+            minWorkers = join is null ? 0 : RuntimeSettings.MinWorkersOf(Context.System.Settings.Config);
         }
         catch (Exception e) when (e is RapidFireException or ArgumentException)
         {
@@ -150,7 +152,7 @@ public sealed class FitActor : ReceiveActor
         fit = new FitState([], services.Settings.UsesLocality)
         {
             Pruning = start.Pruning,
-            MinWorkers = join is null ? 0 : Context.System.Settings.Config.GetInt("rapidfire.cluster.min-workers", 0),
+            MinWorkers = minWorkers,
             TrainRows = services.Partition(Mode.Train).RowCount,
             Chunks = services.Settings.Chunks,
             HasValidation = hasValidation,
