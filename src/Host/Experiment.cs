@@ -359,6 +359,24 @@ public sealed class Experiment : IDisposable, IExperimentControl
         var runs = configs.Expand();
         if (ClusterAddress is null && DeviceProblems(runs, settings.Devices) is { Count: > 0 } problems)
             throw new ConfigException(problems.Select(p => new ConfigError("", p)).ToList());
+        return StartFit(spec, configs, runs, data, settings, cancellation);
+    }
+
+    /// <summary>
+    /// The fit of inputs the CLI has loaded and checked already (<see cref="ExperimentInputs"/>, <see cref="DeviceProblems"/>):
+    /// the group is not read or expanded again.
+    /// </summary>
+    internal Task<FitResult> RunCheckedFitAsync(SpecSource spec, ExperimentInputs inputs, FitOptions? options, CancellationToken cancellation)
+    {
+        ObjectDisposedException.ThrowIf(ended, this);
+        if (inputs.Problems.Count > 0 || inputs.Group is null || inputs.Data is null)
+            throw new ArgumentException("the inputs have problems: " + string.Join("; ", inputs.Problems), nameof(inputs));
+        return StartFit(spec, inputs.Group, inputs.Runs, inputs.Data, (options ?? new FitOptions()).Over(defaults), cancellation);
+    }
+
+    private Task<FitResult> StartFit(SpecSource spec, ConfigGroup configs, IReadOnlyList<Config> runs, DataHandle data, RuntimeSettings settings,
+        CancellationToken cancellation)
+    {
         var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs, configs.Pruning);
         files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch" +
                   (configs.Pruning is { } rule ? $", pruning by {rule.Name} on {rule.Metric}" : "") + ")");

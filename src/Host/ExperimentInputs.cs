@@ -11,11 +11,12 @@ namespace RapidFire.Host;
 /// </summary>
 public sealed class ExperimentInputs
 {
-    private ExperimentInputs(CompiledSpec? spec, DataHandle? data, IReadOnlyList<Config> runs,
+    private ExperimentInputs(CompiledSpec? spec, DataHandle? data, ConfigGroup? group, IReadOnlyList<Config> runs,
         IReadOnlyList<string> problems, IReadOnlyList<string> summary)
     {
         Spec = spec;
         Data = data;
+        Group = group;
         Runs = runs;
         Problems = problems;
         Summary = summary;
@@ -26,6 +27,9 @@ public sealed class ExperimentInputs
 
     /// <summary>The data handle, when it could be read.</summary>
     public DataHandle? Data { get; }
+
+    /// <summary>The config group, when it could be read.</summary>
+    public ConfigGroup? Group { get; }
 
     /// <summary>The leaf configs, in run order (run 1 first), when the group expanded.</summary>
     public IReadOnlyList<Config> Runs { get; }
@@ -90,9 +94,11 @@ public sealed class ExperimentInputs
         }
 
         IReadOnlyList<Config> runs = [];
+        ConfigGroup? group = null;
         try
         {
-            runs = ConfigGroup.Load(configPath).Expand();
+            group = ConfigGroup.Load(configPath);
+            runs = group.Expand();
             summary.Add($"configs: {runs.Count} run{(runs.Count == 1 ? "" : "s")}");
         }
         catch (RapidFireException e)
@@ -100,6 +106,6 @@ public sealed class ExperimentInputs
             problems.AddRange(e.Problems);
         }
 
-        return new ExperimentInputs(spec, data, runs, problems, summary);
+        return new ExperimentInputs(spec, data, group, runs, problems, summary);
     }
 }

@@ -100,7 +100,7 @@ public static class FitCommand
             }
             return await Watch(() => opening.GetAwaiter().GetResult(),
                 _ => Task.FromResult(inputs.Runs),
-                experiment => experiment.RunFitAsync(SpecSource.FromFile(specPath), ConfigGroup.Load(configPath), inputs.Data!, options, cancellation),
+                experiment => experiment.RunCheckedFitAsync(SpecSource.FromFile(specPath), inputs, options, cancellation),
                 serving, parse, hocon, stdout, stderr);
         });
         return command;
