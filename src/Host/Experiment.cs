@@ -20,69 +20,6 @@ using static RapidFire.Actors.Experiment.ExperimentProtocol;
 
 namespace RapidFire.Host;
 
-/// <summary>Per-fit overrides of the runtime settings (null: the experiment's defaults).</summary>
-/// <param name="Chunks">Chunks per epoch.</param>
-/// <param name="Devices"><c>cpu</c>, <c>cpu:N</c>, <c>cuda</c> or <c>cuda:I,J</c>.</param>
-/// <param name="Seed">The seed of runs without a <c>seed</c> knob.</param>
-/// <param name="Prefetch">Minibatches prepared ahead of each device.</param>
-/// <param name="Loaders">DataLoaderActors (0: one per core).</param>
-/// <param name="TorchThreads">libtorch intra-op threads (0: the cores shared among the CPU devices).</param>
-public sealed record FitOptions(int? Chunks = null, string? Devices = null, long? Seed = null, int? Prefetch = null, int? Loaders = null,
-    int? TorchThreads = null)
-{
-    internal RuntimeSettings Over(RuntimeSettings defaults) => (defaults with
-    {
-        Chunks = Chunks ?? defaults.Chunks,
-        Devices = Devices ?? defaults.Devices,
-        Seed = Seed ?? defaults.Seed,
-        Prefetch = Prefetch ?? defaults.Prefetch,
-        Loaders = Loaders ?? defaults.Loaders,
-        TorchThreads = TorchThreads ?? defaults.TorchThreads,
-    }).Validated();
-}
-
-/// <summary>What a fit ended with: every run's final state, in run order.</summary>
-/// <param name="Runs">The runs of this fit.</param>
-/// <param name="Cancelled">Whether the fit was cancelled before every run ended on its own.</param>
-/// <param name="Interrupted">
-/// Why the fit stopped before its runs ended without journaling their stop (a full disk), or null. The journal keeps
-/// every completed chunk: <see cref="Experiment.ResumeFitAsync"/> continues the fit once the cause is gone.
-/// </param>
-public sealed record FitResult(IReadOnlyList<RunState> Runs, bool Cancelled, string? Interrupted = null);
-
-/// <summary>Something that happened in an experiment, as <see cref="Experiment.Progress"/> reports it.</summary>
-public abstract record ExperimentEvent;
-
-/// <summary>A run's state changed (started, trained a chunk, closed an epoch, ended), or was recovered from its journal on a resume.</summary>
-public sealed record RunChanged(RunState Run, bool Recovered = false) : ExperimentEvent;
-
-/// <summary>A minibatch was processed: its loss and metrics.</summary>
-public sealed record MinibatchDone(MinibatchRecord Minibatch) : ExperimentEvent;
-
-/// <summary>An epoch's metrics of one partition were closed.</summary>
-public sealed record EpochDone(MetricsProtocol.EpochRecorded Epoch) : ExperimentEvent;
-
-/// <summary>A device finished a task (with its timing: busy and waiting seconds).</summary>
-public sealed record TaskDone(GpuProtocol.TaskFinished Task) : ExperimentEvent;
-
-/// <summary>A warning of the runtime, such as a corrupt checkpoint it fell back from.</summary>
-public sealed record Warning(string Message) : ExperimentEvent;
-
-/// <summary>On a cluster: a worker node joined the fit, was left out, left, became unreachable or is slow (the message says which).</summary>
-public sealed record ClusterNotice(string Worker, string Message) : ExperimentEvent;
-
-/// <summary>What the prepared-example cache kept (a partition's rows, for which runs, how many bytes), or could not keep and why.</summary>
-public sealed record CacheNotice(string Message) : ExperimentEvent;
-
-/// <summary>An IC operation was asked for, or took effect, or was refused: its line of the IC log as it now stands.</summary>
-public sealed record ControlLogged(ControlRecord Record) : ExperimentEvent;
-
-/// <summary>A pruning rule stopped a run, and why.</summary>
-public sealed record RunPrunedBy(int RunId, string Reason) : ExperimentEvent;
-
-/// <summary>Long work besides training reported how far it has come, such as a download of data from S3 (activity <c>download</c>).</summary>
-public sealed record ProgressReported(RapidFire.Spec.Progress.ProgressUpdate Update) : ExperimentEvent;
-
 /// <summary>
 /// An experiment: a named folder under an experiments directory holding its journal, checkpoints, metric files and
 /// log, and the embedded actor runtime that trains its fits. Names are unique in their directory; one experiment is

@@ -225,7 +225,7 @@ public class ProgressTests
     [Fact]
     public void The_live_view_shows_all_runs_bar_then_the_table_with_a_bar_per_run()
     {
-        var runs = new FitCommand.RunBoard([Cfg(hidden: 16), Cfg(hidden: 32)]);
+        var runs = new RunBoard([Cfg(hidden: 16), Cfg(hidden: 32)]);
         var work = new ProgressBoard();
         var feed = new TrainingProgress.Feed(work);
         foreach (var e in new ExperimentEvent[] { new RunChanged(Run(1, RunStatus.Ongoing, 1, 2)), new RunChanged(Run(2, RunStatus.Ongoing, 0, 0)) })
