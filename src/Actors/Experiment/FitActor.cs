@@ -7,7 +7,6 @@ using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
 using RapidFire.Actors.Training;
 using RapidFire.Spec;
-using RapidFire.Spec.Configs;
 using static RapidFire.Actors.Experiment.FitProtocol;
 using static RapidFire.Actors.Experiment.ExperimentProtocol;
 using static RapidFire.Actors.Training.GpuProtocol;
@@ -100,7 +99,7 @@ public sealed class FitActor : ReceiveActor
         Receive<CancelFit>(_ => Decide(new FitInput.Cancel()));
         Receive<StorageFull>(full => Decide(new FitInput.OutOfSpace(full)));
         Receive<TaskStalled>(stalled => Decide(new FitInput.Stalled(stalled)));
-        Receive<CheckControl>(check => Sender.Tell(Check(check)));
+        Receive<CheckControl>(check => Sender.Tell(ControlCheck.Verdict(check, fit, services, devices.Count)));
         Receive<ApplyControl>(apply =>
         {
             controllers[apply.OpId] = Sender;
@@ -224,45 +223,6 @@ public sealed class FitActor : ReceiveActor
                     throw new InvalidOperationException($"the FitActor does not carry out {effect.GetType().Name}");
             }
         }
-    }
-
-    /// <summary>The verdict on an operation (see <see cref="ControlRules"/>); a warm clone's model is built to compare architectures.</summary>
-    private ControlChecked Check(CheckControl check)
-    {
-        var op = check.Op;
-        var run = fit.Runs.GetValueOrDefault(op.RunId);
-        var refusal = ControlRules.Refusal(op, run, fit.OpsOn(op.RunId), fit.Runs.Keys.ToList());
-        if (refusal is not null || op.Kind != ControlKind.Clone) return new ControlChecked(check.OpId, op, refusal, null);
-
-        Config cfg;
-        try
-        {
-            cfg = ControlRules.CloneConfig(run!.Config, op.Changes ?? new Dictionary<string, string>());
-        }
-        catch (ConfigException e)
-        {
-            return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {string.Join("; ", e.Problems)}", null);
-        }
-        if (DataParallel.Problem($"run {check.NewRunId}", cfg, devices.Count) is { } devicesProblem)
-            return new ControlChecked(check.OpId, op, $"the clone's knobs are not valid: {devicesProblem}", null);
-        if (op.Warm)
-        {
-            refusal = ControlRules.WarmRefusal(run.RunId, run.Config, cfg);
-            if (refusal is null && (op.Changes?.Count ?? 0) > 0)
-            {
-                try
-                {
-                    refusal = WarmStartCheck.Architecture(run.RunId, services.Specs.Get(run.RunId, run.Config, Mode.Train), run.Config,
-                        services.Specs.Get(check.NewRunId, cfg, Mode.Train), cfg, op.Changes!.Keys);
-                }
-                catch (Exception e) when (e is RapidFireException or RunFailureException)
-                {
-                    refusal = $"run {run.RunId}'s model cannot be built to compare with the clone's: {e.Message}";
-                }
-                if (refusal is not null) services.Specs.Remove(check.NewRunId);
-            }
-        }
-        return new ControlChecked(check.OpId, op, refusal, refusal is null ? new RunDefinition(check.NewRunId, cfg, run.RunId, op.Warm) : null);
     }
 
     /// <summary>
