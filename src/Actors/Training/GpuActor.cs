@@ -1,12 +1,8 @@
-using System.Diagnostics;
 using Akka.Actor;
-using RapidFire.Actors.Checkpoints;
 using RapidFire.Actors.Data;
 using RapidFire.Actors.Devices;
 using RapidFire.Actors.Runs;
 using RapidFire.Actors.Scheduling;
-using RapidFire.Spec;
-using TorchSharp;
 using static RapidFire.Actors.Data.DataLoaderProtocol;
 using RapidFire.Actors.Metrics;
 using static RapidFire.Actors.Training.GpuProtocol;
@@ -29,7 +25,8 @@ namespace RapidFire.Actors.Training;
 /// itself, averages the gradients (<see cref="ReplicaSync"/>) and steps; each follower steps its replica when told.
 /// When the task ends the leader waits in Closing until every follower has released its replica, so the devices are
 /// reported free only once they are. The roles' state lives beside the actor: the task it leads in a
-/// <see cref="LeadTask"/>, the one it follows in a <see cref="ShardFollower"/>; every behaviour is a named method.
+/// <see cref="LeadTask"/> (swapped in and out by <see cref="RunSwap"/>), the one it follows in a
+/// <see cref="ShardFollower"/>; every behaviour is a named method.
 /// </remarks>
 public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
 {
@@ -39,7 +36,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     private readonly DeviceSlot device;
     private readonly TrainingServices services;
     private readonly IActorRef loaders;
-    private readonly IActorRef? checkpointHolder;
+    private readonly RunSwap swap;
     private IActorRef requester = ActorRefs.Nobody;
     private long serial;
     private bool nudged;
@@ -64,7 +61,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         this.device = device;
         this.services = services;
         this.loaders = loaders;
-        this.checkpointHolder = checkpointHolder;
+        swap = new RunSwap(services, device, checkpointHolder);
         Idle();
     }
 
@@ -136,106 +133,23 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         requester = Sender;
         serial++;
         nudged = false;
-        var task = order.Task;
-        var cfg = order.Config;
-        var mode = task.Kind == TaskKind.Train ? Mode.Train : Mode.Validation;
-        RunModel? state = null;
-        List<RunModel>? replicas = null;
         try
         {
-            var seed = services.SeedOf(cfg);
-            var trainSpec = services.Specs.Get(task.RunId, cfg, Mode.Train);
-            var spec = services.Specs.Get(task.RunId, cfg, mode);
-            var rows = SpecCall.Run("data", () => services.Partition(mode).RowCount);
-            var plan = task.Kind == TaskKind.Train
-                ? EpochPlan.ForTraining(rows, cfg.BatchSize, services.Settings.Chunks, seed, task.Epoch)
-                : EpochPlan.ForEvaluation(rows, cfg.BatchSize);
-            state = services.Models.CheckOut(task.RunId, PositionBefore(task, order.ChunksPerEpoch),
-                () => Restored(task.RunId, RunModel.Create(trainSpec, cfg, seed), order.Checkpoint));
-            var followers = order.Followers ?? [];
-            var group = new ShardGroup(device.Id, serial);
-            replicas = Replicas(group, task.RunId, followers, trainSpec, cfg, seed, state);
-            SpecCall.Run("device", () => state.MoveTo(device.TorchDevice));
-            if (task.Kind == TaskKind.Train)
-                lock (TorchRandom.Lock) torch.manual_seed(SplitMix64.Mix(seed, task.Epoch, task.Chunk));
-            active = new LeadTask(order, mode, state, new MinibatchTrainer(spec, cfg), plan.Chunk(task.Chunk), plan.FirstMinibatch(task.Chunk),
-                group, replicas);
-            for (var f = 0; f < followers.Count; f++) followers[f].Actor.Tell(new JoinShard(group, f + 1, task, cfg, mode));
+            active = swap.In(order, new ShardGroup(device.Id, serial));
         }
         catch (Exception e)
         {
-            if (state is not null) services.Models.Release(task.RunId, state);
-            ReleaseReplicas(new ShardGroup(device.Id, serial), replicas);
+            var task = order.Task;
             requester.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task), RunFailureException.IsTransient(e)), FollowerIds(order)));
             return;
         }
+        var followers = order.Followers ?? [];
+        for (var f = 0; f < followers.Count; f++) followers[f].Actor.Tell(new JoinShard(active.Group, f + 1, order.Task, order.Config, active.Mode));
         Become(Working);
         RequestAhead();
     }
 
-    /// <summary>
-    /// The followers' replicas of the leader's resting <paramref name="state"/>, each on its follower's device, left in
-    /// <see cref="TrainingServices.Replicas"/> for the follower; the leader's state is in <see cref="TrainingServices.Leaders"/>.
-    /// </summary>
-    private List<RunModel> Replicas(ShardGroup group, int runId, IReadOnlyList<ShardDevice> followers, MLSpec spec, Config cfg, long seed, RunModel state)
-    {
-        var replicas = new List<RunModel> { state };
-        if (followers.Count == 0) return replicas;
-        var captured = SpecCall.Run("checkpoint", () => RunStateCodec.Capture(state));
-        foreach (var follower in followers)
-        {
-            try
-            {
-                replicas.Add(ReplicaSync.Replicate(spec, cfg, seed, captured, follower.TorchDevice));
-            }
-            catch (Exception e)
-            {
-                ReleaseReplicas(group, replicas);
-                throw new RunFailureException(Named(RunFailureException.Of(e), runId, follower.DeviceId), e);
-            }
-        }
-        for (var s = 1; s < replicas.Count; s++) services.Replicas.Put((group, s), replicas[s]);
-        services.Leaders[group] = state;
-        return replicas;
-    }
-
-    /// <summary>
-    /// Disposes the replicas of a task that failed before it began (no follower has taken one yet, handed off or not);
-    /// never the leader's state, shard 0.
-    /// </summary>
-    private void ReleaseReplicas(ShardGroup group, List<RunModel>? replicas)
-    {
-        if (replicas is null) return;
-        for (var s = 1; s < replicas.Count; s++)
-        {
-            services.Replicas.TryTake((group, s), out _);
-            replicas[s].Dispose();
-        }
-        services.Leaders.TryRemove(group, out _);
-        replicas.Clear();
-    }
-
     private static IReadOnlyList<string>? FollowerIds(RunTaskOn order) => order.Followers is { Count: > 0 } f ? f.Select(d => d.DeviceId).ToList() : null;
-
-    /// <summary>
-    /// A fresh run state, brought to the trained state a warm clone copied from its parent, or else to its newest
-    /// durable checkpoint when it has one (after a resume).
-    /// </summary>
-    private RunModel Restored(int runId, RunModel fresh, CheckpointRef? checkpoint)
-    {
-        var warm = services.WarmStarts.TryTake(runId, out var copied) ? copied : null;
-        if (warm is null && (checkpoint is null || services.Checkpoints is null)) return fresh;
-        try
-        {
-            SpecCall.Run("checkpoint", () => RunStateCodec.RestoreInto(fresh, warm ?? services.Checkpoints!.Load(checkpoint!)));
-            return fresh;
-        }
-        catch
-        {
-            fresh.Dispose();
-            throw;
-        }
-    }
 
     private void ProcessOne()
     {
@@ -348,26 +262,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     /// <summary>Closes the task: checkpoint capture and swap-out (or release, after a failure), then the report.</summary>
     private void Finish(LeadTask task, TaskOutcome outcome)
     {
-        var state = task.State;
-        if (outcome is Trained or Validated)
-        {
-            var lastOfEpoch = task.Task.Chunk == task.Order.ChunksPerEpoch - 1;
-            if (outcome is Trained && lastOfEpoch) state.Scheduler?.step();
-            if (outcome is Trained trained && CheckpointAfter(task.Task, lastOfEpoch, state))
-            {
-                // The swap to host memory is synchronous; the run writes the bytes to disk off this thread.
-                var key = new CheckpointRef(task.Task.RunId, task.Task.Epoch, task.Task.Chunk);
-                // A capture of the same chunk nobody wrote (its run restarted before it could) is stale: this one replaces it.
-                services.PendingCheckpoints.Discard(key);
-                services.PendingCheckpoints.Put(key, RunStateCodec.Capture(state));
-                state.CheckpointedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-                outcome = trained with { Checkpoint = key, Holder = checkpointHolder };
-            }
-            state.MoveTo("cpu");
-            var before = PositionBefore(task.Task, task.Order.ChunksPerEpoch);
-            services.Models.CheckIn(task.Task.RunId, state, outcome is Trained ? before + 1 : before);
-        }
-        else services.Models.Release(task.Task.RunId, state);
+        outcome = swap.Out(task, outcome);
         requester.Tell(new TaskFinished(device.Id, task.Task, outcome, FollowerIds(task.Order)));
         Become(Idle);
         Stash.UnstashAll();
@@ -427,25 +322,6 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         failure.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) && !failure.Message.StartsWith($"run {runId} ", StringComparison.Ordinal)
             ? failure with { Message = $"run {runId} does not fit on {deviceId} (out of memory): {failure.Message}" }
             : failure;
-
-    /// <summary>
-    /// Whether the state after a chunk is checkpointed: as the save strategy says (<c>time</c>: at an epoch's end, and
-    /// after a chunk that ends <c>checkpoint-interval</c> or more after the run's last checkpoint); on a cluster node after every chunk,
-    /// since the run's next chunk may be trained on another node, which restores it from the store.
-    /// </summary>
-    private bool CheckpointAfter(RunTask task, bool lastOfEpoch, RunModel state) =>
-        services.Checkpoints is not null && task.Kind == TaskKind.Train &&
-        (checkpointHolder is not null || services.Settings.SaveStrategy switch
-        {
-            "chunk" => true,
-            "epoch" => lastOfEpoch,
-            "time" => lastOfEpoch || System.Diagnostics.Stopwatch.GetElapsedTime(state.CheckpointedAt).TotalSeconds >= services.Settings.CheckpointSeconds,
-            _ => false,
-        });
-
-    /// <summary>The chunks a run has trained when <paramref name="task"/> starts.</summary>
-    private static int PositionBefore(RunTask task, int chunksPerEpoch) =>
-        task.Kind == TaskKind.Train ? task.Epoch * chunksPerEpoch + task.Chunk : (task.Epoch + 1) * chunksPerEpoch;
 
     private void Guarded(Action action)
     {
