@@ -48,6 +48,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
     private readonly IActorRef bridge;
     private readonly FileStream directoryLock;
     private readonly ExperimentStorage storage;
+    private readonly ExperimentJournal journal;
     private readonly TaskCompletionSource<string> journalFailure = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool ended;
     private readonly Dictionary<int, RunState> lastRuns = [];
@@ -75,7 +76,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
         {
             if (active is not null)
                 throw new InvalidOperationException($"experiment '{active.Name}' is active in this process; End() it before opening '{name}'");
-            directoryLock = LockDirectory(directory, name);
+            directoryLock = DirectoryLock.Take(directory, name);
             try
             {
                 var exists = Directory.Exists(Path);
@@ -89,10 +90,10 @@ public sealed class Experiment : IDisposable, IExperimentControl
                 var user = config ?? Akka.Configuration.Config.Empty;
                 defaults = RuntimeSettings.From(user);
                 // A journal that cannot be read is left untouched: opening it for writing would start a new, empty one.
-                journalFile = JournalFile(user);
-                if (resuming && !rebuilding && journalFile is not null && JournalConfig.SqliteProblem(journalFile) is { } problem)
-                    throw new InvalidOperationException($"experiment '{name}' cannot be opened: its journal {journalFile} {problem}; nothing was changed");
-                var hocon = user.WithFallback(Journal(user)).WithFallback(RuntimeSettings.Reference);
+                journal = new ExperimentJournal(user, Path);
+                if (resuming && !rebuilding && journal.File is { } file && JournalConfig.SqliteProblem(file) is { } problem)
+                    throw new InvalidOperationException($"experiment '{name}' cannot be opened: its journal {file} {problem}; nothing was changed");
+                var hocon = user.WithFallback(journal.Hocon()).WithFallback(RuntimeSettings.Reference);
                 system = ActorSystem.Create("rapidfire", hocon);
                 ClusterAddress = JoinCluster(system);
                 files = new ExperimentFiles(Path, Export.ParquetTables.IsEnabled(user));
@@ -156,7 +157,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
         var path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, name));
         if (!Directory.Exists(path)) throw new InvalidOperationException($"there is no experiment '{name}' in {System.IO.Path.GetFullPath(directory)} to recover");
         var user = config ?? Akka.Configuration.Config.Empty;
-        if (user.WithFallback(RuntimeSettings.Reference).GetString("rapidfire.journal.provider") != "sqlite")
+        if (!ExperimentJournal.IsSqlite(user))
             throw new InvalidOperationException($"experiment '{name}': a recovery from checkpoints rebuilds a SQLite journal; this one journals to {user.GetString("rapidfire.journal.provider")}");
         var journal = System.IO.Path.Combine(path, "journal.db");
         if (JournalConfig.SqliteProblem(journal) is null)
@@ -166,25 +167,11 @@ public sealed class Experiment : IDisposable, IExperimentControl
             throw new InvalidOperationException($"experiment '{name}' cannot be recovered from its checkpoints: {manifestFile}, the fit's manifest, is missing (experiments started before it was written have none)");
         var manifest = JournalSerializer.FromJson<ExperimentProtocol.FitManifest>(File.ReadAllText(manifestFile));
 
-        // Kept, renamed: nothing of the old journal or the old metric files is destroyed.
-        var stamp = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture);
-        var kept = new List<string>();
-        foreach (var file in new[] { journal, journal + "-wal", journal + "-shm" }.Where(File.Exists))
-        {
-            File.Move(file, $"{file}.unreadable-{stamp}");
-            kept.Add($"{System.IO.Path.GetFileName(file)}.unreadable-{stamp}");
-        }
-        var metrics = System.IO.Path.Combine(path, "metrics");
-        if (Directory.Exists(metrics))
-        {
-            Directory.Move(metrics, $"{metrics}.before-recovery-{stamp}");
-            kept.Add($"metrics.before-recovery-{stamp}/");
-        }
-
+        var kept = CheckpointRecovery.SetAside(path, journal);
         var opened = new Experiment(name, directory, config, resuming: true, rebuilding: true);
         try
         {
-            opened.Recovery = opened.PlanRecovery(manifest, kept);
+            opened.Recovery = CheckpointRecovery.Plan(manifest, kept, opened.Checkpoints);
             foreach (var line in opened.Recovery.Report) opened.files.Log($"recovery: {line}");
             return opened;
         }
@@ -200,53 +187,6 @@ public sealed class Experiment : IDisposable, IExperimentControl
 
     /// <summary>The recovery <see cref="RecoverFromCheckpoints"/> prepared, until the resume carries it out; null otherwise.</summary>
     public RecoveryPlan? Recovery { get; private set; }
-
-    /// <summary>Each run's newest valid checkpoint (runs found only in the checkpoint folder, clones, are recovered too).</summary>
-    private RecoveryPlan PlanRecovery(ExperimentProtocol.FitManifest manifest, IReadOnlyList<string> kept)
-    {
-        var ids = manifest.Runs.Select(r => r.RunId).ToHashSet();
-        if (Checkpoints is LocalCheckpointStore local && Directory.Exists(local.Directory))
-            foreach (var folder in Directory.EnumerateDirectories(local.Directory, "run-*"))
-                if (int.TryParse(System.IO.Path.GetFileName(folder)["run-".Length..], out var id))
-                    ids.Add(id); // a clone made during the fit: its knobs come from its checkpoint
-        var states = new Dictionary<int, RunState>();
-        var report = new List<string>();
-        var definitions = new List<ExperimentProtocol.RunDefinition>();
-        foreach (var runId in ids.Order())
-        {
-            var skipped = new List<string>();
-            RunState? state = null;
-            foreach (var key in Checkpoints.List(runId).OrderByDescending(k => k))
-            {
-                try
-                {
-                    state = JournalSerializer.FromJson<RunState>(Checkpoints.Load(key).Header.State);
-                    report.Add($"run {runId}: recovered from {Checkpoints.Describe(key)}: epoch {key.Epoch + 1} chunk {key.Chunk + 1} " +
-                               $"({state.ChunksTrained} chunks trained, {state.EpochsDone} epochs closed)" +
-                               (skipped.Count > 0 ? $"; newer ones could not be read: {string.Join("; ", skipped)}" : ""));
-                    break;
-                }
-                catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException)
-                {
-                    skipped.Add(e.Message);
-                }
-            }
-            var run = manifest.Runs.FirstOrDefault(r => r.RunId == runId);
-            if (state is null)
-            {
-                if (run is null) continue; // a folder without a readable checkpoint: nothing to go on from
-                report.Add($"run {runId}: no valid checkpoint{(skipped.Count > 0 ? $" ({string.Join("; ", skipped)})" : "")}: it starts over");
-                definitions.Add(run);
-                continue;
-            }
-            states[runId] = state;
-            definitions.Add(run ?? new ExperimentProtocol.RunDefinition(runId, state.Config));
-        }
-        report.Add("lost with the journal: the IC log (operations and their outcomes), the minibatch metrics of the chunks before each run's checkpoint " +
-                   "and any chunk trained after it (trained again), and whether a run had ended: every run recovered trains on to its end");
-        report.Add($"kept: {string.Join(", ", kept)}");
-        return new RecoveryPlan(manifest with { Runs = definitions }, states, report);
-    }
 
     /// <summary>The experiment's name.</summary>
     public string Name { get; }
@@ -544,7 +484,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
         finally
         {
             system.Terminate().Wait(TimeSpan.FromSeconds(30));
-            if (journalFile is not null) JournalConfig.CheckpointSqlite(journalFile); // the whole journal in its file
+            journal.CheckpointNow(); // the whole journal in its file
             storage.Dispose();
             directoryLock.Dispose();
             lock (ActiveLock)
@@ -600,81 +540,6 @@ public sealed class Experiment : IDisposable, IExperimentControl
         }
     }
 
-    private readonly string? journalFile;
-    private int checkpointingJournal;
-
-    /// <summary>
-    /// Copies the SQLite journal's log into its file at a safe point (an epoch's end), off the caller's thread, one
-    /// copy at a time: a lost <c>-wal</c> file then costs at most the events since.
-    /// </summary>
-    private void CheckpointJournal()
-    {
-        if (journalFile is null || Interlocked.Exchange(ref checkpointingJournal, 1) == 1) return;
-        Task.Run(() =>
-        {
-            try
-            {
-                JournalConfig.CheckpointSqlite(journalFile);
-            }
-            finally
-            {
-                Volatile.Write(ref checkpointingJournal, 0);
-            }
-        });
-    }
-
-    /// <summary>The SQLite journal's file, when the journal is one (the default).</summary>
-    private string? JournalFile(Akka.Configuration.Config user) =>
-        user.WithFallback(RuntimeSettings.Reference).GetConfig("rapidfire.journal").GetString("provider") == "sqlite"
-            ? System.IO.Path.Combine(Path, "journal.db")
-            : null;
-
-    /// <summary>Where the journal lives: <c>rapidfire.journal.provider</c> is sqlite (a file in the experiment folder, the default), postgresql or memory.</summary>
-    private Akka.Configuration.Config Journal(Akka.Configuration.Config user)
-    {
-        var section = user.WithFallback(RuntimeSettings.Reference).GetConfig("rapidfire.journal");
-        return section.GetString("provider") switch
-        {
-            "sqlite" => JournalConfig.Sqlite(System.IO.Path.Combine(Path, "journal.db")),
-            "postgresql" => JournalConfig.PostgreSql(section.GetString("connection-string")),
-            "memory" => JournalConfig.InMemory,
-            var other => throw new ConfigException("rapidfire.journal.provider", $"must be sqlite, postgresql or memory, got '{other}'"),
-        };
-    }
-
-    /// <summary>The lock file of an experiments directory (held while an experiment is active) and the file naming its holder.</summary>
-    internal static readonly string[] LockFiles = [".rapidfire.lock", ".rapidfire.owner"];
-
-    /// <summary>
-    /// One experiment is active per directory, across processes: an exclusive lock on a file in it (released by the
-    /// system if the process dies). Who holds it is written beside it: the held lock file cannot be read by another process.
-    /// </summary>
-    private static FileStream LockDirectory(string directory, string name)
-    {
-        var path = System.IO.Path.Combine(directory, LockFiles[0]);
-        var ownerFile = System.IO.Path.Combine(directory, LockFiles[1]);
-        FileStream stream;
-        try
-        {
-            stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException)
-        {
-            string owner;
-            try
-            {
-                owner = File.ReadAllText(ownerFile).Trim();
-            }
-            catch (IOException)
-            {
-                owner = "its owner is not recorded";
-            }
-            throw new InvalidOperationException($"another experiment is active in {System.IO.Path.GetFullPath(directory)} ({owner}); one experiment runs per directory at a time");
-        }
-        File.WriteAllText(ownerFile, $"experiment '{name}', process {Environment.ProcessId}, since {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC\n");
-        return stream;
-    }
-
     /// <summary>Forwards the runtime's events to <see cref="Progress"/> and the experiment's files.</summary>
     private sealed class EventBridge : ReceiveActor
     {
@@ -691,7 +556,7 @@ public sealed class Experiment : IDisposable, IExperimentControl
             Receive<MetricsProtocol.EpochRecorded>(e =>
             {
                 experiment.Publish(new EpochDone(e));
-                experiment.CheckpointJournal();
+                experiment.journal.CheckpointSoon();
             });
             Receive<GpuProtocol.TaskFinished>(e => experiment.Publish(new TaskDone(e)));
             Receive<RunWarning>(e => experiment.Publish(new Warning(e.Message)));

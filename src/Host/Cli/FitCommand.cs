@@ -118,7 +118,7 @@ public static class FitCommand
             experiment.Dispose();
             Directory.Delete(experiment.Path, recursive: true);
             var parent = Path.GetDirectoryName(experiment.Path)!;
-            if (newDirectory && Directory.EnumerateFileSystemEntries(parent).All(e => Experiment.LockFiles.Contains(Path.GetFileName(e))))
+            if (newDirectory && Directory.EnumerateFileSystemEntries(parent).All(e => DirectoryLock.Files.Contains(Path.GetFileName(e))))
                 Directory.Delete(parent, recursive: true);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or RapidFireException)
