@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using RapidFire.Actors.Training;
 using RapidFire.Spec;
 
 namespace RapidFire.Actors.Data;
@@ -19,30 +20,40 @@ public sealed record PreparedMinibatch(Minibatch Batch, long[] Ids);
 /// </summary>
 public sealed class MinibatchExchange : IDisposable
 {
-    private readonly ConcurrentDictionary<MinibatchKey, PreparedMinibatch> waiting = new();
+    private readonly HandOff<MinibatchKey, PreparedMinibatch> waiting = new("minibatch", m => TensorTree.Dispose(m.Batch.Value));
+    private readonly ConcurrentDictionary<string, int> waitingByDevice = new();
     private readonly ConcurrentDictionary<string, int> peakByDevice = new();
 
     /// <summary>Leaves a prepared minibatch for its device.</summary>
     public void Put(MinibatchKey key, PreparedMinibatch minibatch)
     {
-        if (!waiting.TryAdd(key, minibatch))
-            throw new InvalidOperationException($"minibatch {key} was prepared twice");
-        var count = waiting.Keys.Count(k => k.DeviceId == key.DeviceId);
+        waiting.Put(key, minibatch);
+        var count = waitingByDevice.AddOrUpdate(key.DeviceId, 1, (_, n) => n + 1);
         peakByDevice.AddOrUpdate(key.DeviceId, count, (_, peak) => Math.Max(peak, count));
     }
 
     /// <summary>Takes a prepared minibatch; the caller owns (and disposes) its tensors.</summary>
-    public PreparedMinibatch Take(MinibatchKey key) => waiting.TryRemove(key, out var minibatch)
-        ? minibatch
-        : throw new InvalidOperationException($"minibatch {key} is not ready");
+    public PreparedMinibatch Take(MinibatchKey key)
+    {
+        var minibatch = waiting.TryTake(key, out var taken) ? taken : throw new InvalidOperationException($"minibatch {key} is not ready");
+        Left(key);
+        return minibatch;
+    }
 
     /// <summary>Takes a prepared minibatch when it is still there (its task may have ended since it was asked for).</summary>
-    public PreparedMinibatch? TryTake(MinibatchKey key) => waiting.TryRemove(key, out var minibatch) ? minibatch : null;
+    public PreparedMinibatch? TryTake(MinibatchKey key)
+    {
+        if (!waiting.TryTake(key, out var minibatch)) return null;
+        Left(key);
+        return minibatch;
+    }
 
     /// <summary>Drops a prepared minibatch nobody will take, disposing its tensors.</summary>
     public void Discard(MinibatchKey key)
     {
-        if (waiting.TryRemove(key, out var minibatch)) TensorTree.Dispose(minibatch.Batch.Value);
+        if (!waiting.TryTake(key, out var minibatch)) return;
+        Left(key);
+        TensorTree.Dispose(minibatch.Batch.Value);
     }
 
     /// <summary>The most minibatches that waited at once for <paramref name="deviceId"/>: the prefetch bound at work.</summary>
@@ -52,8 +63,7 @@ public sealed class MinibatchExchange : IDisposable
     public int Count => waiting.Count;
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        foreach (var key in waiting.Keys) Discard(key);
-    }
+    public void Dispose() => waiting.Dispose();
+
+    private void Left(MinibatchKey key) => waitingByDevice.AddOrUpdate(key.DeviceId, 0, (_, n) => n - 1);
 }
