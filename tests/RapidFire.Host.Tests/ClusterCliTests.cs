@@ -77,13 +77,18 @@ public sealed class ClusterCliTests(UninterruptedFit full) : IClassFixture<Unint
         {
             await Until(() => Log().Split('\n').Count(l => l.Contains("joined with")) == 2, coordinator, "both workers joined");
             await Until(() => Checkpoints(1) >= 1 && Checkpoints(2) >= 1, coordinator, "a chunk of each run");
-            first.Kill();
+            // The worker that joined first trains run 1 (the first run goes to the first device, and stays on its node):
+            // killed, it takes run 1's task in flight with it. The other may have finished run 2 already (its MLP is
+            // faster than run 1's CNN), and a worker with nothing in flight would leave no task for the fit to wait on.
+            var firstJoined = Log().Split('\n').First(l => l.Contains("joined with")).Split("worker ")[1].Split(' ')[0];
+            var (busy, other) = first.Output.Contains($"worker {firstJoined}:") ? (first, second) : (second, first);
+            busy.Kill();
             await Until(() => Log().Contains("left the fit"), coordinator, "the killed worker left the fit");
             var after = Checkpoints(1) + Checkpoints(2);
             await Until(() => Checkpoints(1) + Checkpoints(2) > after, coordinator, "training on the other worker");
             Assert.False(File.Exists(Path.Combine(experiment, "runs.csv")), "the fit ended before the coordinator could be killed");
             coordinator.Kill();
-            second.Kill();
+            other.Kill();
         }
 
         var resumedPort = FreePort();
