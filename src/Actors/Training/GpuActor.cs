@@ -140,7 +140,7 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         catch (Exception e)
         {
             var task = order.Task;
-            requester.Tell(new TaskFinished(device.Id, task, new Failed(Where(Named(RunFailureException.Of(e), task.RunId, device.Id), task), RunFailureException.IsTransient(e)), FollowerIds(order)));
+            requester.Tell(new TaskFinished(device.Id, task, new Failed(Where(TaskFailures.Named(RunFailureException.Of(e), task.RunId, device.Id), task), RunFailureException.IsTransient(e)), FollowerIds(order)));
             return;
         }
         var followers = order.Followers ?? [];
@@ -233,14 +233,9 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
     {
         Receive<ShardLeft>(gone =>
         {
-            var (task, followers) = (closing!.Task, closing.Task.Order.Followers!);
-            if (gone.Group != task.Group || !closing.Left.Add(gone.Shard)) return;
-            if (gone.Divergence is { } d)
-                closing.Divergence ??= $"the replica on {followers[gone.Shard - 1].DeviceId} diverged from the state on {device.Id} " +
-                                       $"after {task.Done} minibatches: {d}";
-            if (closing.Left.Count < followers.Count) return;
+            if (closing!.Left(gone, device.Id) is not { } outcome) return;
+            var task = closing.Task;
             services.Leaders.TryRemove(task.Group, out _);
-            var outcome = closing.Divergence is null ? closing.Outcome : new Failed(Where(new RunFailure("data-parallel", closing.Divergence), task.Task));
             closing = null;
             Finish(task, outcome);
         });
@@ -250,13 +245,6 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         Receive<RunTaskOn>(_ => Stash.Stash());
         Receive<JoinShard>(_ => Stash.Stash());
         Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, closing!.Task.Task, closing.Task.Done, closing.Task.Minibatches.Count)));
-    }
-
-    /// <summary>A task waiting in <see cref="Closing"/>: its outcome, the followers that have left, the first divergence one reported.</summary>
-    private sealed record ClosingTask(LeadTask Task, TaskOutcome Outcome)
-    {
-        public HashSet<int> Left { get; } = [];
-        public string? Divergence { get; set; }
     }
 
     /// <summary>Closes the task: checkpoint capture and swap-out (or release, after a failure), then the report.</summary>
@@ -314,15 +302,6 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(device.Id, following!.Join.Task, following.Done, 0)));
     }
 
-    /// <summary>
-    /// A failure of run <paramref name="runId"/> on <paramref name="deviceId"/>. Running out of device memory says so,
-    /// naming the run and the device: the run fails, the others go on.
-    /// </summary>
-    internal static RunFailure Named(RunFailure failure, int runId, string deviceId) =>
-        failure.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase) && !failure.Message.StartsWith($"run {runId} ", StringComparison.Ordinal)
-            ? failure with { Message = $"run {runId} does not fit on {deviceId} (out of memory): {failure.Message}" }
-            : failure;
-
     private void Guarded(Action action)
     {
         try
@@ -331,21 +310,11 @@ public sealed class GpuActor : ReceiveActor, IWithUnboundedStash
         }
         catch (Exception e)
         {
-            if (active is not null) End(new Failed(Where(Named(RunFailureException.Of(e), active.Task.RunId, device.Id)), RunFailureException.IsTransient(e)));
+            if (active is not null) End(new Failed(Where(TaskFailures.Named(RunFailureException.Of(e), active.Task.RunId, device.Id)), RunFailureException.IsTransient(e)));
         }
     }
 
-    private RunFailure Where(RunFailure failure, RunTask? task = null)
-    {
-        task ??= active?.Task;
-        if (task is null) return failure;
-        return failure with
-        {
-            Mode = failure.Mode ?? (task.Kind == TaskKind.Train ? "train" : "validation"),
-            Epoch = failure.Epoch ?? task.Epoch + 1,
-            Chunk = failure.Chunk ?? (task.Kind == TaskKind.Train ? task.Chunk + 1 : null),
-        };
-    }
+    private RunFailure Where(RunFailure failure, RunTask? task = null) => TaskFailures.Where(failure, task ?? active?.Task);
 
     private MinibatchKey Key(int index, int shard) => new(device.Id, serial, index, shard);
 }

@@ -100,3 +100,27 @@ internal sealed class LeadTask(RunTaskOn order, Mode mode, RunModel state, Minib
         return (result, size);
     }
 }
+
+/// <summary>
+/// A task on several devices that has ended, waiting for its followers to release their replicas: its outcome, the
+/// followers that have left, and the first divergence one reported (a failure of the task).
+/// </summary>
+internal sealed class ClosingTask(LeadTask task, GpuProtocol.TaskOutcome outcome)
+{
+    private readonly HashSet<int> left = [];
+    private string? divergence;
+
+    public LeadTask Task { get; } = task;
+
+    /// <summary>Notes that a follower left; once the last has, the task's outcome (null before).</summary>
+    public GpuProtocol.TaskOutcome? Left(GpuProtocol.ShardLeft gone, string leaderId)
+    {
+        var followers = Task.Order.Followers!;
+        if (gone.Group != Task.Group || !left.Add(gone.Shard)) return null;
+        if (gone.Divergence is { } d)
+            divergence ??= $"the replica on {followers[gone.Shard - 1].DeviceId} diverged from the state on {leaderId} " +
+                           $"after {Task.Done} minibatches: {d}";
+        if (left.Count < followers.Count) return null;
+        return divergence is null ? outcome : new GpuProtocol.Failed(TaskFailures.Where(new Runs.RunFailure("data-parallel", divergence), Task.Task));
+    }
+}

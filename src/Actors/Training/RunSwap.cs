@@ -99,7 +99,7 @@ internal sealed class RunSwap(TrainingServices services, DeviceSlot device, IAct
             catch (Exception e)
             {
                 ReleaseReplicas(group, replicas);
-                throw new RunFailureException(GpuActor.Named(RunFailureException.Of(e), runId, follower.DeviceId), e);
+                throw new RunFailureException(TaskFailures.Named(RunFailureException.Of(e), runId, follower.DeviceId), e);
             }
         }
         for (var s = 1; s < replicas.Count; s++) services.Replicas.Put((group, s), replicas[s]);

@@ -89,6 +89,6 @@ internal sealed class ShardFollower(JoinShard join, IActorRef leader, RunModel r
     private ShardFailed Fail(Exception e)
     {
         failed = true;
-        return new ShardFailed(Join.Group, Join.Shard, GpuActor.Named(RunFailureException.Of(e), Join.Task.RunId, deviceId));
+        return new ShardFailed(Join.Group, Join.Shard, TaskFailures.Named(RunFailureException.Of(e), Join.Task.RunId, deviceId));
     }
 }
