@@ -108,8 +108,8 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
     public async Task A_stop_waits_for_the_chunk_boundary_and_a_resume_ends_bit_identical_to_an_uninterrupted_run()
     {
         // Its minibatches sleep long enough that the stop, sent once its chunk is seen training, reaches the fit before
-        // the chunk ends even on a loaded machine.
-        var target = Config(("hidden", 12L), ("dropout", 0.3), ("sleep_ms", 40L));
+        // the chunk (2 minibatches) ends even on a loaded machine: at 40 ms a CI run once saw the chunk end first.
+        var target = Config(("hidden", 12L), ("dropout", 0.3), ("sleep_ms", 150L));
         var settings = new RuntimeSettings(Chunks: 3, Devices: "cpu");
         var (aloneFit, alone) = Fit(settings);
         var aloneResult = await Start(aloneFit, target);
