@@ -245,6 +245,8 @@ public sealed class ExperimentActor : ReceivePersistentActor
         {
             var settings = definition.Settings with { JournalIdPrefix = $"{name}/" };
             var devices = DeviceSpec.Parse(settings.Devices, cudaDevices);
+            // libtorch's intra-op threads are process-wide: the loaders and the CPU workers share the cores.
+            TorchSharp.torch.set_num_threads(settings.TorchThreadsFor(devices.Count(d => !d.IsCuda)));
             var data = DataHandle.FromJson(definition.DataHandleJson, definition.DataDirectory);
             var fitServices = new TrainingServices(definition.Spec.Factory(), data, settings, storage(settings));
             prepared = new PreparedFit(fitServices, devices, definition, Clustered ? JoinOf(definition, settings, fitServices) : null);

@@ -32,7 +32,7 @@ public static class EvaluateCommand
         {
             var report = await experiment.RunTestAsync(new TestOptions(request.Runs, request.Choice, request.Data, request.Device), cancellation);
             Warn(report.Warnings, stderr);
-            FitCommand.ConsoleFor(stdout).Write(TestTable(report));
+            RapidFireCli.ConsoleFor(stdout).Write(TestTable(report));
             Errors(report.Runs.Select(r => r.Error), stderr);
             stdout.WriteLine($"test results: {report.Folder} (run-N.csv, summary.csv)");
         }));
@@ -57,7 +57,7 @@ public static class EvaluateCommand
             var chosen = parse.GetValue(format) == "parquet" ? PredictFormat.Parquet : PredictFormat.Csv;
             var report = await experiment.RunPredictAsync(new PredictOptions(request.Runs, request.Choice, request.Data, request.Device, chosen), cancellation);
             Warn(report.Warnings, stderr);
-            FitCommand.ConsoleFor(stdout).Write(PredictTable(report));
+            RapidFireCli.ConsoleFor(stdout).Write(PredictTable(report));
             Errors(report.Runs.Select(r => r.Error), stderr);
             stdout.WriteLine($"predictions: {report.Folder}");
         }));

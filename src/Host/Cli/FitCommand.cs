@@ -1,14 +1,7 @@
-using System.Collections.Concurrent;
 using System.CommandLine;
-using System.Globalization;
-using RapidFire.Actors.Runs;
 using RapidFire.Host.Api;
-using RapidFire.Host.Cli.Progress;
 using RapidFire.Spec;
 using RapidFire.Spec.Configs;
-using RapidFire.Spec.Progress;
-using Spectre.Console;
-using Spectre.Console.Rendering;
 
 namespace RapidFire.Host.Cli;
 
@@ -98,7 +91,7 @@ public static class FitCommand
                 await Discard(opening, newDirectory);
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
-            return await Watch(() => opening.GetAwaiter().GetResult(),
+            return await WatchedFit.RunAsync(() => opening.GetAwaiter().GetResult(),
                 _ => Task.FromResult(inputs.Runs),
                 experiment => experiment.RunCheckedFitAsync(SpecSource.FromFile(specPath), inputs, options, cancellation),
                 serving, parse, hocon, stdout, stderr);
@@ -156,7 +149,7 @@ public static class FitCommand
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
             var rebuild = parse.GetValue(fromCheckpoints);
-            return await Watch(() => rebuild
+            return await WatchedFit.RunAsync(() => rebuild
                     ? Recovered(Experiment.RecoverFromCheckpoints(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon), stdout)
                     : Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 async experiment => experiment.Recovery is { } plan
@@ -181,67 +174,6 @@ public static class FitCommand
         DefaultValueFactory = _ => new DirectoryInfo(Experiment.DefaultDirectory),
     };
 
-    /// <summary>
-    /// The options of <c>fit</c> and <c>resume</c> about what the running experiment serves and exports: its HTTP API and
-    /// dashboard (port, address), Parquet tables and the MLflow exporter.
-    /// </summary>
-    private sealed class ServingOptions
-    {
-        private static void Port(System.CommandLine.Parsing.OptionResult result, string option)
-        {
-            if (result.GetValueOrDefault<int?>() is < 0 or > 65535) result.AddError($"{option} must be 0 to 65535");
-        }
-
-        public Option<int?> ApiPort { get; } = new("--api-port")
-        {
-            Description = "The port of the experiment's HTTP API and dashboard, which `rapidfire runs` uses (default 0: a free port).",
-            Validators = { result => Port(result, "--api-port") },
-        };
-
-        public Option<int?> Dashboard { get; } = new("--dashboard")
-        {
-            Description = "Serve the web dashboard (always served with the API) on this port; without a port, a free one. Prints its address.",
-            Arity = ArgumentArity.ZeroOrOne,
-            Validators = { result => Port(result, "--dashboard") },
-        };
-
-        public Option<string?> Address { get; } = new("--api-address")
-        {
-            Description = "Where the API and dashboard listen (default 127.0.0.1). Any other address requires an access token: " +
-                          "RAPIDFIRE_API_TOKEN, rapidfire.api.token, or one generated and printed at start.",
-        };
-
-        public Option<bool> Parquet { get; } = new("--parquet") { Description = "Also write runs.parquet and metrics/run-N.*.parquet beside the CSVs." };
-
-        public Option<string?> Mlflow { get; } = new("--mlflow") { Description = "An MLflow tracking server to export the runs to (default: $MLFLOW_TRACKING_URI)." };
-
-        public void AddTo(Command command)
-        {
-            command.Options.Add(ApiPort);
-            command.Options.Add(Dashboard);
-            command.Options.Add(Address);
-            command.Options.Add(Parquet);
-            command.Options.Add(Mlflow);
-        }
-
-        /// <summary>The runtime settings with what these options change (Parquet tables).</summary>
-        public Akka.Configuration.Config? Settings(System.CommandLine.ParseResult parse, Akka.Configuration.Config? settings) =>
-            parse.GetValue(Parquet) ? Export.ParquetTables.Enable(settings) : settings;
-
-        /// <summary>Where the server listens: the settings' <c>rapidfire.api</c>, then these options.</summary>
-        public ApiServerOptions Server(System.CommandLine.ParseResult parse, Akka.Configuration.Config? settings)
-        {
-            // Beyond loopback with no configured token, one is generated and printed at start.
-            var options = ApiServerOptions.From(settings) with { GenerateToken = true };
-            var port = parse.GetValue(Dashboard) ?? parse.GetValue(ApiPort);
-            if (port is { } p) options = options with { Port = p };
-            if (parse.GetValue(Address) is { } address) options = options with { Address = address };
-            return options;
-        }
-
-        public bool ShowDashboard(System.CommandLine.ParseResult parse) => parse.GetResult(Dashboard) is not null;
-    }
-
     internal static Option<FileInfo?> SettingsOption() => new("--settings")
     {
         Description = "A HOCON file overriding the runtime settings (e.g. rapidfire.journal for PostgreSQL, rapidfire.s3, rapidfire.checkpoints.location), or a profile of config/: embedded, cluster, postgres.",
@@ -265,142 +197,4 @@ public static class FitCommand
             ? loaded
             : null;
 
-    /// <summary>
-    /// Opens the experiment, serves its HTTP API, runs the operation with a live table, prints the final table; returns
-    /// the exit code.
-    /// </summary>
-    private static async Task<int> Watch(Func<Experiment> open, Func<Experiment, Task<IReadOnlyList<Config>>> runsOf,
-        Func<Experiment, Task<FitResult>> operation, ServingOptions serving, System.CommandLine.ParseResult parse,
-        Akka.Configuration.Config? settings, TextWriter stdout, TextWriter stderr)
-    {
-        var console = ConsoleFor(stdout);
-        ApiServerOptions serverOptions;
-        Export.MlflowOptions? mlflow;
-        try
-        {
-            serverOptions = serving.Server(parse, settings);
-            mlflow = Export.MlflowOptions.Resolve(parse.GetValue(serving.Mlflow));
-        }
-        catch (Exception e) when (e is ArgumentException or ConfigException)
-        {
-            stderr.WriteLine($"error: {e.Message}");
-            return RapidFireCli.InvalidInput;
-        }
-        var interactive = console.Profile.Capabilities.Interactive;
-        var work = new ProgressBoard();
-        Experiment experiment;
-        try
-        {
-            experiment = open();
-        }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or RapidFireException)
-        {
-            stderr.WriteLine($"error: {e.Message}");
-            return CouldNotStart;
-        }
-
-        using (experiment)
-        {
-            FitResult result;
-            RunBoard board;
-            ApiServer? api = null;
-            Export.MlflowExporter? exporter = null;
-            try
-            {
-                var runs = await runsOf(experiment);
-                board = new RunBoard(runs);
-                experiment.Progress += board.Take;
-                // Its warnings go to experiment.log; on a plain output also to stderr (a live table would be garbled).
-                if (mlflow is not null) exporter = Export.MlflowExporter.Attach(experiment, mlflow, interactive ? null : stderr.WriteLine);
-                // Long work reports to one sink: the live board on a terminal, throttled plain lines otherwise.
-                IProgress<ProgressUpdate> sink = interactive ? work : new ProgressLog(stdout);
-                experiment.Progress += new TrainingProgress.Feed(sink).Take;
-                if (!interactive) experiment.Progress += e => RunBoard.Log(e, stdout);
-                console.WriteLine($"experiment {experiment.Name}: {runs.Count} runs ({experiment.Path})");
-                string CannotListen(string why) =>
-                    $"error: the HTTP API could not listen on {serverOptions.Address}:{serverOptions.Port}: {why} (port 0 picks a free port)";
-                if (ApiServer.PortProblem(serverOptions) is { } taken)
-                {
-                    stderr.WriteLine(CannotListen(taken));
-                    return CouldNotStart;
-                }
-                // The server starts beside the fit, not before it: its start is off the way to the first minibatch.
-                var listening = Task.Run(() => ApiServer.StartAsync(experiment, serverOptions));
-                var fit = operation(experiment);
-                try
-                {
-                    api = await listening;
-                }
-                catch (IOException e)
-                {
-                    // The port was taken since it was checked: nothing may train unwatched.
-                    experiment.Cancel();
-                    await fit.ContinueWith(_ => { }, TaskScheduler.Default);
-                    stderr.WriteLine(CannotListen(e.Message));
-                    return CouldNotStart;
-                }
-                if (experiment.ClusterAddress is { } address)
-                    console.WriteLine($"cluster: {address} (workers join with `rapidfire worker --seed-nodes {address}`)");
-                console.WriteLine($"api: {api.ListenUrl}");
-                console.WriteLine($"dashboard: {api.BrowserUrl}");
-                if (api.TokenGenerated)
-                    console.WriteLine($"access token: {api.Token} (every request needs it; `rapidfire runs` reads it from {Path.Combine(experiment.Path, ApiToken.FileName)})");
-                if (interactive)
-                    // Redrawn in place; cleared at the end, where the final table takes its place. The bars of all
-                    // work come first so that a table taller than the terminal is what gets cut.
-                    await console.Live(board.LiveView(work)).AutoClear(true).Overflow(VerticalOverflow.Ellipsis).StartAsync(async live =>
-                    {
-                        while (!fit.IsCompleted)
-                        {
-                            live.UpdateTarget(board.LiveView(work));
-                            await Task.WhenAny(fit, Task.Delay(250, CancellationToken.None));
-                        }
-                    });
-                result = await fit;
-                if (exporter is not null) await exporter.FlushAsync(CancellationToken.None);
-            }
-            catch (Exception e) when (e is RapidFireException or InvalidOperationException)
-            {
-                var problems = e is RapidFireException r ? r.Problems : [e.Message];
-                foreach (var problem in problems) stderr.WriteLine($"error: {problem}");
-                return CouldNotStart;
-            }
-            finally
-            {
-                // The fit is over: `rapidfire runs` reads runs.csv from here on (the host file goes with the server).
-                if (api is not null) await api.DisposeAsync();
-                if (exporter is not null) await exporter.DisposeAsync();
-            }
-
-            if (result.Interrupted is { } why)
-            {
-                console.Write(board.Table(result.Runs));
-                stderr.WriteLine($"error: the fit was interrupted: {why}");
-                foreach (var (file, problem) in experiment.UnwrittenFiles) stderr.WriteLine($"error: {file} was not written: {problem}");
-                stderr.WriteLine("every completed chunk is kept in the journal: free some space, then continue the fit with " +
-                                 $"`rapidfire resume --experiment {experiment.Name} --dir {System.IO.Path.GetDirectoryName(experiment.Path)}`");
-                return Interrupted;
-            }
-            // A fit that ran to its end ends the experiment (its artifacts stay); a cancelled one stays open.
-            if (!result.Cancelled) experiment.End();
-            console.Write(board.Table(result.Runs));
-            console.WriteLine(result.Cancelled ? "fit cancelled" : "fit done");
-            console.WriteLine($"runs:    {Path.Combine(experiment.Path, "runs.csv")}");
-            console.WriteLine($"metrics: {Path.Combine(experiment.Path, "metrics")}");
-            return RapidFireCli.Ok;
-        }
-    }
-
-    internal static IAnsiConsole ConsoleFor(TextWriter writer)
-    {
-        var isTerminal = writer == Console.Out && !Console.IsOutputRedirected;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(writer),
-            Ansi = isTerminal ? AnsiSupport.Detect : AnsiSupport.No,
-            Interactive = isTerminal ? InteractionSupport.Detect : InteractionSupport.No,
-        });
-        if (!isTerminal) console.Profile.Width = 160;
-        return console;
-    }
 }

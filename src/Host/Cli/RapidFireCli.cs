@@ -1,3 +1,4 @@
+using Spectre.Console;
 using System.CommandLine;
 
 namespace RapidFire.Host.Cli;
@@ -33,5 +34,19 @@ public static class RapidFireCli
             EvaluateCommand.CreatePredict(stdout, stderr),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
+    }
+
+    /// <summary>A console over <paramref name="writer"/>: ANSI and live redraws on a terminal only, 160 columns otherwise.</summary>
+    internal static IAnsiConsole ConsoleFor(TextWriter writer)
+    {
+        var isTerminal = writer == Console.Out && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(writer),
+            Ansi = isTerminal ? AnsiSupport.Detect : AnsiSupport.No,
+            Interactive = isTerminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!isTerminal) console.Profile.Width = 160;
+        return console;
     }
 }

@@ -54,7 +54,7 @@ public static class RunsCommand
         {
             var (folder, problem) = Folder(parse.GetValue(name)!, parse.GetValue(dir)!);
             if (folder is null) return Fail(stderr, problem, NotRunning);
-            var console = FitCommand.ConsoleFor(stdout);
+            var console = RapidFireCli.ConsoleFor(stdout);
             if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is not { } host)
                 return FinalTable(folder, parse.GetValue(name)!, parse.GetValue(all), console, stderr);
             using var client = new ApiClient(host.Url, RequestTimeout, host.Token);
@@ -120,7 +120,7 @@ public static class RunsCommand
             var experiment = parse.GetValue(name)!;
             var (folder, problem) = Folder(experiment, parse.GetValue(dir)!);
             if (folder is null) return Fail(stderr, problem, NotRunning);
-            var console = FitCommand.ConsoleFor(stdout);
+            var console = RapidFireCli.ConsoleFor(stdout);
             IReadOnlyList<ControlLogEntry> log;
             if (await HostFile.FindLiveAsync(folder, LivenessTimeout, cancellation) is { } host)
             {

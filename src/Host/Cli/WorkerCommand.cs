@@ -3,10 +3,8 @@ using Akka.Actor;
 using RapidFire.Actors;
 using RapidFire.Actors.Cluster;
 using RapidFire.Actors.Devices;
-using RapidFire.Actors.Storage;
-using RapidFire.Actors.Training;
 using RapidFire.Spec;
-using RapidFire.Spec.Data.S3;
+using RapidFire.Host.Hosting;
 
 namespace RapidFire.Host.Cli;
 
@@ -33,31 +31,28 @@ internal static class WorkerCommand
         {
             Akka.Configuration.Config hocon;
             IReadOnlyList<DeviceSlot> slots;
-            StorageSettings storage;
+            RapidFireNode node;
             try
             {
                 if (parse.GetValue(cluster.SeedNodes) is null)
                     throw new ConfigException("--seed-nodes", "a worker joins a cluster: give the experiment's node address (it prints `cluster: akka.tcp://...`)");
-                hocon = cluster.Apply(parse, S3Options.Apply(parse, s3Endpoint, FitCommand.Settings(parse.GetValue(settings))), WorkerProtocol.WorkerRole, always: true)!
-                    .WithFallback(RuntimeSettings.Reference);
+                hocon = cluster.Apply(parse, S3Options.Apply(parse, s3Endpoint, FitCommand.Settings(parse.GetValue(settings))), WorkerProtocol.WorkerRole, always: true)!;
                 slots = DeviceSpec.Parse(parse.GetValue(devices) ?? "cpu", Experiment.CudaDevices);
                 if (slots.Count == 0) throw new ConfigException("--devices", "a worker needs at least one device");
-                storage = StorageSettings.From(hocon);
+                node = RapidFireNode.Start(hocon, akka => akka.WithRapidFireWorker(slots));
             }
             catch (ConfigException e)
             {
                 return RapidFireCli.Rejected(e.Problems, stderr);
             }
 
-            using var data = new S3DataStorage(storage.S3, progress: null);
-            var system = ActorSystem.Create("rapidfire", hocon);
-            var node = Akka.Cluster.Cluster.Get(system);
-            var name = $"{node.SelfAddress.Host}:{node.SelfAddress.Port}";
-            system.ActorOf(WorkerActor.Props(name, slots,
-                location => new TrainingServices.Storage(ExperimentStorage.CheckpointsAt(location, data, storage), data)), WorkerProtocol.WorkerName);
+            using var _ = node;
+            var system = node.System;
+            var self = Akka.Cluster.Cluster.Get(system);
+            var name = $"{self.SelfAddress.Host}:{self.SelfAddress.Port}";
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            node.RegisterOnMemberUp(() => up.TrySetResult());
-            stdout.WriteLine($"worker {name}: {node.SelfAddress} with {string.Join(", ", slots.Select(s => s.Id))}; joining {string.Join(", ", node.Settings.SeedNodes)}");
+            self.RegisterOnMemberUp(() => up.TrySetResult());
+            stdout.WriteLine($"worker {name}: {self.SelfAddress} with {string.Join(", ", slots.Select(s => s.Id))}; joining {string.Join(", ", self.Settings.SeedNodes)}");
             var left = system.WhenTerminated;
             if (await Task.WhenAny(up.Task, left, Task.Delay(Timeout.Infinite, cancellation).ContinueWith(_ => { })) == up.Task)
                 stdout.WriteLine($"worker {name}: up; training for the fits that ask (Ctrl+C leaves the cluster)");
@@ -65,7 +60,7 @@ internal static class WorkerCommand
             if (!left.IsCompleted)
             {
                 stdout.WriteLine($"worker {name}: leaving the cluster");
-                await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+                node.Stop(TimeSpan.FromSeconds(30));
             }
             stdout.WriteLine($"worker {name}: stopped");
             return 0;
