@@ -9,7 +9,7 @@ using RapidFire.Spec.Native;
 
 TorchNative.EnsureLoaded();
 // Issue 14 (see docs/benchmarks.md; bench/insitu.sh runs the whole-process pairs with hyperfine):
-//   insitu-data OUT_DIR TRAIN_ROWS VALIDATION_ROWS [REPEAT] [DATA_DIR]   in-situ ESFs made from the PNG ESFs
+//   insitu-data OUT_DIR TRAIN_ROWS VALIDATION_ROWS [REPEAT] [DATA_DIR] [TEST_ROWS]   in-situ ESFs made from the PNG ESFs
 //   handloop TRAIN.csv VALIDATION.csv EPOCHS [TIMES]                       the hand-written TorchSharp loop, TIMES in a row
 //   handloop png DATA_DIR EPOCHS [TIMES]                                   the same for the PNG example's CNN (PNGs decoded once)
 //   prep HANDLE.json K EPOCHS                                              RowPrep's CPU seconds for K configs vs 1
@@ -21,6 +21,8 @@ if (args.FirstOrDefault() == "insitu-data")
     var repeat = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
     InSitu.WriteCsv(Path.Combine(pngs, "train.csv"), pngs, Path.Combine(args[1], "train.csv"), int.Parse(args[2], CultureInfo.InvariantCulture), repeat);
     InSitu.WriteCsv(Path.Combine(pngs, "validation.csv"), pngs, Path.Combine(args[1], "validation.csv"), int.Parse(args[3], CultureInfo.InvariantCulture));
+    if (args.Length > 6)
+        InSitu.WriteCsv(Path.Combine(pngs, "test.csv"), pngs, Path.Combine(args[1], "test.csv"), int.Parse(args[6], CultureInfo.InvariantCulture));
     return;
 }
 if (args.FirstOrDefault() == "handloop")

@@ -63,6 +63,8 @@ public sealed partial class Experiment : IDisposable, IExperimentControl
         if (string.IsNullOrWhiteSpace(name) || name.Any(c => !(char.IsLetterOrDigit(c) || c is '-' or '_' or '.')))
             throw new ArgumentException($"experiment name '{name}' must be letters, digits, '-', '_' or '.'", nameof(name));
         Name = name;
+        // An app that only makes an Experiment (a file-based app, a test) gets the native-load fix here, before any torch.
+        RapidFire.Spec.Native.TorchNative.EnsureLoaded();
         Directory.CreateDirectory(directory);
         Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, name));
         lock (ActiveLock)

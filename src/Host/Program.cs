@@ -1,6 +1,4 @@
 using RapidFire.Host.Cli;
-using RapidFire.Spec.Native;
 
-// The `rapidfire` command-line program. TorchSharp's native libraries are prepared before anything else.
-TorchNative.EnsureLoaded();
-return RapidFireCli.Run(args, Console.Out, Console.Error);
+// The `rapidfire` command-line program (from a checkout; the RapidFire.Cli tool is the same entry).
+return RapidFireCli.RunConsole(args);

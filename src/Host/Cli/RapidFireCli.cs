@@ -18,6 +18,16 @@ public static class RapidFireCli
         return InvalidInput;
     }
 
+    /// <summary>
+    /// The <c>rapidfire</c> program's entry (src/Host's build and the RapidFire.Cli tool): prepares TorchSharp's native
+    /// libraries from the program's own folder, then runs the verb on the console; returns the exit code.
+    /// </summary>
+    public static int RunConsole(string[] args)
+    {
+        RapidFire.Spec.Native.TorchNative.EnsureLoaded();
+        return Run(args, Console.Out, Console.Error);
+    }
+
     /// <summary>Parses <paramref name="args"/> and runs the verb, writing to the given streams; returns the exit code.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
