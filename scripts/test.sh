@@ -5,6 +5,7 @@
 #   - Chromium (Debian package 'chromium'): the dashboard's browser test drives it through Playwright; no browser is
 #     ever downloaded.
 #   - s3rver (npm package, with Debian's 'nodejs' and 'npm'): the S3 tests start it on a loopback port.
+#   - then tests/packaging/packages.sh: every NuGet package packed, installed and run from a local feed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -101,3 +102,9 @@ if [[ -z ${RAPIDFIRE_S3RVER:-} ]] && ! s3rver_installed; then
 fi
 
 dotnet test RapidFire.sln -c Release --logger "console;verbosity=minimal" "$@"
+
+# The packages as users install them (pack into a local feed, the tool, the file-based app, the template), after the
+# test projects; skipped when arguments narrow `dotnet test` (run it alone with `bash tests/packaging/packages.sh`).
+if [[ $# -eq 0 ]]; then
+    bash tests/packaging/packages.sh
+fi
