@@ -107,17 +107,20 @@ public sealed class ControlScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposa
     [Fact]
     public async Task A_stop_waits_for_the_chunk_boundary_and_a_resume_ends_bit_identical_to_an_uninterrupted_run()
     {
-        // Its minibatches sleep long enough that the stop, sent once its chunk is seen training, reaches the fit before
-        // the chunk (2 minibatches) ends even on a loaded machine: at 40 ms a CI run once saw the chunk end first.
-        var target = Config(("hidden", 12L), ("dropout", 0.3), ("sleep_ms", 150L));
+        // Its training minibatches wait on a gate, so that the stop, sent once its chunk is seen training, reaches the
+        // fit before the chunk ends whatever the machine's load (sleeps of 40 and 150 ms were each once too short on CI).
+        var gate = TinySpec.Gate("stop-at-boundary");
+        var target = Config(("hidden", 12L), ("dropout", 0.3), ("gate", "stop-at-boundary"));
         var settings = new RuntimeSettings(Chunks: 3, Devices: "cpu");
         var (aloneFit, alone) = Fit(settings);
         var aloneResult = await Start(aloneFit, target);
 
         var (fit, s) = Fit(settings);
+        gate.Reset();
         var done = Start(fit, target, Config(("hidden", 6L), ("epochs", 3L), ("sleep_ms", 10L)));
         await TrainingOf(fit, 1);
         var stop = Operate(fit, ControlOp.Stop(1));
+        gate.Set();
         Assert.Equal(ControlStatus.Pending, stop.Status);
         Assert.Contains("next chunk boundary", stop.Message);
         var stopped = Applied(stop);

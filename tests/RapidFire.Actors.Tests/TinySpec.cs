@@ -10,11 +10,17 @@ namespace RapidFire.Actors.Tests;
 /// A small real spec for runtime tests: a 2-class MLP over 4 in-situ features. Knobs steer it into the situations
 /// the runtime must handle: <c>fail</c> (<c>rowprep:ID</c>, <c>hang:ID</c>: RowPrep of row ID does not return for 30 s, <c>nan</c>, <c>oom</c> on a shard of more than 4 rows;
 /// <c>backward</c>: a native libtorch fault in every backward pass, <c>backward:TOKEN:N</c>: in the Nth training
-/// minibatch of the runs naming TOKEN only), <c>sleep_ms</c> per minibatch,
+/// minibatch of the runs naming TOKEN only), <c>sleep_ms</c> per minibatch, <c>gate</c> (NAME: every training minibatch waits
+/// until the test opens <see cref="Gate"/>(NAME), at most 30 s),
 /// <c>converge_after</c> epochs, <c>dropout</c>, <c>list_metric</c> (a non-tensor metric: the rows of each minibatch part).
 /// </summary>
 public sealed class TinySpec : MLSpec
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, ManualResetEventSlim> Gates = new();
+
+    /// <summary>The gate that the runs with the knob <c>gate</c> = <paramref name="name"/> wait on in each training minibatch (created open).</summary>
+    public static ManualResetEventSlim Gate(string name) => Gates.GetOrAdd(name, _ => new ManualResetEventSlim(true));
+
     public override object RowPrep(Row row, Spec.Config cfg, Mode mode)
     {
         if (cfg.Get("fail", "") == $"rowprep:{row.Id}") throw new InvalidOperationException($"cannot prepare row {row.Id}");
@@ -32,6 +38,8 @@ public sealed class TinySpec : MLSpec
     public override ForwardResult ComputeForward(nn.Module model, Minibatch minibatch, Spec.Config cfg, Mode mode)
     {
         if (cfg.Get("sleep_ms", 0) is var sleep and > 0) Thread.Sleep(sleep);
+        if (mode == Mode.Train && cfg.Get("gate", "") is { Length: > 0 } gate && !Gate(gate).Wait(TimeSpan.FromSeconds(30)))
+            throw new TimeoutException($"gate {gate} stayed closed for 30 s");
         // libtorch's words when a device runs out of memory, as TorchSharp throws them
         if (cfg.Get("fail", "") == "oom" && minibatch.Size > 4)
             throw new System.Runtime.InteropServices.ExternalException("CUDA out of memory. Tried to allocate 20.00 GiB");
