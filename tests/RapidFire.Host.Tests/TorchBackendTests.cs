@@ -4,18 +4,32 @@ using System.Text.Json;
 namespace RapidFire.Host.Tests;
 
 /// <summary>
-/// The libtorch backend is an MSBuild property (issue 8): <c>TorchBackendPackage</c> picks the TorchSharp package that
-/// RapidFire.Spec references. Only evaluated (<c>dotnet msbuild -getItem</c>), never restored: the CUDA package is not
-/// served by this machine's package mirror.
+/// The libtorch backend is an MSBuild property (issue 8): <c>TorchBackendPackage</c> picks the TorchSharp backend package
+/// that the programs (the CLI, the tool, the tests) reference; the libraries reference the managed TorchSharp only, so
+/// that a package user picks the backend (issue 17). Only evaluated (<c>dotnet msbuild -getItem</c>), never restored:
+/// the CUDA package is not served by this machine's package mirror.
 /// </summary>
 public class TorchBackendTests
 {
     private static readonly string SpecProject = Path.Combine(RepoPaths.Root, "src", "Spec", "RapidFire.Spec.csproj");
+    private static readonly string CliProject = Path.Combine(RepoPaths.Root, "src", "Host", "RapidFire.Host.csproj");
+
+    [Fact]
+    public async Task The_libraries_reference_the_managed_TorchSharp_and_no_backend()
+    {
+        var items = await Evaluate(SpecProject);
+
+        Assert.Contains("TorchSharp", items.References);
+        Assert.DoesNotContain("TorchSharp-cpu", items.References);
+        Assert.DoesNotContain("TorchSharp-cuda-linux", items.References);
+        // the managed package is the backends' version: a CUDA user adds TorchSharp-cuda-linux of that version
+        Assert.Equal(items.Versions["TorchSharp-cpu"], items.Versions["TorchSharp"]);
+    }
 
     [Fact]
     public async Task The_default_backend_is_TorchSharp_cpu()
     {
-        var items = await Evaluate();
+        var items = await Evaluate(CliProject);
 
         Assert.Contains("TorchSharp-cpu", items.References);
         Assert.DoesNotContain("TorchSharp-cuda-linux", items.References);
@@ -24,7 +38,7 @@ public class TorchBackendTests
     [Fact]
     public async Task TorchBackendPackage_switches_the_package_to_TorchSharp_cuda_linux_of_the_same_version()
     {
-        var items = await Evaluate("-p:TorchBackendPackage=TorchSharp-cuda-linux");
+        var items = await Evaluate(CliProject, "-p:TorchBackendPackage=TorchSharp-cuda-linux");
 
         Assert.Contains("TorchSharp-cuda-linux", items.References);
         Assert.DoesNotContain("TorchSharp-cpu", items.References);
@@ -36,7 +50,7 @@ public class TorchBackendTests
     private sealed record Items(IReadOnlyList<string> References, IReadOnlyDictionary<string, string> Versions);
 
     /// <summary>The project's PackageReference and PackageVersion items, as MSBuild evaluates them with <paramref name="properties"/>.</summary>
-    private static async Task<Items> Evaluate(params string[] properties)
+    private static async Task<Items> Evaluate(string project, params string[] properties)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -45,7 +59,7 @@ public class TorchBackendTests
             UseShellExecute = false,
             WorkingDirectory = RepoPaths.Root,
         };
-        foreach (var arg in new[] { "msbuild", SpecProject, "-nologo", "-getItem:PackageReference", "-getItem:PackageVersion" }.Concat(properties))
+        foreach (var arg in new[] { "msbuild", project, "-nologo", "-getItem:PackageReference", "-getItem:PackageVersion" }.Concat(properties))
             start.ArgumentList.Add(arg);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start dotnet msbuild");
         var stdout = process.StandardOutput.ReadToEndAsync();
