@@ -240,13 +240,15 @@ public sealed class ExperimentTests : IDisposable
     }
 
     [Fact]
-    public void The_fit_command_prints_the_final_table_and_writes_runs_csv()
+    public void The_fit_command_prints_the_final_table_and_writes_runs_csv_and_the_tensorboard_files_it_is_asked_for()
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         var dir = Path.Combine(mnist.Directory, "cli");
+        var tensorboard = Path.Combine(mnist.Directory, "tb");
         var code = RapidFireCli.Run(["fit", "--spec", RepoPaths.MnistExample("MnistSpec.cs"), "--data", mnist.HandlePath,
-            "--config", mnist.ConfigPath, "--experiment", "cli", "--dir", dir, "--chunks", "2", "--devices", "cpu:2"], stdout, stderr);
+            "--config", mnist.ConfigPath, "--experiment", "cli", "--dir", dir, "--chunks", "2", "--devices", "cpu:2",
+            "--tensorboard", tensorboard], stdout, stderr);
 
         var output = stdout.ToString();
         Assert.True(code == 0, stderr.ToString() + output);
@@ -255,6 +257,12 @@ public sealed class ExperimentTests : IDisposable
         Assert.Matches(@"│ 2\s+│ Completed \(epochs\) │ 1/1 epochs │ 32\s+│", output);
         Assert.Contains("fit done", output);
         Assert.True(File.Exists(Path.Combine(dir, "cli", "runs.csv")));
+        Assert.Contains($"tensorboard: {Path.Combine(tensorboard, "cli")}", output);
+        foreach (var run in new[] { 1, 2 }) // read back in TensorBoardTests; here: one event file per run, validation loss of epoch 1 in it
+        {
+            var events = Export.EventFiles.Read(Assert.Single(Directory.GetFiles(Path.Combine(tensorboard, "cli", $"run-{run}"), "events.out.tfevents.*")));
+            Assert.Single(Export.EventFiles.Scalars(events, "val_loss"), s => s.Step == 1);
+        }
     }
 
     [Fact]

@@ -7,7 +7,7 @@ namespace RapidFire.Host.Cli;
 
 /// <summary>
 /// <c>rapidfire fit --spec S.cs --data handle.json --config configs.json --experiment NAME --dir DIR [--chunks N]
-/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--s3-endpoint URL] [--dashboard [PORT]] [--api-address A] [--parquet] [--mlflow URI]</c>:
+/// [--devices cpu|cpu:N|cuda|cuda:I,J] [--seed S] [--s3-endpoint URL] [--dashboard [PORT]] [--api-address A] [--parquet] [--mlflow URI] [--tensorboard DIR]</c>:
 /// trains every config concurrently, with a live table, serving the experiment's HTTP API and dashboard
 /// (<see cref="ApiServer"/>) while it trains.
 /// </summary>

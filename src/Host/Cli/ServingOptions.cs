@@ -5,7 +5,7 @@ namespace RapidFire.Host.Cli;
 
 /// <summary>
 /// The options of <c>fit</c> and <c>resume</c> about what the running experiment serves and exports: its HTTP API and
-/// dashboard (port, address), Parquet tables and the MLflow exporter.
+/// dashboard (port, address), Parquet tables, the MLflow exporter and TensorBoard event files.
 /// </summary>
 internal sealed class ServingOptions
 {
@@ -37,6 +37,12 @@ internal sealed class ServingOptions
 
     public Option<string?> Mlflow { get; } = new("--mlflow") { Description = "An MLflow tracking server to export the runs to (default: $MLFLOW_TRACKING_URI)." };
 
+    public Option<string?> TensorBoard { get; } = new("--tensorboard")
+    {
+        Description = "Write TensorBoard event files of every run into DIR/<experiment>/run-N (scalars, and the knobs as hparams): `tensorboard --logdir DIR`.",
+        HelpName = "DIR",
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(ApiPort);
@@ -44,6 +50,7 @@ internal sealed class ServingOptions
         command.Options.Add(Address);
         command.Options.Add(Parquet);
         command.Options.Add(Mlflow);
+        command.Options.Add(TensorBoard);
     }
 
     /// <summary>The runtime settings with what these options change (Parquet tables).</summary>

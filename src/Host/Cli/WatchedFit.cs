@@ -50,6 +50,7 @@ internal static class WatchedFit
             RunBoard board;
             ApiServer? api = null;
             Export.MlflowExporter? exporter = null;
+            Export.TensorBoardExporter? tensorboard = null;
             try
             {
                 var runs = await runsOf(experiment);
@@ -57,6 +58,11 @@ internal static class WatchedFit
                 experiment.Progress += board.Take;
                 // Its warnings go to experiment.log; on a plain output also to stderr (a live table would be garbled).
                 if (mlflow is not null) exporter = Export.MlflowExporter.Attach(experiment, mlflow, interactive ? null : stderr.WriteLine);
+                if (parse.GetValue(serving.TensorBoard) is { } logDir)
+                {
+                    tensorboard = Export.TensorBoardExporter.Attach(experiment, logDir, interactive ? null : stderr.WriteLine);
+                    console.WriteLine($"tensorboard: {tensorboard.Directory} (`tensorboard --logdir {logDir}`)");
+                }
                 // Long work reports to one sink: the live board on a terminal, throttled plain lines otherwise.
                 IProgress<ProgressUpdate> sink = interactive ? work : new ProgressLog(stdout);
                 experiment.Progress += new TrainingProgress.Feed(sink).Take;
@@ -103,6 +109,7 @@ internal static class WatchedFit
                     });
                 result = await fit;
                 if (exporter is not null) await exporter.FlushAsync(CancellationToken.None);
+                if (tensorboard is not null) await tensorboard.FlushAsync(CancellationToken.None);
             }
             catch (Exception e) when (e is RapidFireException or InvalidOperationException)
             {
@@ -115,6 +122,7 @@ internal static class WatchedFit
                 // The fit is over: `rapidfire runs` reads runs.csv from here on (the host file goes with the server).
                 if (api is not null) await api.DisposeAsync();
                 if (exporter is not null) await exporter.DisposeAsync();
+                if (tensorboard is not null) await tensorboard.DisposeAsync();
             }
 
             if (result.Interrupted is { } why)

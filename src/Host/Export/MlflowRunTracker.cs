@@ -34,7 +34,8 @@ public sealed record MlflowRunUpdate(IReadOnlyList<MlflowMetric> Metrics, IReadO
 /// <summary>
 /// Turns the successive states of one run into what MLflow has not been told yet: a pure class, no I/O. Each
 /// <see cref="Observe"/> compares the state with what was exported (<see cref="Progress"/>), so a state seen twice,
-/// or a run that went back to a checkpoint and trains again what it had trained, logs nothing twice.
+/// or a run that went back to a checkpoint and trains again what it had trained, logs nothing twice. The TensorBoard
+/// export (<see cref="TensorBoardExporter"/>) takes its scalars from it too: the same names and steps in both.
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
