@@ -3,10 +3,12 @@
 # test projects. Every step must print what it checks; a failure names the step and shows its output.
 #   1. `dotnet pack` of every package into a feed in a temporary folder (scripts/pack.sh);
 #   2. a nuget.config there that lists the feed plus the sources the machine already has;
-#   3. the RapidFire.Cli tool: installed from the feed, `rapidfire fit` of examples/mnist (1 epoch) from an empty folder;
+#   3. the RapidFire.Cli tool: installed from the feed, `rapidfire fit` of examples/mnist (1 epoch) and of
+#      examples/fortunes (1 epoch, 1 config: the tokenizer packages travel in the tool) from an empty folder;
 #   4. the file-based app examples/file-based/mnist.cs, copied into an empty folder: `dotnet run mnist.cs -- 1`;
 #   5. the template: `dotnet new install` of RapidFire.Templates (a private hive), `dotnet new rapidfire`, and the
-#      commands of its README as they are (fit, test) with the installed tool.
+#      commands of its README as they are (fit, test) with the installed tool;
+#   6. a linux-x64 publish of the CLI (what scripts/publish.sh makes) holds libtorch and runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -63,6 +65,13 @@ step "rapidfire fit of examples/mnist from an empty folder" \
     bash -c "cd '$work/empty' && '$rapidfire' fit --spec '$repo/examples/mnist/MnistSpec.cs' --data '$repo/examples/mnist/datahandle.json' --config '$work/mnist-1-epoch.json' --experiment tool"
 expect "the tool's fit completed its 4 runs" "$work/empty/rapidfire-experiments/tool/runs.csv" '^[1-4],Completed,' 4
 
+# the text example's GPT-2 tokenizer (Microsoft.ML.Tokenizers and its data package) travels in the tool
+sed -e 's/"epochs": 4/"epochs": 1/' -e 's/"model_type": \["bag", "conv"\]/"model_type": "bag"/' -e 's/"lr": \[0.003, 0.01\]/"lr": 0.01/' \
+    examples/fortunes/configs.json >"$work/fortunes-1-epoch.json"
+step "rapidfire fit of examples/fortunes (GPT-2 tokens) from an empty folder" \
+    bash -c "cd '$work/empty' && '$rapidfire' fit --spec '$repo/examples/fortunes/FortunesSpec.cs' --data '$repo/examples/fortunes/datahandle.json' --config '$work/fortunes-1-epoch.json' --experiment text"
+expect "the tool's text fit completed its run" "$work/empty/rapidfire-experiments/text/runs.csv" '^1,Completed,' 1
+
 # 4. the file-based app, from an empty folder
 mkdir "$work/app"
 cp examples/file-based/mnist.cs "$work/nuget.config" "$work/app/"
@@ -82,4 +91,13 @@ step "the template's fit (its README's command)" \
 expect "the template's fit completed its 4 runs" "$work/scaffold/rapidfire-experiments/pixels/runs.csv" '^[1-4],Completed,' 4
 step "the template's test (its README's command)" bash -c "cd '$work/scaffold' && '$rapidfire' test --experiment pixels"
 expect "the template's test scored 4 runs" "$work/scaffold/rapidfire-experiments/pixels/test/summary.csv" '^[1-4],' 4
+
+# 6. a platform publish of the CLI (scripts/publish.sh, here without its ReadyToRun compile) carries libtorch: the SDK
+#    leaves a PrivateAssets="all" backend out of `dotnet publish` unless it is marked Publish="true"
+step "dotnet publish src/Host -r linux-x64" dotnet publish src/Host -c Release -r linux-x64 -p:PublishReadyToRun=false -o "$work/publish" -nologo -v q
+for lib in libtorch.so libtorch_cpu.so libc10.so libLibTorchSharp.so; do
+    [[ -f $work/publish/$lib ]] || { echo "packages: FAILED: the published CLI lacks $lib" >&2; exit 1; }
+done
+step "the published CLI validates examples/mnist" "$work/publish/rapidfire" validate --spec examples/mnist/MnistSpec.cs \
+    --data examples/mnist/datahandle.json --config examples/mnist/configs.json
 echo "packages: all checks passed"

@@ -15,7 +15,7 @@ namespace RapidFire.Host.Export;
 /// <remarks>
 /// <para>The experiment's <see cref="Experiment.Progress"/> handler only queues the event; a background loop batches
 /// what is new (at most 1,000 metrics and 100 params per <c>runs/log-batch</c>) and sends it every
-/// <see cref="MlflowOptions.SendInterval"/>, at once when a batch is full, and on <see cref="FlushAsync"/>. A request
+/// <see cref="MlflowOptions.SendInterval"/>, at once when a batch is full, and on <see cref="ExperimentExporter.FlushAsync"/>. A request
 /// that fails is retried with backoff; one that still fails is dropped and logged as a warning in
 /// <c>experiment.log</c>, and after <see cref="MlflowOptions.GiveUpAfter"/> failures in a row the exporter stops:
 /// MLflow never fails or slows a fit, and the experiment's CSV files keep every metric.</para>
@@ -31,7 +31,7 @@ namespace RapidFire.Host.Export;
 /// await mlflow.FlushAsync();
 /// </code>
 /// </example>
-public sealed class MlflowExporter : IAsyncDisposable
+public sealed class MlflowExporter : ExperimentExporter
 {
     /// <summary>The file in the experiment folder that says where the export got to.</summary>
     public const string StateFileName = "mlflow.json";
@@ -41,12 +41,10 @@ public sealed class MlflowExporter : IAsyncDisposable
     private readonly Action<string> log;
     private readonly string? stateFile;
     private readonly MlflowRest rest;
-    private readonly Channel<object> inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource stopping = new();
     private readonly Task loop;
     private readonly SortedDictionary<int, RunExport> runs = [];
     private readonly Dictionary<int, (int Parent, bool Warm)> clones = [];
-    private Action? detach;
     private string? experimentId;
     private int failuresInARow;
     private bool gaveUp;
@@ -55,7 +53,7 @@ public sealed class MlflowExporter : IAsyncDisposable
 
     /// <summary>
     /// Starts an exporter for the RapidFire experiment <paramref name="experimentName"/>; feed it with
-    /// <see cref="Observe"/> (or use <see cref="Attach"/>).
+    /// <see cref="ExperimentExporter.Observe"/> (or use <see cref="Attach"/>).
     /// </summary>
     /// <param name="options">The tracking server and how to reach it.</param>
     /// <param name="experimentName">The RapidFire experiment (the MLflow experiment's name unless <see cref="MlflowOptions.ExperimentName"/> says otherwise).</param>
@@ -83,42 +81,21 @@ public sealed class MlflowExporter : IAsyncDisposable
     public static MlflowExporter Attach(Experiment experiment, MlflowOptions options, Action<string>? alsoLog = null)
     {
         ArgumentNullException.ThrowIfNull(experiment);
-        var exporter = new MlflowExporter(options, experiment.Name, line =>
-        {
-            experiment.Log(line);
-            alsoLog?.Invoke(line);
-        }, Path.Combine(experiment.Path, StateFileName));
-        experiment.Progress += exporter.Observe;
-        exporter.detach = () => experiment.Progress -= exporter.Observe;
-        return exporter;
+        return Subscribe(new MlflowExporter(options, experiment.Name, LogTo(experiment, alsoLog),
+            Path.Combine(experiment.Path, StateFileName)), experiment);
     }
 
     /// <summary>The MLflow experiment's id, once found or created.</summary>
     public string? ExperimentId => experimentId;
 
-    /// <summary>Takes an experiment event (cheap: it is queued; a <see cref="Experiment.Progress"/> handler).</summary>
-    public void Observe(ExperimentEvent e)
-    {
-        if (e is RunChanged or ControlLogged { Record.NewRunId: not null })
-            inbox.Writer.TryWrite(e);
-    }
-
-    /// <summary>
-    /// Returns once everything observed so far has been sent (or dropped after failures); call it when the fit has
-    /// returned, before the process ends.
-    /// </summary>
-    public async Task FlushAsync(CancellationToken cancellation = default)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!inbox.Writer.TryWrite(done)) return;
-        await done.Task.WaitAsync(cancellation);
-    }
+    /// <inheritdoc />
+    protected override bool Takes(ExperimentEvent e) => e is RunChanged or ControlLogged { Record.NewRunId: not null };
 
     /// <summary>Unsubscribes, sends what is buffered (waiting at most <see cref="MlflowOptions.FlushTimeout"/>), and stops.</summary>
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref disposed, 1) == 1) return;
-        detach?.Invoke();
+        Detach();
         using (var timeout = new CancellationTokenSource(options.FlushTimeout))
         {
             try
@@ -130,7 +107,7 @@ public sealed class MlflowExporter : IAsyncDisposable
                 Warn($"what was still buffered after {options.FlushTimeout.TotalSeconds:0.#} s was not sent");
             }
         }
-        inbox.Writer.TryComplete();
+        Inbox.Writer.TryComplete();
         await stopping.CancelAsync();
         try
         {
@@ -145,7 +122,7 @@ public sealed class MlflowExporter : IAsyncDisposable
 
     private async Task RunAsync()
     {
-        var reader = inbox.Reader;
+        var reader = Inbox.Reader;
         var flushes = new List<TaskCompletionSource>();
         var lastSent = DateTime.UtcNow;
         Task<bool>? waiting = null;

@@ -27,7 +27,7 @@ namespace RapidFire.Host.Export;
 /// await tensorboard.FlushAsync();
 /// </code>
 /// </example>
-public sealed class TensorBoardExporter : IAsyncDisposable
+public sealed class TensorBoardExporter : ExperimentExporter
 {
     /// <summary>The file in the experiment folder that says where the export got to.</summary>
     public const string StateFileName = "tensorboard.json";
@@ -35,14 +35,12 @@ public sealed class TensorBoardExporter : IAsyncDisposable
     private readonly string experimentName;
     private readonly Action<string> log;
     private readonly string? stateFile;
-    private readonly Channel<object> inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task loop;
     private readonly Dictionary<int, RunExport> runs = [];
-    private Action? detach;
     private bool failed;
     private int disposed;
 
-    /// <summary>Starts an exporter into <paramref name="directory"/>/<paramref name="experimentName"/>; feed it with <see cref="Observe"/> (or use <see cref="Attach"/>).</summary>
+    /// <summary>Starts an exporter into <paramref name="directory"/>/<paramref name="experimentName"/>; feed it with <see cref="ExperimentExporter.Observe"/> (or use <see cref="Attach"/>).</summary>
     /// <param name="directory">TensorBoard's log folder (<c>tensorboard --logdir</c>).</param>
     /// <param name="experimentName">The RapidFire experiment: its runs are the folders <c>run-N</c> under its own.</param>
     /// <param name="log">Takes the exporter's lines (warnings start with <c>warning: tensorboard:</c>).</param>
@@ -67,14 +65,8 @@ public sealed class TensorBoardExporter : IAsyncDisposable
     public static TensorBoardExporter Attach(Experiment experiment, string directory, Action<string>? alsoLog = null)
     {
         ArgumentNullException.ThrowIfNull(experiment);
-        var exporter = new TensorBoardExporter(directory, experiment.Name, line =>
-        {
-            experiment.Log(line);
-            alsoLog?.Invoke(line);
-        }, System.IO.Path.Combine(experiment.Path, StateFileName));
-        experiment.Progress += exporter.Observe;
-        exporter.detach = () => experiment.Progress -= exporter.Observe;
-        return exporter;
+        return Subscribe(new TensorBoardExporter(directory, experiment.Name, LogTo(experiment, alsoLog),
+            System.IO.Path.Combine(experiment.Path, StateFileName)), experiment);
     }
 
     /// <summary>The experiment's folder of runs: <c>DIR/&lt;experiment&gt;</c>.</summary>
@@ -83,33 +75,22 @@ public sealed class TensorBoardExporter : IAsyncDisposable
     /// <summary>The folder of run <paramref name="runId"/>'s event files.</summary>
     public string RunDirectory(int runId) => System.IO.Path.Combine(Directory, $"run-{runId}");
 
-    /// <summary>Takes an experiment event (cheap: it is queued; a <see cref="Experiment.Progress"/> handler).</summary>
-    public void Observe(ExperimentEvent e)
-    {
-        if (e is RunChanged) inbox.Writer.TryWrite(e);
-    }
-
-    /// <summary>Returns once everything observed so far is written to the event files.</summary>
-    public async Task FlushAsync(CancellationToken cancellation = default)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!inbox.Writer.TryWrite(done)) return;
-        await done.Task.WaitAsync(cancellation);
-    }
+    /// <inheritdoc />
+    protected override bool Takes(ExperimentEvent e) => e is RunChanged;
 
     /// <summary>Unsubscribes, writes what is queued, and closes the files.</summary>
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref disposed, 1) == 1) return;
-        detach?.Invoke();
-        inbox.Writer.TryComplete();
+        Detach();
+        Inbox.Writer.TryComplete();
         await loop;
         foreach (var run in runs.Values) run.Writer?.Dispose();
     }
 
     private async Task RunAsync()
     {
-        var reader = inbox.Reader;
+        var reader = Inbox.Reader;
         while (await reader.WaitToReadAsync())
         {
             var flushes = new List<TaskCompletionSource>();
