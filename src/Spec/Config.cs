@@ -28,10 +28,14 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
     public const string LrSchedulerKey = "lr_scheduler";
     /// <summary>Reserved key: the named metrics, such as <c>top1_accuracy</c>.</summary>
     public const string NamedMetricsKey = "named_metrics";
+    /// <summary>Reserved key, optional: the optimizer steps every this many minibatches (gradient accumulation).</summary>
+    public const string AccumulateGradBatchesKey = "accumulate_grad_batches";
+    /// <summary>Reserved key, optional: the total gradient norm is clipped to this before every optimizer step.</summary>
+    public const string MaxGradNormKey = "max_grad_norm";
 
     /// <summary>The reserved keys, in the order they are printed.</summary>
     public static IReadOnlyList<string> ReservedKeys { get; } =
-        [EpochsKey, BatchSizeKey, OptimizerKey, LrSchedulerKey, NamedMetricsKey];
+        [EpochsKey, BatchSizeKey, AccumulateGradBatchesKey, MaxGradNormKey, OptimizerKey, LrSchedulerKey, NamedMetricsKey];
 
     private readonly OrderedDictionary<string, object?> values;
     private readonly KnobReads? reads;
@@ -72,6 +76,12 @@ public sealed class Config : IReadOnlyDictionary<string, object?>, IEquatable<Co
 
     /// <summary>The minibatch size.</summary>
     public int BatchSize => Get<int>(BatchSizeKey);
+
+    /// <summary>Minibatches whose gradients add up to one optimizer step (1 when the config does not say).</summary>
+    public int AccumulateGradBatches => TryGetValue(AccumulateGradBatchesKey, out var v) && v is not null ? Get<int>(AccumulateGradBatchesKey) : 1;
+
+    /// <summary>The total gradient norm each step is clipped to; null when the config does not clip.</summary>
+    public double? MaxGradNorm => TryGetValue(MaxGradNormKey, out var v) && v is not null ? Get<double>(MaxGradNormKey) : null;
 
     /// <summary>The optimizer, by TorchSharp name, with its arguments.</summary>
     public NamedComponent Optimizer => NamedComponent.From(this[OptimizerKey], OptimizerKey);

@@ -184,6 +184,45 @@ public sealed class FitScenarioTests : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.Equal(one.Runs[0].TrainHistory[^1]["loss"], two.Runs[0].TrainHistory[^1]["loss"], ShardTolerance);
     }
 
+    /// <summary>
+    /// <c>accumulate_grad_batches</c> 4 over minibatches of 8 steps as minibatches of 32 do: the same 96 rows in the same
+    /// order (one chunk), the gradient of each window's mean loss. Float32 sums in another order only.
+    /// </summary>
+    [Theory]
+    [InlineData("SGD")]
+    [InlineData("Adam")]
+    public async Task Accumulating_four_minibatches_of_8_ends_as_minibatches_of_32_do(string optimizer)
+    {
+        var big = Optimized(Config(("hidden", 12L)), 32, optimizer);
+        var accumulated = Optimized(Config(("hidden", 12L)), 8, optimizer).With("accumulate_grad_batches", 4L);
+        var (one, oneServices) = await Fit(new RuntimeSettings(Chunks: 1, Devices: "cpu"), big);
+        var (four, fourServices) = await Fit(new RuntimeSettings(Chunks: 1, Devices: "cpu"), accumulated);
+
+        Assert.Equal((RunStatus.Completed, RunStatus.Completed), (one.Runs[0].Status, four.Runs[0].Status));
+        Assert.InRange(MaxDifference(oneServices.Models.CopyWeights(1)!, fourServices.Models.CopyWeights(1)!), 0, ShardTolerance);
+        // and not by chance: without accumulation the same minibatches of 8 step 12 times an epoch, and end elsewhere
+        var (plain, plainServices) = await Fit(new RuntimeSettings(Chunks: 1, Devices: "cpu"), Optimized(Config(("hidden", 12L)), 8, optimizer));
+        Assert.True(MaxDifference(oneServices.Models.CopyWeights(1)!, plainServices.Models.CopyWeights(1)!) > 1e-3);
+        Assert.Equal(one.Runs[0].ValidationHistory[^1]["loss"], four.Runs[0].ValidationHistory[^1]["loss"], ShardTolerance);
+    }
+
+    /// <summary>
+    /// Accumulation on two devices: each replica sums its shards' gradients over the window and the leader divides the sum
+    /// over replicas by the window's rows. Minibatches of 15 (shards of 8 and 7) in 3 chunks of 2 and 2 and 3 minibatches
+    /// (the last of 6 rows): windows of 2 end at each chunk's end.
+    /// </summary>
+    [Fact]
+    public async Task Accumulation_on_two_devices_ends_within_a_tight_tolerance_of_one_device()
+    {
+        var cfg = Optimized(Config(("hidden", 12L)), 15, "Adam").With("accumulate_grad_batches", 2L).With("max_grad_norm", 0.5);
+        var (one, oneServices) = await Fit(new RuntimeSettings(Chunks: 3, Devices: "cpu"), cfg);
+        var (two, twoServices) = await Fit(new RuntimeSettings(Chunks: 3, Devices: "cpu:2", CheckReplicas: true), cfg);
+
+        Assert.Equal((RunStatus.Completed, RunStatus.Completed), (one.Runs[0].Status, two.Runs[0].Status));
+        Assert.InRange(MaxDifference(oneServices.Models.CopyWeights(1)!, twoServices.Models.CopyWeights(1)!), 0, ShardTolerance);
+        Assert.Equal(one.Runs[0].TrainHistory[^1]["loss"], two.Runs[0].TrainHistory[^1]["loss"], ShardTolerance);
+    }
+
     private static int[] DataParallelSplit(int rows) => Scheduling.DataParallel.Split(Enumerable.Range(0, rows).ToArray(), 2).Select(s => s.Length).ToArray();
 
     [Fact]

@@ -151,6 +151,17 @@ public static class ControlRules
         }
         try
         {
+            if (cfg.ContainsKey(Config.AccumulateGradBatchesKey) && cfg.AccumulateGradBatches < 1)
+                errors.Add(new ConfigError(Config.AccumulateGradBatchesKey, $"must be at least 1, got {cfg[Config.AccumulateGradBatchesKey]}"));
+            if (cfg.MaxGradNorm is { } norm && !(double.IsFinite(norm) && norm > 0))
+                errors.Add(new ConfigError(Config.MaxGradNormKey, $"must be a number > 0, got {cfg[Config.MaxGradNormKey]}"));
+        }
+        catch (ConfigException e)
+        {
+            errors.AddRange(e.Errors);
+        }
+        try
+        {
             errors.AddRange(Optimizers.Validate(cfg.Optimizer, Config.OptimizerKey));
             if (cfg.LrScheduler is { } scheduler) errors.AddRange(LrSchedulers.Validate(scheduler, Config.LrSchedulerKey));
         }

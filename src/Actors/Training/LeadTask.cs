@@ -22,6 +22,9 @@ internal sealed class LeadTask(RunTaskOn order, Mode mode, RunModel state, Minib
     private (StepResult Result, long Size)?[] computed = [];
     private double lossSum;
     private long examples;
+    // the accumulation window in progress (accumulate_grad_batches): its rows, and the most shards a minibatch had
+    private long windowRows;
+    private int windowShards;
 
     public RunTaskOn Order { get; } = order;
     public RunTask Task => Order.Task;
@@ -66,26 +69,30 @@ internal sealed class LeadTask(RunTaskOn order, Mode mode, RunModel state, Minib
         busy.Start();
     }
 
-    /// <summary>Computes this device's shard: forward and backward in training, forward only otherwise.</summary>
+    /// <summary>Computes this device's shard: forward and backward in training (the step comes in <see cref="Finish"/>), forward only otherwise.</summary>
     public StepResult Compute(PreparedMinibatch prepared) =>
         Mode != Mode.Train ? trainer.Evaluate(State, prepared.Batch, Mode, new MinibatchOrigin(Done, prepared.Ids))
-        : replicas.Count == 1 ? trainer.Train(State, prepared.Batch, new MinibatchOrigin(Done, prepared.Ids))
         : trainer.Backward(State, prepared.Batch, new MinibatchOrigin(Done, prepared.Ids));
 
     public void ShardArrived(int shard, StepResult result, long size) => computed[shard] = (result, size);
 
     /// <summary>
-    /// Every shard is in: on several devices, averages the gradients and steps the leader's replica (the followers
-    /// are told to step theirs); returns the minibatch's combined result and size.
+    /// Every shard is in. In training, when the minibatch ends an accumulation window (every minibatch does without
+    /// <c>accumulate_grad_batches</c>): on several devices, averages the gradients and steps the leader's replica (the
+    /// followers are told to step theirs), on one device steps; returns the minibatch's combined result and size.
     /// </summary>
     public (StepResult Result, long Size) Finish()
     {
         var parts = computed.Select(c => c!.Value).ToList();
-        if (Mode == Mode.Train && replicas.Count > 1)
+        if (Mode == Mode.Train)
         {
-            ReplicaSync.AverageGradients(replicas, DataParallel.Weights(parts.Select(p => p.Size).ToList()));
-            MinibatchTrainer.Step(State);
-            foreach (var follower in Order.Followers!) follower.Actor.Tell(new ApplyStep(Group, Done));
+            windowRows += parts.Sum(p => p.Size);
+            windowShards = Math.Max(windowShards, parts.Count);
+            if (trainer.StepsAfter(Done, Minibatches.Count))
+            {
+                Step(parts);
+                (windowRows, windowShards) = (0, 0);
+            }
         }
         busy.Stop();
         Done++;
@@ -98,6 +105,26 @@ internal sealed class LeadTask(RunTaskOn order, Mode mode, RunModel state, Minib
         }
         if (!IsReady) waiting.Start();
         return (result, size);
+    }
+
+    /// <summary>
+    /// The window's step. Without accumulation each shard's gradient is of its mean loss: they are averaged weighted by
+    /// shard rows. With it, each holds the sum over the window of its minibatches' mean loss times their rows: the sum
+    /// over replicas divided by the window's rows is the gradient of the window's mean loss, on one device as on several.
+    /// </summary>
+    private void Step(IReadOnlyList<(StepResult Result, long Size)> parts)
+    {
+        if (replicas.Count == 1)
+        {
+            trainer.Step(State, trainer.Accumulate == 1 ? 1 : 1.0 / windowRows);
+            return;
+        }
+        IReadOnlyList<double> weights = trainer.Accumulate == 1
+            ? DataParallel.Weights(parts.Select(p => p.Size).ToList())
+            : Enumerable.Repeat(1.0 / windowRows, windowShards).ToList();
+        ReplicaSync.AverageGradients(replicas, weights);
+        trainer.Step(State);
+        foreach (var follower in Order.Followers!) follower.Actor.Tell(new ApplyStep(Group, Done));
     }
 }
 

@@ -37,10 +37,15 @@ public sealed record StepResult(double? Loss, IReadOnlyDictionary<string, NamedC
 public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
 {
     private readonly IReadOnlyList<NamedMetric> named = cfg.NamedMetrics.Select(NamedMetric.Parse).ToList();
+    private readonly int accumulate = cfg.AccumulateGradBatches;
+    private readonly double? maxGradNorm = cfg.MaxGradNorm;
+
+    /// <summary><c>accumulate_grad_batches</c>: the minibatches of one optimizer step (1: every minibatch steps).</summary>
+    public int Accumulate => accumulate;
 
     /// <summary>
-    /// Trains on one minibatch: forward, loss check, backward, optimizer step. A non-finite loss fails the run, naming
-    /// the minibatch and, with its <paramref name="origin"/>, its rows and those holding a non-finite input.
+    /// Trains on one minibatch alone (forward, loss check, backward, optimizer step), as a task on one device does
+    /// without accumulation: <see cref="Backward"/> then <see cref="Step"/>.
     /// </summary>
     public StepResult Train(RunModel state, Minibatch minibatch, MinibatchOrigin? origin = null)
     {
@@ -50,27 +55,60 @@ public sealed class MinibatchTrainer(MLSpec spec, Config cfg)
     }
 
     /// <summary>
-    /// The first half of a training step, alone for a shard of a minibatch trained on several devices: forward, loss
-    /// check, backward (the gradients stay on the model's parameters) and the metrics.
+    /// Whether the optimizer steps after minibatch <paramref name="index"/> (0-based in its task) of <paramref name="count"/>:
+    /// at the end of each window of <c>accumulate_grad_batches</c> minibatches, and after the task's last minibatch (a
+    /// window never spans a chunk: the model may change devices between chunks, its gradients do not travel).
+    /// </summary>
+    public bool StepsAfter(int index, int count) => (index + 1) % accumulate == 0 || index + 1 == count;
+
+    /// <summary>
+    /// The first half of a training step (alone for a shard of a minibatch trained on several devices): forward, loss
+    /// check, backward (the gradients stay on the model's parameters) and the metrics. A non-finite loss fails the run,
+    /// naming the minibatch and, with its <paramref name="origin"/>, its rows and those holding a non-finite input.
+    /// <para>With <c>accumulate_grad_batches</c> N &gt; 1 the gradients of a window's minibatches add up: they are zeroed
+    /// only at a window's first minibatch (<paramref name="origin"/>'s index a multiple of N), and each minibatch (or
+    /// shard) back-propagates its mean loss times its rows, so that the step, which divides by the window's rows, takes
+    /// the gradient of the window's mean loss: that of one minibatch N times larger.</para>
     /// </summary>
     public StepResult Backward(RunModel state, Minibatch minibatch, MinibatchOrigin? origin = null)
     {
         using var scope = torch.NewDisposeScope();
         var batch = OnDevice(scope, minibatch, state.Device);
         state.Model.train();
-        state.Optimizer.zero_grad();
+        if (accumulate == 1 || (origin?.Index ?? 0) % accumulate == 0) state.Optimizer.zero_grad();
         var result = SpecCall.Run("ComputeForward", () => spec.ComputeForward(state.Model, batch, cfg, Mode.Train).Checked(Mode.Train));
         var loss = FiniteLoss(result.Loss!, batch, origin, Mode.Train);
-        SpecCall.Run("loss.backward", () => result.Loss!.backward());
+        if (accumulate == 1)
+            SpecCall.Run("loss.backward", () => result.Loss!.backward());
+        else
+        {
+            using var rows = ((double)minibatch.Size).ToScalar();
+            SpecCall.Run("loss.backward", () => result.Loss!.mul(rows).backward());
+        }
         using var _ = torch.no_grad();
         return new StepResult(loss, Count(result.Outputs), Metrics(result, batch, Mode.Train));
     }
 
-    /// <summary>The second half of a training step: the optimizer step on the gradients the model holds.</summary>
-    public static void Step(RunModel state)
+    /// <summary>
+    /// The second half of a training step: the optimizer step on the gradients the model holds. <paramref name="gradScale"/>
+    /// multiplies them first (1 / the window's rows, for an accumulated window on one device); with <c>max_grad_norm</c>
+    /// their total norm is then clipped to it. With accumulation the gradients are zeroed after the step, so that a
+    /// replica without a shard in the next window's first minibatch starts it from zero too.
+    /// </summary>
+    public void Step(RunModel state, double gradScale = 1)
     {
         using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        if (gradScale != 1)
+        {
+            using var scale = gradScale.ToScalar();
+            foreach (var p in state.Model.parameters())
+                p.grad?.mul_(scale);
+        }
+        if (maxGradNorm is { } norm)
+            SpecCall.Run("max_grad_norm", () => nn.utils.clip_grad_norm_(state.Model.parameters(), norm));
         SpecCall.Run("optimizer", () => state.Optimizer.step());
+        if (accumulate > 1) state.Optimizer.zero_grad();
     }
 
     /// <summary>Evaluates one minibatch (validation or test): forward only, no gradients.</summary>

@@ -50,7 +50,7 @@ internal sealed class ShardFollower(JoinShard join, IActorRef leader, RunModel r
         if (step.Group != Join.Group || failed) return null;
         try
         {
-            MinibatchTrainer.Step(replica);
+            trainer.Step(replica);
             return null;
         }
         catch (Exception e)

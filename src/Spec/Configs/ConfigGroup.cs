@@ -82,9 +82,11 @@ public abstract class ConfigGroup
     /// its own <c>"search"</c>, grid when absent), expanded in order and concatenated; a top-level JSON array means
     /// the same.</item>
     /// <item><c>"user_knobs"</c>: the user's knobs, in the order the run's <c>cfg</c> shows them. A name that is a
-    /// reserved key (<c>epochs</c>, <c>batch_size</c>, <c>optimizer</c>, <c>lr_scheduler</c>,
-    /// <c>named_metrics</c>) is an error.</item>
+    /// reserved key (<c>epochs</c>, <c>batch_size</c>, <c>accumulate_grad_batches</c>, <c>max_grad_norm</c>,
+    /// <c>optimizer</c>, <c>lr_scheduler</c>, <c>named_metrics</c>) is an error.</item>
     /// <item><c>"train"</c>: <c>"epochs"</c> and <c>"batch_size"</c> (required, whole numbers &gt;= 1),
+    /// <c>"accumulate_grad_batches"</c> (optional, a whole number &gt;= 1: one optimizer step per that many minibatches),
+    /// <c>"max_grad_norm"</c> (optional, a number &gt; 0: the total gradient norm is clipped to it before each step),
     /// <c>"optimizer"</c> (required, <c>{"name": ..., "args": {...}}</c>, any optimizer of
     /// <c>TorchSharp.torch.optim</c> with PyTorch-style argument names, see <see cref="Optimizers"/>) and
     /// <c>"lr_scheduler"</c> (optional, the same shape, any scheduler of <c>torch.optim.lr_scheduler</c>, see

@@ -13,7 +13,8 @@ internal static class ConfigJson
     private static readonly string[] TemplateKeys = [SearchKey, TemplateTree.UserKnobsKey, TemplateTree.TrainKey, Config.NamedMetricsKey];
     private static readonly string[] RandomKeys = [.. TemplateKeys, SamplesKey, SeedKey];
     private static readonly string[] ListKeys = [SearchKey, ConfigsKey];
-    private static readonly string[] TrainKeys = [Config.EpochsKey, Config.BatchSizeKey, Config.OptimizerKey, Config.LrSchedulerKey];
+    private static readonly string[] TrainKeys =
+        [Config.EpochsKey, Config.BatchSizeKey, Config.AccumulateGradBatchesKey, Config.MaxGradNormKey, Config.OptimizerKey, Config.LrSchedulerKey];
     private static readonly string[] RangeKeys = [RangeKey, LogKey, DtypeKey, StepKey];
 
     private static readonly JsonDocumentOptions Options = new()
@@ -173,6 +174,8 @@ internal static class ConfigJson
                 {
                     Epochs = Value(Config.EpochsKey),
                     BatchSize = Value(Config.BatchSizeKey),
+                    AccumulateGradBatches = Value(Config.AccumulateGradBatchesKey),
+                    MaxGradNorm = Value(Config.MaxGradNormKey),
                     Optimizer = Value(Config.OptimizerKey),
                     LrScheduler = Value(Config.LrSchedulerKey),
                 };

@@ -32,6 +32,15 @@ public sealed record TrainTemplate
     public object? BatchSize { get; init; }
 
     /// <summary>
+    /// Gradient accumulation, optional: the optimizer steps every this many minibatches (a whole number &gt;= 1, or a
+    /// knob of them), on the mean gradient of their examples.
+    /// </summary>
+    public object? AccumulateGradBatches { get; init; }
+
+    /// <summary>Gradient clipping, optional: the total gradient norm before each step is at most this (a number &gt; 0, or a knob).</summary>
+    public object? MaxGradNorm { get; init; }
+
+    /// <summary>
     /// The optimizer, required: a <see cref="ComponentTemplate"/> (whose name and arguments may be knobs), or a
     /// <see cref="ListKnob"/> of them to compare different optimizers with their own arguments.
     /// </summary>

@@ -93,6 +93,10 @@ internal static class Expansion
         var train = (IReadOnlyDictionary<string, object?>)doc[TemplateTree.TrainKey]!;
         knobs.Add(new(Config.EpochsKey, WholeNumber(train[Config.EpochsKey])));
         knobs.Add(new(Config.BatchSizeKey, WholeNumber(train[Config.BatchSizeKey])));
+        if (train.TryGetValue(Config.AccumulateGradBatchesKey, out var accumulate) && accumulate is not null)
+            knobs.Add(new(Config.AccumulateGradBatchesKey, WholeNumber(accumulate)));
+        if (train.TryGetValue(Config.MaxGradNormKey, out var norm) && norm is not null)
+            knobs.Add(new(Config.MaxGradNormKey, norm));
         knobs.Add(new(Config.OptimizerKey, Component(train[Config.OptimizerKey])));
         if (train.TryGetValue(Config.LrSchedulerKey, out var scheduler) && scheduler is not null)
             knobs.Add(new(Config.LrSchedulerKey, Component(scheduler)));

@@ -88,6 +88,9 @@ internal static class TemplateTree
         var t = template.Train ?? new TrainTemplate();
         Required(train, Config.EpochsKey, t.Epochs, "the number of epochs, a whole number >= 1", errors);
         Required(train, Config.BatchSizeKey, t.BatchSize, "the minibatch size, a whole number >= 1", errors);
+        foreach (var (key, value) in new[] { (Config.AccumulateGradBatchesKey, t.AccumulateGradBatches), (Config.MaxGradNormKey, t.MaxGradNorm) })
+            if (value is not null)
+                train.Add(new(key, FromValue(value, $"{TrainKey}.{key}", errors)));
         Required(train, Config.OptimizerKey, t.Optimizer, "the optimizer, {\"name\": ..., \"args\": {...}}", errors);
         if (t.LrScheduler is not null)
             train.Add(new(Config.LrSchedulerKey, FromValue(t.LrScheduler, $"{TrainKey}.{Config.LrSchedulerKey}", errors)));

@@ -26,6 +26,8 @@ internal static class TemplateValidator
         {
             if (train[Config.EpochsKey] is { } epochs) CheckCount(epochs, Config.EpochsKey, errors);
             if (train[Config.BatchSizeKey] is { } batch) CheckCount(batch, Config.BatchSizeKey, errors);
+            if (train[Config.AccumulateGradBatchesKey] is { } accumulate) CheckCount(accumulate, Config.AccumulateGradBatchesKey, errors);
+            if (train[Config.MaxGradNormKey] is { } norm) CheckPositive(norm, Config.MaxGradNormKey, errors);
             if (train[Config.OptimizerKey] is { } optimizer)
                 CheckComponent(optimizer, "an optimizer", allowNone: false, Optimizers.Validate, errors);
             if (train[Config.LrSchedulerKey] is { } scheduler)
@@ -81,6 +83,31 @@ internal static class TemplateValidator
                 break;
             default:
                 errors.Add(node.Path, "must be a whole number >= 1, not a map or list");
+                break;
+        }
+    }
+
+    /// <summary>max_grad_norm: a finite number &gt; 0, wherever it comes from.</summary>
+    private static void CheckPositive(Node node, string key, ErrorSink errors)
+    {
+        switch (node)
+        {
+            case ListNode list:
+                foreach (var option in list.Options) CheckPositive(option, key, errors);
+                break;
+            case RangeNode { Knob: var r }:
+                if (double.IsFinite(r.Start) && r.Start <= 0)
+                    errors.Add(node.Path, $"must be a number > 0, but the Range starts at {Show(r.Start)}");
+                break;
+            case LeafNode { Value: long n } when n > 0:
+            case LeafNode { Value: double d } when double.IsFinite(d) && d > 0:
+            case InvalidNode:
+                break;
+            case LeafNode leaf:
+                errors.Add(node.Path, $"must be a number > 0 (the total gradient norm to clip to), got {ConfigValue.ToJson(leaf.Value)}");
+                break;
+            default:
+                errors.Add(node.Path, $"must be a number > 0 for {key}, not a map or list");
                 break;
         }
     }

@@ -130,6 +130,33 @@ public class ValidationTests
         Single(errors, path, gist);
     }
 
+    [Theory]
+    [InlineData("\"accumulate_grad_batches\": 0", "train.accumulate_grad_batches", "must be a whole number >= 1, got 0")]
+    [InlineData("\"accumulate_grad_batches\": [2, 1.5]", "train.accumulate_grad_batches[1]", "must be a whole number >= 1, got 1.5")]
+    [InlineData("\"max_grad_norm\": 0", "train.max_grad_norm", "must be a number > 0 (the total gradient norm to clip to), got 0")]
+    [InlineData("\"max_grad_norm\": [1.0, -2]", "train.max_grad_norm[1]", "must be a number > 0 (the total gradient norm to clip to), got -2")]
+    [InlineData("\"max_grad_norm\": \"big\"", "train.max_grad_norm", "must be a number > 0 (the total gradient norm to clip to), got \"big\"")]
+    public void Bad_accumulation_and_clipping_knobs_are_named_at_their_path(string knob, string path, string gist)
+    {
+        var errors = TrainErrors($$$""" "epochs": 1, "batch_size": 8, {{{knob}}}, "optimizer": {"name": "SGD", "args": {"lr": 0.1}} """);
+
+        Single(errors, path, gist);
+    }
+
+    [Fact]
+    public void Accumulation_and_clipping_are_train_knobs_a_grid_expands_and_a_leaf_reads()
+    {
+        var leaves = ConfigGroup.FromJson(WithTrain(""" "epochs": 1, "batch_size": 8, "accumulate_grad_batches": [1, 4], "max_grad_norm": 0.5, "optimizer": {"name": "SGD", "args": {"lr": 0.1}} """), "g.json").Expand();
+
+        Assert.Equal([1, 4], leaves.Select(c => c.AccumulateGradBatches));
+        Assert.All(leaves, c => Assert.Equal(0.5, c.MaxGradNorm));
+        Assert.Equal(["epochs", "batch_size", "accumulate_grad_batches", "max_grad_norm", "optimizer"], leaves[1].Keys.Take(5));
+        var plain = ConfigGroup.FromJson(WithTrain(ValidTrain), "plain.json").Expand()[0];
+        Assert.Equal((1, (double?)null), (plain.AccumulateGradBatches, plain.MaxGradNorm));
+        Assert.False(plain.ContainsKey("accumulate_grad_batches"));
+        Single(JsonErrors(WithTrain(ValidTrain, """, "user_knobs": {"max_grad_norm": 1}""")), "user_knobs.max_grad_norm", "is a reserved key");
+    }
+
     [Fact]
     public void Bad_epochs_are_rejected_also_from_a_list_or_a_range()
     {
