@@ -58,7 +58,7 @@ tools=$work/tools
 step "dotnet tool install RapidFire.Cli" dotnet tool install RapidFire.Cli --version 0.1.0 --tool-path "$tools" --configfile "$work/nuget.config"
 rapidfire=$tools/rapidfire
 step "rapidfire --help" "$rapidfire" --help
-expect "rapidfire lists its verbs" "$log" '^ +(validate|fit|resume|worker|runs|plot|dashboard|test|predict) ' 9
+expect "rapidfire lists its verbs" "$log" '^ +(validate|fit|resume|worker|runs|plot|dashboard|test|predict|info) ' 10
 mkdir "$work/empty"
 sed 's/"epochs": 3/"epochs": 1/' examples/mnist/configs.json >"$work/mnist-1-epoch.json"
 step "rapidfire fit of examples/mnist from an empty folder" \

@@ -24,7 +24,15 @@ public static class RapidFireCli
     /// </summary>
     public static int RunConsole(string[] args)
     {
-        RapidFire.Spec.Native.TorchNative.EnsureLoaded();
+        try
+        {
+            RapidFire.Spec.Native.TorchNative.EnsureLoaded();
+        }
+        catch (DllNotFoundException e)
+        {
+            Console.Error.WriteLine($"error: cannot load libtorch: {e.Message}");
+            return FitCommand.CouldNotStart; // 2: could not start, as fit says it
+        }
         return Run(args, Console.Out, Console.Error);
     }
 
@@ -42,6 +50,7 @@ public static class RapidFireCli
             DashboardCommand.Create(stdout, stderr),
             EvaluateCommand.CreateTest(stdout, stderr),
             EvaluateCommand.CreatePredict(stdout, stderr),
+            InfoCommand.Create(stdout),
         };
         return root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
     }

@@ -13,42 +13,109 @@ namespace RapidFire.Spec.Native;
 /// carries that version and nothing relocates against it, so marking the requirement weak is safe. When the
 /// system libstdc++ lacks the version, a copy of the library with the <c>VER_FLG_WEAK</c> bit set on that
 /// requirement is written to a cache folder and loaded by absolute path, after libtorch itself; TorchSharp
-/// then binds to the already-loaded copy. On newer systems nothing is touched.
+/// then binds to the already-loaded copy. On newer systems nothing is touched. <see cref="LibTorchDirVariable"/> names
+/// another libtorch to load first, such as a machine's own CUDA build.
 /// </remarks>
 public static class TorchNative
 {
+    /// <summary>
+    /// The environment variable naming a libtorch folder to load instead of the backend package's: the <c>lib</c> folder
+    /// of a libtorch or PyTorch install (such as <c>/opt/torch/.venv/lib/python3.12/site-packages/torch/lib</c>), for a
+    /// machine whose own CUDA libtorch should be used. It must hold <c>libc10.so</c>, <c>libtorch_cpu.so</c> and
+    /// <c>libtorch.so</c>; <c>libc10_cuda.so</c> and <c>libtorch_cuda.so</c> are loaded too when present.
+    /// </summary>
+    public const string LibTorchDirVariable = "RAPIDFIRE_LIBTORCH_DIR";
+
     private const string TorchSharpLibrary = "libLibTorchSharp.so";
     private const string MissingVersion = "GLIBCXX_3.4.32";
     private const string VersionedSymbol = "_ZSt21ios_base_library_initv";
-    private static readonly string[] LibTorchLibraries = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
+    // in dependency order; the CUDA ones only where the folder has them
+    private static readonly string[] LibTorchLibraries = ["libc10.so", "libc10_cuda.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch.so"];
+    private static readonly string[] RequiredLibraries = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
 
     private static readonly Lazy<string> Outcome = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
     /// Prepares the native libraries, once per process. Call it before anything touches <c>torch</c>; every
-    /// entry point of RapidFire does. Returns a one-line description of what was done.
+    /// entry point of RapidFire does. Returns a one-line description of what was done. A
+    /// <see cref="LibTorchDirVariable"/> folder that is not one is a <see cref="DllNotFoundException"/> naming it.
     /// </summary>
     public static string EnsureLoaded() => Outcome.Value;
+
+    /// <summary>
+    /// The libtorch and TorchSharp files this process has mapped (from <c>/proc/self/maps</c>, Linux only): where the
+    /// native code that runs came from.
+    /// </summary>
+    public static IReadOnlyList<string> LoadedLibraries()
+    {
+        const string maps = "/proc/self/maps";
+        if (!File.Exists(maps)) return [];
+        return File.ReadLines(maps)
+            .Select(line => line.IndexOf('/') is var at and >= 0 ? line[at..] : "")
+            .Where(path => Path.GetFileName(path) is var name && (name.StartsWith("libtorch", StringComparison.Ordinal) ||
+                name.StartsWith("libc10", StringComparison.Ordinal) || name.StartsWith("libLibTorchSharp", StringComparison.Ordinal)))
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+    }
 
     private static string Load()
     {
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
             return "native fix not needed on this platform";
-        if (SystemLibStdCxxHas(MissingVersion))
+        var libtorch = LibTorchOverride();
+        var patch = !SystemLibStdCxxHas(MissingVersion);
+        if (libtorch is null && !patch)
             return $"system libstdc++ has {MissingVersion}; TorchSharp loads unpatched";
 
         var nativeDir = FindNativeDirectory()
             ?? throw new DllNotFoundException(
                 $"Cannot find {TorchSharpLibrary} next to the application (looked in {AppContext.BaseDirectory} " +
                 "and its runtimes/linux-x64/native folder). Is a TorchSharp backend package (TorchSharp-cpu, TorchSharp-cuda-linux) referenced?");
+        // libtorch first, by absolute path: TorchSharp's layer, loaded next, binds to what is loaded under its names
+        var from = libtorch ?? nativeDir;
         foreach (var lib in LibTorchLibraries)
         {
-            var path = Path.Combine(nativeDir, lib);
-            if (File.Exists(path)) NativeLibrary.Load(path);
+            var path = Path.Combine(from, lib);
+            if (!File.Exists(path)) continue;
+            try
+            {
+                NativeLibrary.Load(path);
+            }
+            catch (DllNotFoundException e) when (libtorch is not null)
+            {
+                throw new DllNotFoundException($"{LibTorchDirVariable}={libtorch}: {lib} there does not load: {e.Message}", e);
+            }
         }
-        var patched = PatchedCopy(Path.Combine(nativeDir, TorchSharpLibrary));
-        NativeLibrary.Load(patched);
-        return $"system libstdc++ lacks {MissingVersion}; loaded patched copy {patched}";
+        var torchSharp = Path.Combine(nativeDir, TorchSharpLibrary);
+        var layer = patch ? PatchedCopy(torchSharp) : torchSharp;
+        try
+        {
+            NativeLibrary.Load(layer);
+        }
+        catch (DllNotFoundException e) when (libtorch is not null)
+        {
+            throw new DllNotFoundException($"{LibTorchDirVariable}={libtorch}: TorchSharp's {TorchSharpLibrary} does not bind to the " +
+                $"libtorch there (another libtorch version than TorchSharp's?): {e.Message}", e);
+        }
+        var source = libtorch is null ? "" : $"libtorch from {libtorch} ({LibTorchDirVariable}); ";
+        return patch
+            ? $"{source}system libstdc++ lacks {MissingVersion}; loaded patched copy {layer}"
+            : $"{source}TorchSharp's layer {layer}";
+    }
+
+    /// <summary>The <see cref="LibTorchDirVariable"/> folder, checked; null when the variable is unset or empty.</summary>
+    private static string? LibTorchOverride()
+    {
+        var value = Environment.GetEnvironmentVariable(LibTorchDirVariable);
+        if (string.IsNullOrWhiteSpace(value)) return null;
+        var dir = Path.GetFullPath(value);
+        if (!Directory.Exists(dir))
+            throw new DllNotFoundException($"{LibTorchDirVariable}={value}: no such folder");
+        var missing = RequiredLibraries.Where(lib => !File.Exists(Path.Combine(dir, lib))).ToList();
+        if (missing.Count > 0)
+            throw new DllNotFoundException($"{LibTorchDirVariable}={value}: the folder has no {string.Join(", ", missing)} " +
+                "(it should be the lib folder of a libtorch or PyTorch install, such as .../site-packages/torch/lib)");
+        return dir;
     }
 
     /// <summary>
