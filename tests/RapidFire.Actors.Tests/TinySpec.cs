@@ -18,8 +18,13 @@ public sealed class TinySpec : MLSpec
 {
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, ManualResetEventSlim> Gates = new();
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> Waiting = new();
+
     /// <summary>The gate that the runs with the knob <c>gate</c> = <paramref name="name"/> wait on in each training minibatch (created open).</summary>
     public static ManualResetEventSlim Gate(string name) => Gates.GetOrAdd(name, _ => new ManualResetEventSlim(true));
+
+    /// <summary>How many training minibatches are waiting at gate <paramref name="name"/> now.</summary>
+    public static int WaitingAt(string name) => Waiting.GetValueOrDefault(name);
 
     public override object RowPrep(Row row, Spec.Config cfg, Mode mode)
     {
@@ -38,8 +43,18 @@ public sealed class TinySpec : MLSpec
     public override ForwardResult ComputeForward(nn.Module model, Minibatch minibatch, Spec.Config cfg, Mode mode)
     {
         if (cfg.Get("sleep_ms", 0) is var sleep and > 0) Thread.Sleep(sleep);
-        if (mode == Mode.Train && cfg.Get("gate", "") is { Length: > 0 } gate && !Gate(gate).Wait(TimeSpan.FromSeconds(30)))
-            throw new TimeoutException($"gate {gate} stayed closed for 30 s");
+        if (mode == Mode.Train && cfg.Get("gate", "") is { Length: > 0 } gate)
+        {
+            Waiting.AddOrUpdate(gate, 1, (_, n) => n + 1);
+            try
+            {
+                if (!Gate(gate).Wait(TimeSpan.FromSeconds(30))) throw new TimeoutException($"gate {gate} stayed closed for 30 s");
+            }
+            finally
+            {
+                Waiting.AddOrUpdate(gate, 0, (_, n) => n - 1);
+            }
+        }
         // libtorch's words when a device runs out of memory, as TorchSharp throws them
         if (cfg.Get("fail", "") == "oom" && minibatch.Size > 4)
             throw new System.Runtime.InteropServices.ExternalException("CUDA out of memory. Tried to allocate 20.00 GiB");
