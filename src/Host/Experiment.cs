@@ -64,6 +64,7 @@ public sealed partial class Experiment : IDisposable, IExperimentControl
             throw new ArgumentException($"experiment name '{name}' must be letters, digits, '-', '_' or '.'", nameof(name));
         Name = name;
         // An app that only makes an Experiment (a file-based app, a test) gets the native-load fix here, before any torch.
+        RapidFire.Spec.Native.TorchNative.UseLibTorch(config?.GetString(RapidFire.Spec.Native.TorchNative.LibTorchDirSetting, null));
         RapidFire.Spec.Native.TorchNative.EnsureLoaded();
         Directory.CreateDirectory(directory);
         Path = System.IO.Path.GetFullPath(System.IO.Path.Combine(directory, name));

@@ -45,6 +45,31 @@ public sealed class LibTorchFolderTests : IDisposable
     }
 
     [Fact]
+    public async Task The_setting_names_the_folder_too_and_the_variable_wins_over_it()
+    {
+        foreach (var lib in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so", "libgomp-98b21ff3.so.1" })
+            if (link(Path.Combine(Native, lib), Path.Combine(folder, lib)) != 0)
+                File.Copy(Path.Combine(Native, lib), Path.Combine(folder, lib));
+        var settings = Path.Combine(folder, "gpu.conf");
+        File.WriteAllText(settings, $"rapidfire.libtorch-dir = \"{folder}\"");
+
+        var (code, output) = await ChildCli.RunAsync("info", "--settings", settings);
+        Assert.True(code == 0, output);
+        Assert.Contains($"libtorch from {folder} ({TorchNative.LibTorchDirSetting})", output);
+        Assert.Contains(Path.Combine(folder, "libtorch_cpu.so"), output);
+
+        // the variable wins: here it names a folder that is not one, and that is what stops the program
+        var (refused, why) = await ChildCli.RunAsync(Pointing(Path.Combine(folder, "nowhere")), "info", "--settings", settings);
+        Assert.Equal(2, refused);
+        Assert.Contains($"{TorchNative.LibTorchDirVariable}={Path.Combine(folder, "nowhere")}: no such folder", why);
+
+        File.WriteAllText(settings, $"rapidfire.libtorch-dir = \"{Path.Combine(folder, "elsewhere")}\"");
+        (refused, why) = await ChildCli.RunAsync("validate", "--spec", "x.cs", "--data", "x.json", "--config", "x.json", "--settings", settings);
+        Assert.Equal(2, refused);
+        Assert.Contains($"{TorchNative.LibTorchDirSetting}={Path.Combine(folder, "elsewhere")}: no such folder", why);
+    }
+
+    [Fact]
     public async Task A_folder_without_libtorch_or_no_folder_at_all_is_named_and_the_program_exits_2()
     {
         File.WriteAllText(Path.Combine(folder, "libc10.so"), "not a library");

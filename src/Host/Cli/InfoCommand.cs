@@ -10,7 +10,10 @@ public static class InfoCommand
     /// <summary>The command: the native set-up, the libtorch files loaded, and CUDA's availability and device count.</summary>
     public static Command Create(TextWriter stdout)
     {
-        var command = new Command("info", $"Show the TorchSharp version, the libtorch files loaded (from the backend package, or from {TorchNative.LibTorchDirVariable}) and the CUDA devices.");
+        var command = new Command("info", $"Show the TorchSharp version, the libtorch files loaded (from the backend package, or from {TorchNative.LibTorchDirVariable} / {TorchNative.LibTorchDirSetting}) and the CUDA devices.")
+        {
+            FitCommand.SettingsOption(),
+        };
         command.SetAction(_ =>
         {
             stdout.WriteLine($"rapidfire:  {typeof(InfoCommand).Assembly.GetName().Version}");

@@ -26,6 +26,7 @@ public static class RapidFireCli
     {
         try
         {
+            RapidFire.Spec.Native.TorchNative.UseLibTorch(LibTorchSetting(args));
             RapidFire.Spec.Native.TorchNative.EnsureLoaded();
         }
         catch (DllNotFoundException e)
@@ -34,6 +35,25 @@ public static class RapidFireCli
             return FitCommand.CouldNotStart; // 2: could not start, as fit says it
         }
         return Run(args, Console.Out, Console.Error);
+    }
+
+    /// <summary>
+    /// <c>rapidfire.libtorch-dir</c> of the command's settings (its <c>--settings</c>, appsettings.json, the
+    /// <c>RAPIDFIRE__</c> variables), read before any torch; null when unset or when the settings do not read (the command
+    /// then reports why).
+    /// </summary>
+    private static string? LibTorchSetting(string[] args)
+    {
+        var at = Array.IndexOf(args, "--settings");
+        try
+        {
+            return FitCommand.Settings(at >= 0 && at + 1 < args.Length ? new FileInfo(args[at + 1]) : null)
+                ?.GetString(RapidFire.Spec.Native.TorchNative.LibTorchDirSetting, null) is { Length: > 0 } dir ? dir : null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Parses <paramref name="args"/> and runs the verb, writing to the given streams; returns the exit code.</summary>

@@ -39,6 +39,7 @@ public static class RapidFireHosting
     public static AkkaConfigurationBuilder WithRapidFire(this AkkaConfigurationBuilder builder, Akka.Configuration.Config? settings = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        TorchNative.UseLibTorch(settings?.GetString(TorchNative.LibTorchDirSetting, null));
         TorchNative.EnsureLoaded();
         ReserveThreadPool();
         builder.AddHocon(RuntimeSettings.Reference, HoconAddMode.Append);

@@ -26,6 +26,11 @@ public static class TorchNative
     /// </summary>
     public const string LibTorchDirVariable = "RAPIDFIRE_LIBTORCH_DIR";
 
+    /// <summary>The setting that names the same folder (HOCON, <c>--settings</c>); <see cref="LibTorchDirVariable"/> wins over it.</summary>
+    public const string LibTorchDirSetting = "rapidfire.libtorch-dir";
+
+    private static (string Directory, string Source)? configured;
+
     private const string TorchSharpLibrary = "libLibTorchSharp.so";
     private const string MissingVersion = "GLIBCXX_3.4.32";
     private const string VersionedSymbol = "_ZSt21ios_base_library_initv";
@@ -41,6 +46,25 @@ public static class TorchNative
     /// <see cref="LibTorchDirVariable"/> folder that is not one is a <see cref="DllNotFoundException"/> naming it.
     /// </summary>
     public static string EnsureLoaded() => Outcome.Value;
+
+    /// <summary>
+    /// Names the libtorch folder of the <see cref="LibTorchDirSetting"/> setting, before the libraries load (the CLI and
+    /// <c>Experiment</c> pass their settings' value); <see cref="LibTorchDirVariable"/> wins over it. Null or empty: none.
+    /// Once loaded, naming another folder is an <see cref="InvalidOperationException"/>: a process has one libtorch.
+    /// </summary>
+    public static void UseLibTorch(string? directory)
+    {
+        if (string.IsNullOrWhiteSpace(directory)) return;
+        lock (Outcome)
+        {
+            if (Outcome.IsValueCreated)
+            {
+                if (configured?.Directory == directory || Environment.GetEnvironmentVariable(LibTorchDirVariable) is { Length: > 0 }) return;
+                throw new InvalidOperationException($"{LibTorchDirSetting}={directory}: this process has loaded its libtorch already ({Outcome.Value})");
+            }
+            configured = (directory, LibTorchDirSetting);
+        }
+    }
 
     /// <summary>
     /// The libtorch and TorchSharp files this process has mapped (from <c>/proc/self/maps</c>, Linux only): where the
@@ -72,7 +96,7 @@ public static class TorchNative
                 $"Cannot find {TorchSharpLibrary} next to the application (looked in {AppContext.BaseDirectory} " +
                 "and its runtimes/linux-x64/native folder). Is a TorchSharp backend package (TorchSharp-cpu, TorchSharp-cuda-linux) referenced?");
         // libtorch first, by absolute path: TorchSharp's layer, loaded next, binds to what is loaded under its names
-        var from = libtorch ?? nativeDir;
+        var from = libtorch?.Directory ?? nativeDir;
         foreach (var lib in LibTorchLibraries)
         {
             var path = Path.Combine(from, lib);
@@ -83,7 +107,7 @@ public static class TorchNative
             }
             catch (DllNotFoundException e) when (libtorch is not null)
             {
-                throw new DllNotFoundException($"{LibTorchDirVariable}={libtorch}: {lib} there does not load: {e.Message}", e);
+                throw new DllNotFoundException($"{libtorch.Value.Source}={libtorch.Value.Given}: {lib} there does not load: {e.Message}", e);
             }
         }
         var torchSharp = Path.Combine(nativeDir, TorchSharpLibrary);
@@ -94,28 +118,33 @@ public static class TorchNative
         }
         catch (DllNotFoundException e) when (libtorch is not null)
         {
-            throw new DllNotFoundException($"{LibTorchDirVariable}={libtorch}: TorchSharp's {TorchSharpLibrary} does not bind to the " +
+            throw new DllNotFoundException($"{libtorch.Value.Source}={libtorch.Value.Given}: TorchSharp's {TorchSharpLibrary} does not bind to the " +
                 $"libtorch there (another libtorch version than TorchSharp's?): {e.Message}", e);
         }
-        var source = libtorch is null ? "" : $"libtorch from {libtorch} ({LibTorchDirVariable}); ";
+        var source = libtorch is { } l ? $"libtorch from {l.Directory} ({l.Source}); " : "";
         return patch
             ? $"{source}system libstdc++ lacks {MissingVersion}; loaded patched copy {layer}"
             : $"{source}TorchSharp's layer {layer}";
     }
 
-    /// <summary>The <see cref="LibTorchDirVariable"/> folder, checked; null when the variable is unset or empty.</summary>
-    private static string? LibTorchOverride()
+    /// <summary>
+    /// The <see cref="LibTorchDirVariable"/> folder, else the <see cref="LibTorchDirSetting"/> one, checked, with what named
+    /// it (for errors); null when neither is set.
+    /// </summary>
+    private static (string Directory, string Given, string Source)? LibTorchOverride()
     {
         var value = Environment.GetEnvironmentVariable(LibTorchDirVariable);
-        if (string.IsNullOrWhiteSpace(value)) return null;
-        var dir = Path.GetFullPath(value);
+        var (given, source) = !string.IsNullOrWhiteSpace(value) ? (value, LibTorchDirVariable)
+            : configured is { } c ? (c.Directory, c.Source) : (null, null);
+        if (given is null || source is null) return null;
+        var dir = Path.GetFullPath(given);
         if (!Directory.Exists(dir))
-            throw new DllNotFoundException($"{LibTorchDirVariable}={value}: no such folder");
+            throw new DllNotFoundException($"{source}={given}: no such folder");
         var missing = RequiredLibraries.Where(lib => !File.Exists(Path.Combine(dir, lib))).ToList();
         if (missing.Count > 0)
-            throw new DllNotFoundException($"{LibTorchDirVariable}={value}: the folder has no {string.Join(", ", missing)} " +
+            throw new DllNotFoundException($"{source}={given}: the folder has no {string.Join(", ", missing)} " +
                 "(it should be the lib folder of a libtorch or PyTorch install, such as .../site-packages/torch/lib)");
-        return dir;
+        return (dir, given, source);
     }
 
     /// <summary>
