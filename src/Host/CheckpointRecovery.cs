@@ -44,20 +44,20 @@ internal static class CheckpointRecovery
             foreach (var folder in Directory.EnumerateDirectories(local.Directory, "run-*"))
                 if (int.TryParse(Path.GetFileName(folder)["run-".Length..], out var id))
                     ids.Add(id); // a clone made during the fit: its knobs come from its checkpoint
-        var states = new Dictionary<int, RunState>();
+        var states = new Dictionary<int, RunSnapshot>();
         var report = new List<string>();
         var definitions = new List<ExperimentProtocol.RunDefinition>();
         foreach (var runId in ids.Order())
         {
             var skipped = new List<string>();
-            RunState? state = null;
+            RunSnapshot? state = null;
             foreach (var key in checkpoints.List(runId).OrderByDescending(k => k))
             {
                 try
                 {
-                    state = JournalSerializer.FromJson<RunState>(checkpoints.Load(key).Header.State);
+                    state = JournalSerializer.FromJson<RunSnapshot>(checkpoints.Load(key).Header.State);
                     report.Add($"run {runId}: recovered from {checkpoints.Describe(key)}: epoch {key.Epoch + 1} chunk {key.Chunk + 1} " +
-                               $"({state.ChunksTrained} chunks trained, {state.EpochsDone} epochs closed)" +
+                               $"({state.Run.ChunksTrained} chunks trained, {state.Run.EpochsDone} epochs closed)" +
                                (skipped.Count > 0 ? $"; newer ones could not be read: {string.Join("; ", skipped)}" : ""));
                     break;
                 }
@@ -75,7 +75,7 @@ internal static class CheckpointRecovery
                 continue;
             }
             states[runId] = state;
-            definitions.Add(run ?? new ExperimentProtocol.RunDefinition(runId, state.Config));
+            definitions.Add(run ?? new ExperimentProtocol.RunDefinition(runId, state.Run.Config));
         }
         report.Add("lost with the journal: the IC log (operations and their outcomes), the minibatch metrics of the chunks before each run's checkpoint " +
                    "and any chunk trained after it (trained again), and whether a run had ended: every run recovered trains on to its end");

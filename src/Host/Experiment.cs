@@ -179,7 +179,7 @@ public sealed partial class Experiment : IDisposable, IExperimentControl
     }
 
     /// <summary>A fit rebuilt from its checkpoints, waiting for <see cref="ResumeFitAsync"/>: its manifest, each run's state, and what was recovered and lost.</summary>
-    public sealed record RecoveryPlan(ExperimentProtocol.FitManifest Manifest, IReadOnlyDictionary<int, RunState> States, IReadOnlyList<string> Report);
+    public sealed record RecoveryPlan(ExperimentProtocol.FitManifest Manifest, IReadOnlyDictionary<int, RunSnapshot> States, IReadOnlyList<string> Report);
 
     /// <summary>The recovery <see cref="RecoverFromCheckpoints"/> prepared, until the resume carries it out; null otherwise.</summary>
     public RecoveryPlan? Recovery { get; private set; }

@@ -20,6 +20,12 @@ public abstract record ExperimentEvent;
 /// <summary>A run's state changed (started, trained a chunk, closed an epoch, ended), or was recovered from its journal on a resume.</summary>
 public sealed record RunChanged(RunState Run, bool Recovered = false) : ExperimentEvent;
 
+/// <summary>
+/// A chunk a run trained was journaled: its minibatch records (what the exporters log per minibatch; a run's state
+/// does not carry them).
+/// </summary>
+public sealed record ChunkRecorded(int RunId, int Epoch, int Chunk, IReadOnlyList<MinibatchRecord> Records) : ExperimentEvent;
+
 /// <summary>A minibatch was processed: its loss and metrics.</summary>
 public sealed record MinibatchDone(MinibatchRecord Minibatch) : ExperimentEvent;
 

@@ -87,7 +87,7 @@ public sealed class ExperimentFiles
                     WriteMetrics(runId);
                     break;
                 case RestoredFromCheckpoint restored:
-                    Truncate(runId, restored.State);
+                    Truncate(runId, restored.State.Run);
                     WriteMetrics(runId);
                     break;
                 case RunEnded:

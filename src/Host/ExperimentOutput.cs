@@ -76,7 +76,11 @@ internal sealed class ExperimentOutput(ExperimentFiles files, ExperimentJournal 
         {
             Receive<Flush>(_ => Sender.Tell(new Flushed()));
             Receive<RunUpdated>(e => output.Publish(new RunChanged(e.State, e.Recovered)));
-            Receive<RunJournaled>(e => output.files.Apply(e.RunId, e.Event));
+            Receive<RunJournaled>(e =>
+            {
+                output.files.Apply(e.RunId, e.Event);
+                if (e.Event is ChunkCompleted chunk) output.Publish(new ChunkRecorded(e.RunId, chunk.Epoch, chunk.Chunk, chunk.Records));
+            });
             Receive<MinibatchRecord>(e => output.Publish(new MinibatchDone(e)));
             Receive<MetricsProtocol.EpochRecorded>(e =>
             {

@@ -15,12 +15,15 @@ public class RunControlStateTests
     private static readonly IReadOnlyDictionary<string, double> Metrics = new Dictionary<string, double> { ["loss"] = 0.5 };
     private static readonly RunFailure Boom = new("RowPrep", "boom", "train", 1, 1, 7);
 
-    private static RunState Run(RunState state, params IRunCommand[] commands)
+    private static RunState Run(RunState state, params IRunCommand[] commands) => Fold(RunSnapshot.Of(state), commands).Run;
+
+    /// <summary>The run's state with its epoch's records, as its actor folds them, after <paramref name="commands"/>.</summary>
+    private static RunSnapshot Fold(RunSnapshot snapshot, params IRunCommand[] commands)
     {
         foreach (var command in commands)
-            foreach (var e in state.Decide(command))
-                state = state.Apply(e);
-        return state;
+            foreach (var e in snapshot.Run.Decide(command))
+                snapshot = snapshot.Apply(e);
+        return snapshot;
     }
 
     private static MinibatchRecord Record(int runId, Mode mode, int epoch, int chunk, int step, int examples, double? loss,
@@ -32,8 +35,10 @@ public class RunControlStateTests
     private static RunState Started() => Run(new RunState(1, Cfg), new StartRun(2, HasValidation: true));
 
     /// <summary>One chunk into the run: epoch 1 of 3, chunk 2 of 2 next.</summary>
-    private static RunState OneChunkIn() =>
-        Run(Started(), new ChunkTrained(RunTask.Train(1, 0, 0), 0.9, [Record(1, Mode.Train, 0, 0, 0, 16, 0.9)], new CheckpointRef(1, 0, 0)));
+    private static RunState OneChunkIn() => Run(Started(), FirstChunk);
+
+    private static readonly ChunkTrained FirstChunk =
+        new(RunTask.Train(1, 0, 0), 0.9, [Record(1, Mode.Train, 0, 0, 0, 16, 0.9)], new CheckpointRef(1, 0, 0));
 
     private static RunState Stopped() => Run(OneChunkIn(), new StopRun(EndReason.User));
 
@@ -48,16 +53,18 @@ public class RunControlStateTests
     }
 
     /// <summary>A run in its second epoch with a chunk of it trained and validation behind it: every field a warm clone copies is set.</summary>
-    private static RunState SecondEpoch()
+    private static RunState SecondEpoch() => SecondEpochWithRecords().Run;
+
+    private static RunSnapshot SecondEpochWithRecords()
     {
-        var run = Run(Started(),
+        var run = Fold(RunSnapshot.Of(Started()),
             new ChunkTrained(RunTask.Train(1, 0, 0), 0.9, [Record(1, Mode.Train, 0, 0, 0, 16, 0.9)], new CheckpointRef(1, 0, 0)),
             new ChunkTrained(RunTask.Train(1, 0, 1), 0.8, [Record(1, Mode.Train, 0, 1, 1, 16, 0.8)], new CheckpointRef(1, 0, 1)),
             new ValidationFinished(RunTask.Validate(1, 0), [Record(1, Mode.Validation, 0, 0, 0, 8, 0.85)]),
             new CloseEpochMetrics(Mode.Train, 0, new Dictionary<string, double> { ["loss"] = 0.85 }, false),
             new CloseEpochMetrics(Mode.Validation, 0, new Dictionary<string, double> { ["loss"] = 0.87 }, false));
-        Assert.Equal(1, run.EpochsDone);
-        return Run(run, new ChunkTrained(RunTask.Train(1, 1, 0), 0.7,
+        Assert.Equal(1, run.Run.EpochsDone);
+        return Fold(run, new ChunkTrained(RunTask.Train(1, 1, 0), 0.7,
             [Record(1, Mode.Train, 1, 0, 0, 10, 0.75), Record(1, Mode.Train, 1, 0, 1, 6, 0.65)], new CheckpointRef(1, 1, 0)));
     }
 
@@ -98,7 +105,9 @@ public class RunControlStateTests
         Assert.True(resumed.ResumedByUser);
         Assert.Equal(RunTask.Train(1, 0, 1), resumed.NextTask);
         Assert.Equal((0, 1, 0.9, new CheckpointRef(1, 0, 0)), (resumed.EpochsDone, resumed.ChunksDone, resumed.LastTrainLoss, resumed.LastCheckpoint));
-        Assert.Equal(stopped.TrainRecords, resumed.TrainRecords);
+        var records = Fold(RunSnapshot.Of(Started()), FirstChunk, new StopRun(EndReason.User)).Records;
+        Assert.Single(records.TrainRecords);
+        Assert.Same(records, records.Apply(e)); // the epoch's records stay
         Assert.Equal(stopped.ChunkMetrics, resumed.ChunkMetrics);
     }
 
@@ -169,9 +178,12 @@ public class RunControlStateTests
         var given = SecondEpoch().WarmCloneAs(5, CloneCfg, new CheckpointRef(5, 1, 0));
         var fresh = new RunState(5, CloneCfg);
 
-        var e = Assert.Single(fresh.Decide(new WarmStart(1, given)));
-        Assert.Equal(new RunWarmStarted(1, given), e);
+        var records = new EpochRecords([Record(5, Mode.Train, 1, 0, 0, 16, 0.9)], []);
+
+        var e = Assert.Single(fresh.Decide(new WarmStart(1, given, records)));
+        Assert.Equal(new RunWarmStarted(1, new RunSnapshot(given, records)), e);
         Assert.Same(given, fresh.Apply(e));
+        Assert.Same(records, EpochRecords.Empty.Apply(e));
     }
 
     [Fact]
@@ -209,24 +221,46 @@ public class RunControlStateTests
     [Fact]
     public void A_warm_clone_retags_the_current_epochs_records_with_its_id_and_leaves_the_parents_alone()
     {
-        var parent = SecondEpoch();
-        var clone = parent.WarmCloneAs(5, CloneCfg, null);
+        var parent = SecondEpochWithRecords();
+        var clone = parent.Run.WarmCloneAs(5, CloneCfg, null);
+        var records = parent.Records.CloneAs(5, clone, EpochRecords.Empty);
 
-        Assert.Equal(2, clone.TrainRecords.Count);
-        Assert.All(clone.TrainRecords, r => Assert.Equal(5, r.RunId));
-        Assert.Equal(parent.TrainRecords.Select(r => r with { RunId = 5 }), clone.TrainRecords);
-        Assert.All(parent.TrainRecords, r => Assert.Equal(1, r.RunId));
+        Assert.Equal(2, records.TrainRecords.Count);
+        Assert.All(records.TrainRecords, r => Assert.Equal(5, r.RunId));
+        Assert.Equal(parent.Records.TrainRecords.Select(r => r with { RunId = 5 }), records.TrainRecords);
+        Assert.All(parent.Records.TrainRecords, r => Assert.Equal(1, r.RunId));
         Assert.Null(clone.LastCheckpoint);
+    }
+
+    [Fact]
+    public void A_warm_clone_asked_for_as_its_parents_epoch_ended_takes_that_epochs_records_and_none_of_a_later_chunk()
+    {
+        var atEpochEnd = Fold(RunSnapshot.Of(Started()),
+            new ChunkTrained(RunTask.Train(1, 0, 0), 0.9, [Record(1, Mode.Train, 0, 0, 0, 16, 0.9)], null),
+            new ChunkTrained(RunTask.Train(1, 0, 1), 0.8, [Record(1, Mode.Train, 0, 1, 1, 16, 0.8)], null));
+        var clone = atEpochEnd.Run.WarmCloneAs(5, CloneCfg, null);
+        // the parent has closed the epoch and trained on meanwhile: the clone still gets epoch 1's two chunks
+        var later = Fold(atEpochEnd,
+            new ValidationFinished(RunTask.Validate(1, 0), [Record(1, Mode.Validation, 0, 0, 0, 8, 0.85)]),
+            new CloseEpochMetrics(Mode.Train, 0, Metrics, false), new CloseEpochMetrics(Mode.Validation, 0, Metrics, false),
+            new ChunkTrained(RunTask.Train(1, 1, 0), 0.7, [Record(1, Mode.Train, 1, 0, 0, 16, 0.7)], null));
+        Assert.Equal(1, later.Run.EpochsDone);
+
+        var records = later.Records.CloneAs(5, clone, atEpochEnd.Records);
+
+        Assert.Equal([(0, 0), (0, 1)], records.TrainRecords.Select(r => (r.Epoch, r.Chunk)));
+        Assert.Empty(records.ValidationRecords); // the clone validates its epoch itself
+        Assert.Equal(atEpochEnd.Records.CloneAs(5, clone, EpochRecords.Empty).TrainRecords, records.TrainRecords);
     }
 
     [Fact]
     public void A_warm_clone_retags_the_validation_records_of_its_current_epoch()
     {
-        var parent = Run(Started(),
+        var parent = Fold(RunSnapshot.Of(Started()),
             new ChunkTrained(RunTask.Train(1, 0, 0), 0.9, [], null), new ChunkTrained(RunTask.Train(1, 0, 1), 0.8, [], null),
             new ValidationFinished(RunTask.Validate(1, 0), [Record(1, Mode.Validation, 0, 0, 0, 8, 0.85)]));
-        var clone = parent.WarmCloneAs(5, CloneCfg, null);
-        Assert.Equal(5, Assert.Single(clone.ValidationRecords).RunId);
+        var clone = parent.Run.WarmCloneAs(5, CloneCfg, null);
+        Assert.Equal(5, Assert.Single(parent.Records.CloneAs(5, clone, EpochRecords.Empty).ValidationRecords).RunId);
         Assert.True(clone.ValidationDone);
         Assert.Null(clone.NextTask); // it waits for the epoch's metrics, as its parent did
     }

@@ -44,7 +44,7 @@ public sealed class ExperimentFilesTests : IDisposable
         // back to the state after the first epoch: the file is rewritten with the kept rows (and their columns), the retrained epoch follows
         var state = new RunState(1, Cfg).Apply(new RunStarted(1, false));
         foreach (var e in Epoch(0, 0.5)) state = state.Apply(e);
-        files.Apply(1, new RestoredFromCheckpoint(state, "test"));
+        files.Apply(1, new RestoredFromCheckpoint(RunSnapshot.Of(state), "test"));
         foreach (var e in Epoch(1, 0.125)) files.Apply(1, e);
         Assert.Equal("mode,epoch,chunk,step,examples,loss\ntrain,1,1,1,64,0.5\ntrain,2,1,1,64,0.125\n",
             File.ReadAllText(minibatches).ReplaceLineEndings("\n"));

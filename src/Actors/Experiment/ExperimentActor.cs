@@ -259,7 +259,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
         }
     }
 
-    private void Launch(PreparedFit prepared, IActorRef from, bool resumeCancelled = false, bool fresh = false, IReadOnlyDictionary<int, Runs.RunState>? rebuilt = null)
+    private void Launch(PreparedFit prepared, IActorRef from, bool resumeCancelled = false, bool fresh = false, IReadOnlyDictionary<int, Runs.RunSnapshot>? rebuilt = null)
     {
         requester = from;
         fitId = prepared.Definition.FitId;

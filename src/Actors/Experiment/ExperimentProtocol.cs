@@ -63,5 +63,5 @@ public static class ExperimentProtocol
     /// <paramref name="States"/> (its newest valid checkpoint's header; a run without one starts over). Answered like
     /// <see cref="StartFit"/>.
     /// </summary>
-    public sealed record RebuildFit(FitManifest Manifest, IReadOnlyDictionary<int, Runs.RunState> States);
+    public sealed record RebuildFit(FitManifest Manifest, IReadOnlyDictionary<int, Runs.RunSnapshot> States);
 }

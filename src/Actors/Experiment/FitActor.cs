@@ -189,6 +189,10 @@ public sealed class FitActor : ReceiveActor
                     runActors[add.Run.RunId] = Track(Context.ActorOf(
                         RunActor.SupervisedProps(add.Run.RunId, add.Run.Config, Self, metrics!, services, add.Start), $"run-{add.Run.RunId}"));
                     break;
+                case FitEffect.TellRun { Command: Controlled { Command: WarmStart warm } start } tell
+                    when runActors.TryGetValue(warm.ParentRunId, out var parent):
+                    parent.Tell(new WarmStartThrough(start, runActors[tell.RunId])); // it adds the records of its epoch so far
+                    break;
                 case FitEffect.TellRun tell:
                     runActors[tell.RunId].Tell(tell.Command);
                     break;

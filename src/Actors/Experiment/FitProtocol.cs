@@ -19,7 +19,7 @@ public static class FitProtocol
     /// yet (a new fit, or one rebuilt into an empty journal): the runs recover without asking the snapshot store.
     /// </summary>
     public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null,
-        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false, IReadOnlyDictionary<int, RunState>? Rebuilt = null,
+        Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false, IReadOnlyDictionary<int, RunSnapshot>? Rebuilt = null,
         bool Fresh = false);
 
     /// <summary>

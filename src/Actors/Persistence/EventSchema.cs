@@ -28,7 +28,7 @@ public static class EventSchema
         ("restored-from-checkpoint.v1", typeof(RestoredFromCheckpoint)),
         ("run-resumed.v1", typeof(RunResumed)),
         ("run-warm-started.v1", typeof(RunWarmStarted)),
-        ("run-state.v1", typeof(RunState)),
+        ("run-state.v1", typeof(RunSnapshot)),
     ];
 
     private static readonly Dictionary<string, Type> ByManifest = Entries.ToDictionary(e => e.Manifest, e => e.Type);

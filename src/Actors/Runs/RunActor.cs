@@ -18,7 +18,9 @@ namespace RapidFire.Actors.Runs;
 /// metrics, and tells the fit every change.
 /// </summary>
 /// <remarks>
-/// All decisions are <see cref="RunState.Decide"/>'s; this actor persists the events, applies them and carries out
+/// All decisions are <see cref="RunState.Decide"/>'s; this actor persists the events, applies them (to the state and to
+/// the current epoch's <see cref="EpochRecords"/>, which it keeps beside the state and alone sends on: to the
+/// MetricsActor to close the epoch, to a warm clone through <see cref="WarmStartThrough"/>) and carries out
 /// their effects: closing the train metrics after an epoch's last chunk, closing the validation metrics (and asking
 /// <c>HasConverged</c>) after its validation pass. After a recovery it redoes the effects whose replies were lost.
 /// A snapshot of the state is taken every <c>snapshot-every</c> events. A failed journal write stops the actor; its
@@ -54,6 +56,10 @@ public sealed class RunActor : ReceivePersistentActor
     private RunState state;
     /// <summary>The state the journal holds.</summary>
     private RunState journaled;
+    /// <summary>The current epoch's records, as decided (beside <see cref="state"/>) and as journaled (beside <see cref="journaled"/>).</summary>
+    private EpochRecords records = EpochRecords.Empty, journaledRecords = EpochRecords.Empty;
+    /// <summary>The decided records of the epoch before the current one: a warm clone asked for just as the epoch ended takes them.</summary>
+    private EpochRecords closedRecords = EpochRecords.Empty;
     private CheckpointRef? writing;
     private IActorRef? writingWith;
     /// <summary>
@@ -81,7 +87,7 @@ public sealed class RunActor : ReceivePersistentActor
     /// this fit) replays its journal without asking the snapshot store first: it has no snapshot, and the journal holds
     /// every event (snapshots only shorten a replay), so even a restart after a failed write recovers the same state.
     /// </summary>
-    public sealed record Start(bool ResumeCancelled = false, RunState? Rebuilt = null, bool Fresh = false);
+    public sealed record Start(bool ResumeCancelled = false, RunSnapshot? Rebuilt = null, bool Fresh = false);
 
     /// <summary>Creates the actor.</summary>
     public RunActor(int runId, Config config, IActorRef fit, IActorRef metrics, TrainingServices services, Start start)
@@ -94,8 +100,8 @@ public sealed class RunActor : ReceivePersistentActor
         PersistenceId = $"{services.Settings.JournalIdPrefix}run-{runId}";
         state = journaled = new RunState(runId, config);
 
-        Recover<SnapshotOffer>(offer => state = journaled = (RunState)offer.Snapshot);
-        Recover<IRunEvent>(e => state = journaled = journaled.Apply(e));
+        Recover<SnapshotOffer>(offer => Reset((RunSnapshot)offer.Snapshot));
+        Recover<IRunEvent>(e => Reset(new RunSnapshot(journaled, journaledRecords).Apply(e)));
         Recover<RecoveryCompleted>(_ => AfterRecovery());
         Running();
     }
@@ -105,6 +111,7 @@ public sealed class RunActor : ReceivePersistentActor
         Command<IRunCommand>(command => Handle(command));
         Command<Controlled>(controlled => Handle(controlled.Command, controlled.OpId));
         Command<RetryFromCheckpoint>(Retry);
+        Command<WarmStartThrough>(LendRecords);
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => log.Warning("run {0}: snapshot not saved: {1}", state.RunId, failed.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
@@ -236,10 +243,11 @@ public sealed class RunActor : ReceivePersistentActor
             if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, state));
             return;
         }
-        var after = events.Aggregate(state, (s, e) => s.Apply(e));
+        var snapshot = events.Aggregate(new RunSnapshot(state, records), (s, e) => s.Apply(e));
+        var after = snapshot.Run;
         var steps = CheckpointHeader.SchedulerStepsAt(key, after.ChunksPerEpoch, after.Config);
         var header = new CheckpointHeader(state.RunId, key.Epoch, key.Chunk, services.SeedOf(state.Config), steps,
-            DateTimeOffset.UtcNow, JournalSerializer.ToJson(after));
+            DateTimeOffset.UtcNow, JournalSerializer.ToJson(snapshot));
         var write = local ? null : Cluster.WorkerProtocol.WriteCheckpoint.Of(key, header, after.ChunksPerEpoch);
         // Base64 in the message's JSON makes the gzipped state 4/3 its size; half the frame leaves room for the header.
         if (write is not null && FrameSize() is var frame && write.State.Length > frame / 2)
@@ -287,7 +295,7 @@ public sealed class RunActor : ReceivePersistentActor
         writingWith = null;
         writing = null;
         waiting.Clear();
-        if (undo) state = journaled;
+        if (undo) (state, records) = (journaled, journaledRecords);
         UnbecomeStacked();
         Stash.UnstashAll();
     }
@@ -319,7 +327,9 @@ public sealed class RunActor : ReceivePersistentActor
     {
         foreach (var e in events)
         {
+            if (e is EpochCompleted) closedRecords = records;
             state = state.Apply(e);
+            records = records.Apply(e);
             switch (e)
             {
                 case ChunkCompleted when state.ChunksDone == state.ChunksPerEpoch:
@@ -346,11 +356,12 @@ public sealed class RunActor : ReceivePersistentActor
         PersistAll(events, e =>
         {
             journaled = journaled.Apply(e);
+            journaledRecords = journaledRecords.Apply(e);
             Context.System.EventStream.Publish(new RunJournaled(journaled.RunId, e));
             if (e is RunEnded { Status: not RunStatus.Stopped } && services.Checkpoints is { } store)
                 // A stopped run may be resumed or warm-cloned: its newest checkpoints stay until it ends for good.
                 store.Prune(journaled.RunId, journaled.ChunksPerEpoch, retention, runEnded: true);
-            if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(journaled);
+            if (LastSequenceNr % services.Settings.SnapshotEvery == 0) SaveSnapshot(new RunSnapshot(journaled, journaledRecords));
             if (--left > 0) return;
             fit.Tell(new RunUpdated(journaled, Superseded: superseded));
             if (opId is { } op) fit.Tell(new ControlCarriedOut(op, true, journaled));
@@ -361,7 +372,7 @@ public sealed class RunActor : ReceivePersistentActor
     private void JournalRecovery(IRunEvent restored, Action then) =>
         Persist(restored, e =>
         {
-            state = journaled = journaled.Apply(e);
+            Reset(new RunSnapshot(journaled, journaledRecords).Apply(e));
             Context.System.EventStream.Publish(new RunJournaled(journaled.RunId, e));
             then();
         });
@@ -388,10 +399,10 @@ public sealed class RunActor : ReceivePersistentActor
     /// </summary>
     private void AfterRecovery()
     {
-        if (state.Status == RunStatus.New && start.Rebuilt is { } rebuilt && rebuilt.ChunksTrained > 0)
+        if (state.Status == RunStatus.New && start.Rebuilt is { } rebuilt && rebuilt.Run.ChunksTrained > 0)
         {
             // Its journal was lost: it goes on from its newest checkpoint, whose header holds its state then.
-            JournalRecovery(new RestoredFromCheckpoint(rebuilt, $"rebuilt from its checkpoint {rebuilt.LastCheckpoint} after its journal was lost"), Resumed);
+            JournalRecovery(new RestoredFromCheckpoint(rebuilt, $"rebuilt from its checkpoint {rebuilt.Run.LastCheckpoint} after its journal was lost"), Resumed);
             return;
         }
         if (state.Status == RunStatus.New) return; // not started yet: the fit starts it
@@ -408,6 +419,23 @@ public sealed class RunActor : ReceivePersistentActor
             return;
         }
         Resumed();
+    }
+
+    /// <summary>Sets the decided and the journaled state to <paramref name="snapshot"/> (recovery).</summary>
+    private void Reset(RunSnapshot snapshot)
+    {
+        (state, records) = (journaled, journaledRecords) = (snapshot.Run, snapshot.Records);
+    }
+
+    /// <summary>
+    /// Sends a warm clone's start on to the clone with the records of this run's epoch so far (up to where the clone
+    /// starts), so that the clone closes that epoch's metrics over the same minibatches as this run would.
+    /// </summary>
+    private void LendRecords(WarmStartThrough through)
+    {
+        var warm = (WarmStart)through.Start.Command;
+        var lent = records.CloneAs(warm.State.RunId, warm.State, closedRecords);
+        through.CloneActor.Tell(through.Start with { Command = warm with { Records = lent } }, Sender);
     }
 
     private void Resumed()
@@ -451,7 +479,7 @@ public sealed class RunActor : ReceivePersistentActor
                 problem ??= bad;
                 continue;
             }
-            var restored = JournalSerializer.FromJson<RunState>(checkpoint.Header.State);
+            var restored = JournalSerializer.FromJson<RunSnapshot>(checkpoint.Header.State);
             var reason = $"{problem ?? $"the journal is ahead of the newest checkpoint ({trained} chunks trained)"}; " +
                          $"resuming from {store!.Describe(candidate)} ({Position(candidate)} chunks trained)";
             Warn(reason);
@@ -460,7 +488,7 @@ public sealed class RunActor : ReceivePersistentActor
         var start = new RunState(state.RunId, state.Config).Apply(new RunStarted(state.ChunksPerEpoch, state.HasValidation));
         var why = $"{problem ?? "no checkpoint holds the journaled state"}; no valid checkpoint is left, so the run starts over";
         Warn(why);
-        return new RestoredFromCheckpoint(start, why);
+        return new RestoredFromCheckpoint(RunSnapshot.Of(start), why);
     }
 
     private int Position(CheckpointRef key) => key.Epoch * state.ChunksPerEpoch + key.Chunk + 1;
@@ -486,10 +514,10 @@ public sealed class RunActor : ReceivePersistentActor
     }
 
     private void CloseTrainMetrics() =>
-        metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Train, state.EpochsDone, state.TrainRecords, state.ValidationHistory));
+        metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Train, state.EpochsDone, records.TrainRecords, state.ValidationHistory));
 
     private void CloseValidationMetrics() =>
-        metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, state.EpochsDone, state.ValidationRecords, state.ValidationHistory));
+        metrics.Tell(new MetricsProtocol.CloseEpoch(state.RunId, state.Config, Mode.Validation, state.EpochsDone, records.ValidationRecords, state.ValidationHistory));
 
     /// <inheritdoc />
     /// <remarks>

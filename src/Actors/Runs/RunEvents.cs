@@ -33,7 +33,7 @@ public sealed record RunEnded(RunStatus Status, string EndedBy, RunFailure? Fail
 /// On recovery the run went back to the state a checkpoint holds (the journal was ahead of the last durable
 /// checkpoint, or that checkpoint was corrupt): the chunks after it are trained again and their records replaced.
 /// </summary>
-public sealed record RestoredFromCheckpoint(RunState State, string Reason) : IRunEvent;
+public sealed record RestoredFromCheckpoint(RunSnapshot State, string Reason) : IRunEvent;
 
 
 /// <summary>A stopped run was resumed (a user's IC operation): it continues from where it stopped.</summary>
@@ -41,6 +41,7 @@ public sealed record RunResumed : IRunEvent;
 
 /// <summary>
 /// A warm clone started: it took <paramref name="ParentRunId"/>'s progress and, in its newest checkpoint, a copy of the
-/// parent's trained state at the parent's last finished chunk (see <see cref="RunState.WarmCloneAs"/>).
+/// parent's trained state at the parent's last finished chunk, with the records of its epoch so far (see
+/// <see cref="RunState.WarmCloneAs"/> and <see cref="EpochRecords.CloneAs"/>).
 /// </summary>
-public sealed record RunWarmStarted(int ParentRunId, RunState State) : IRunEvent;
+public sealed record RunWarmStarted(int ParentRunId, RunSnapshot State) : IRunEvent;

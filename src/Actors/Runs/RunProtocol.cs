@@ -47,9 +47,17 @@ public sealed record DeleteRun : IRunCommand;
 /// <summary>
 /// Start a new run as a warm clone of <paramref name="ParentRunId"/> from <paramref name="State"/> (see
 /// <see cref="RunState.WarmCloneAs"/>). The copied trained state waits in the pending checkpoints under the state's
-/// <see cref="RunState.LastCheckpoint"/>; the run writes it durably before it journals the start.
+/// <see cref="RunState.LastCheckpoint"/>; the run writes it durably before it journals the start. The fit sends it
+/// through the parent's actor (<see cref="WarmStartThrough"/>), which adds <paramref name="Records"/>, the records of
+/// the epoch so far.
 /// </summary>
-public sealed record WarmStart(int ParentRunId, RunState State) : IRunCommand;
+public sealed record WarmStart(int ParentRunId, RunState State, EpochRecords? Records = null) : IRunCommand;
+
+/// <summary>
+/// To a warm clone's parent: add the records of the epoch so far (<see cref="EpochRecords.CloneAs"/>) to
+/// <paramref name="Start"/>'s <see cref="WarmStart"/> and send it on to <paramref name="CloneActor"/>.
+/// </summary>
+public sealed record WarmStartThrough(Controlled Start, Akka.Actor.IActorRef CloneActor);
 
 /// <summary>
 /// A command of IC operation <paramref name="OpId"/>: the run carries it out and answers the fit with

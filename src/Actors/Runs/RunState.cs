@@ -42,6 +42,9 @@ public static class EndReason
 /// <summary>
 /// The state of one run: a pure, immutable value. <see cref="Decide"/> turns a command into events;
 /// <see cref="Apply"/> folds an event in. The RunActor only applies, publishes and replies.
+/// It is the run's progress, small whatever the epoch's length: its minibatch records are not in it (the RunActor
+/// keeps the current epoch's beside it, <see cref="EpochRecords"/>, and the journal holds them all), so the state that
+/// every <see cref="RunUpdated"/>, the fit, the API and the dashboard carry does not grow through an epoch.
 /// </summary>
 /// <remarks>
 /// An epoch is a series of chunks, then (with a validation partition) a validation task. It completes when all
@@ -55,7 +58,7 @@ public static class EndReason
 ///   '--RunWarmStarted (a warm clone: the parent's progress and trained state)--> Ongoing
 /// </code>
 /// </remarks>
-public sealed record RunState : IJournaled
+public sealed record RunState
 {
     /// <summary>A new run of <paramref name="config"/>.</summary>
     public RunState(int runId, Config config)
@@ -119,12 +122,6 @@ public sealed record RunState : IJournaled
     /// <summary>The mean train loss of the last chunk trained.</summary>
     public double? LastTrainLoss { get; init; }
 
-    /// <summary>The minibatch records of the current epoch's trained chunks (the train metrics are closed from them).</summary>
-    public IReadOnlyList<MinibatchRecord> TrainRecords { get; init; } = [];
-
-    /// <summary>The minibatch records of the current epoch's validation pass.</summary>
-    public IReadOnlyList<MinibatchRecord> ValidationRecords { get; init; } = [];
-
     /// <summary>The newest durable checkpoint of the run's trainable state.</summary>
     public CheckpointRef? LastCheckpoint { get; init; }
 
@@ -177,7 +174,7 @@ public sealed record RunState : IJournaled
             case DeleteRun when Status is RunStatus.New or RunStatus.Ongoing or RunStatus.Stopped or RunStatus.Failed:
                 return [new RunEnded(RunStatus.Deleted, EndReason.User, Failure)];
             case WarmStart warm when Status == RunStatus.New:
-                return [new RunWarmStarted(warm.ParentRunId, warm.State)];
+                return [new RunWarmStarted(warm.ParentRunId, new RunSnapshot(warm.State, warm.Records ?? EpochRecords.Empty))];
             default:
                 return [];
         }
@@ -210,11 +207,10 @@ public sealed record RunState : IJournaled
         {
             ChunksDone = ChunksDone + 1,
             LastTrainLoss = c.MeanLoss,
-            TrainRecords = [.. TrainRecords, .. c.Records],
             ChunkMetrics = [.. ChunkMetrics, MeanNumbers(c.Records)],
             LastCheckpoint = c.Checkpoint ?? LastCheckpoint,
         },
-        ValidationCompleted v => this with { ValidationDone = true, ValidationRecords = v.Records },
+        ValidationCompleted => this with { ValidationDone = true },
         EpochMetricsRecorded { Mode: Mode.Train } m => this with { TrainClosed = true, TrainHistory = [.. TrainHistory, m.Metrics] },
         EpochMetricsRecorded m => this with
         {
@@ -229,20 +225,19 @@ public sealed record RunState : IJournaled
             ValidationDone = false,
             TrainClosed = false,
             ValidationClosed = false,
-            TrainRecords = [],
-            ValidationRecords = [],
         },
-        RestoredFromCheckpoint restored => restored.State,
+        RestoredFromCheckpoint restored => restored.State.Run,
         RunEnded end => this with { Status = end.Status, EndedBy = end.EndedBy, Failure = end.Failure },
         RunResumed => this with { Status = RunStatus.Ongoing, EndedBy = null, ResumedByUser = true },
-        RunWarmStarted warm => warm.State,
+        RunWarmStarted warm => warm.State.Run,
         _ => throw new ArgumentOutOfRangeException(nameof(e), e, "unknown run event"),
     };
 
     /// <summary>
-    /// The state a warm clone starts from: this run's progress (epochs, chunks, the current epoch's records, the
-    /// metric histories) under the clone's id and knobs, ongoing, with <paramref name="checkpoint"/> (the copy of this
-    /// run's trained state, filed under the clone) as its newest checkpoint.
+    /// The state a warm clone starts from: this run's progress (epochs, chunks, the metric histories) under the clone's
+    /// id and knobs, ongoing, with <paramref name="checkpoint"/> (the copy of this run's trained state, filed under the
+    /// clone) as its newest checkpoint. The current epoch's records follow from the run's actor
+    /// (<see cref="EpochRecords.CloneAs"/>).
     /// </summary>
     public RunState WarmCloneAs(int runId, Config config, CheckpointRef? checkpoint) => new RunState(runId, config)
     {
@@ -255,8 +250,6 @@ public sealed record RunState : IJournaled
         TrainClosed = TrainClosed,
         ValidationClosed = ValidationClosed,
         LastTrainLoss = LastTrainLoss,
-        TrainRecords = TrainRecords.Select(r => r with { RunId = runId }).ToList(),
-        ValidationRecords = ValidationRecords.Select(r => r with { RunId = runId }).ToList(),
         TrainHistory = TrainHistory,
         ValidationHistory = ValidationHistory,
         ChunkMetrics = ChunkMetrics,

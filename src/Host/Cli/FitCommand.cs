@@ -153,7 +153,7 @@ public static class FitCommand
                     ? Recovered(Experiment.RecoverFromCheckpoints(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon), stdout)
                     : Experiment.Resume(parse.GetValue(name)!, parse.GetValue(dir)!.FullName, hocon),
                 async experiment => experiment.Recovery is { } plan
-                    ? plan.Manifest.Runs.Select(r => plan.States.TryGetValue(r.RunId, out var s) ? s.Config : r.Config).ToList()
+                    ? plan.Manifest.Runs.Select(r => plan.States.TryGetValue(r.RunId, out var s) ? s.Run.Config : r.Config).ToList()
                     : (await experiment.StateAsync()).Resumable?.Runs.Select(r => r.Config).ToList() ?? [],
                 experiment => experiment.ResumeFitAsync(cancellation),
                 serving, parse, hocon, stdout, stderr);

@@ -89,7 +89,7 @@ public sealed class MlflowExporter : ExperimentExporter
     public string? ExperimentId => experimentId;
 
     /// <inheritdoc />
-    protected override bool Takes(ExperimentEvent e) => e is RunChanged or ControlLogged { Record.NewRunId: not null };
+    protected override bool Takes(ExperimentEvent e) => e is RunChanged or ChunkRecorded or ControlLogged { Record.NewRunId: not null };
 
     /// <summary>Unsubscribes, sends what is buffered (waiting at most <see cref="MlflowOptions.FlushTimeout"/>), and stops.</summary>
     public override async ValueTask DisposeAsync()
@@ -171,9 +171,12 @@ public sealed class MlflowExporter : ExperimentExporter
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         switch (e)
         {
+            case ChunkRecorded chunk:
+                var trained = RunOf(chunk.RunId, now).Tracker.Observe(chunk, now);
+                if (!trained.IsEmpty) runs[chunk.RunId].Outbox.Enqueue(trained);
+                break;
             case RunChanged { Run: var state }:
-                if (!runs.TryGetValue(state.RunId, out var run))
-                    runs[state.RunId] = run = new RunExport(state.RunId, new MlflowRunTracker(state.RunId), null) { StartTime = now };
+                var run = RunOf(state.RunId, now);
                 if (!run.ParamsLogged && run.Params is null) run.Params = MlflowRunTracker.Params(state.Config);
                 if (clones.Remove(state.RunId, out var clone)) run.Outbox.EnqueueTags(CloneTags(clone));
                 var update = run.Tracker.Observe(state, now);
@@ -184,6 +187,14 @@ public sealed class MlflowExporter : ExperimentExporter
                 else clones[child] = (op.RunId, op.Warm);
                 break;
         }
+    }
+
+    /// <summary>The export of run <paramref name="runId"/>, started at <paramref name="now"/> when it is new.</summary>
+    private RunExport RunOf(int runId, long now)
+    {
+        if (!runs.TryGetValue(runId, out var run))
+            runs[runId] = run = new RunExport(runId, new MlflowRunTracker(runId), null) { StartTime = now };
+        return run;
     }
 
     private static IReadOnlyList<KeyValuePair<string, string>> CloneTags((int Parent, bool Warm) clone) =>

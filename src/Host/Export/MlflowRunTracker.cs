@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using RapidFire.Actors.Metrics;
 using RapidFire.Actors.Runs;
 using RapidFire.Spec;
 
@@ -32,8 +33,9 @@ public sealed record MlflowRunUpdate(IReadOnlyList<MlflowMetric> Metrics, IReadO
 }
 
 /// <summary>
-/// Turns the successive states of one run into what MLflow has not been told yet: a pure class, no I/O. Each
-/// <see cref="Observe"/> compares the state with what was exported (<see cref="Progress"/>), so a state seen twice,
+/// Turns the successive states of one run, and the chunks it trained, into what MLflow has not been told yet: a pure
+/// class, no I/O. Each <see cref="Observe(RunState, long)"/> and <see cref="Observe(ChunkRecorded, long)"/> compares
+/// what it is given with what was exported (<see cref="Progress"/>), so a state seen twice,
 /// or a run that went back to a checkpoint and trains again what it had trained, logs nothing twice. The TensorBoard
 /// export (<see cref="TensorBoardExporter"/>) takes its scalars from it too: the same names and steps in both.
 /// </summary>
@@ -76,21 +78,50 @@ public sealed class MlflowRunTracker(int runId, MlflowRunProgress? progress = nu
         return text.Length > MlflowLimits.KeyLength ? text[..MlflowLimits.KeyLength] : text;
     }
 
-    /// <summary>What is new in <paramref name="state"/>, taken at <paramref name="timestamp"/> (Unix milliseconds); advances <see cref="Progress"/>.</summary>
-    public MlflowRunUpdate Observe(RunState state, long timestamp)
+    /// <summary>
+    /// What is new in a chunk the run trained (<paramref name="chunk"/>, as journaled), taken at
+    /// <paramref name="timestamp"/> (Unix milliseconds): its minibatches. Those of a later epoch wait until an epoch's
+    /// last chunk has told how many minibatches an epoch has (the state of the run tells how many chunks it has).
+    /// </summary>
+    public MlflowRunUpdate Observe(ChunkRecorded chunk, long timestamp)
     {
         var p = Progress;
+        var train = chunk.Records.Where(r => r.Mode == Mode.Train).ToList();
+        if (chunksPerEpoch > 0 && chunk.Chunk == chunksPerEpoch - 1 && train.Count > 0)
+            p = p with { MinibatchesPerEpoch = train.Max(r => r.Step) + 1 };
+        held.AddRange(train);
         var metrics = new List<MlflowMetric>();
-        if (state.ChunksPerEpoch > 0 && state.ChunksDone == state.ChunksPerEpoch && state.TrainRecords.Count > 0)
-            p = p with { MinibatchesPerEpoch = state.TrainRecords.Count };
-        foreach (var record in state.TrainRecords.Where(r => r.Mode == Mode.Train))
+        var waiting = new List<MinibatchRecord>();
+        foreach (var record in held)
         {
-            if (record.Epoch > 0 && p.MinibatchesPerEpoch is null) break;
+            if (record.Epoch > 0 && p.MinibatchesPerEpoch is null)
+            {
+                waiting.Add(record);
+                continue;
+            }
             var step = (long)record.Epoch * (p.MinibatchesPerEpoch ?? 0) + record.Step + 1;
             if (step <= p.TrainSteps) continue;
             metrics.AddRange(record.Numbers().Select(n => new MlflowMetric(Key($"minibatch_{n.Key}"), n.Value, timestamp, step)));
             p = p with { TrainSteps = step };
         }
+        held.Clear();
+        held.AddRange(waiting);
+        Progress = p;
+        return new MlflowRunUpdate(metrics, [], null, null, p);
+    }
+
+    /// <summary>The train minibatches waiting for an epoch's length (see <see cref="Observe(ChunkRecorded, long)"/>).</summary>
+    private readonly List<MinibatchRecord> held = [];
+
+    /// <summary>The run's chunks per epoch, from the last state seen (0 before one).</summary>
+    private int chunksPerEpoch;
+
+    /// <summary>What is new in <paramref name="state"/>, taken at <paramref name="timestamp"/> (Unix milliseconds): its closed epochs' metrics and its status; advances <see cref="Progress"/>.</summary>
+    public MlflowRunUpdate Observe(RunState state, long timestamp)
+    {
+        var p = Progress;
+        var metrics = new List<MlflowMetric>();
+        chunksPerEpoch = state.ChunksPerEpoch;
         for (var epoch = p.TrainEpochs; epoch < state.TrainHistory.Count; epoch++)
             metrics.AddRange(state.TrainHistory[epoch].Select(n => new MlflowMetric(Key($"train_{n.Key}"), n.Value, timestamp, epoch + 1)));
         for (var epoch = p.ValidationEpochs; epoch < state.ValidationHistory.Count; epoch++)

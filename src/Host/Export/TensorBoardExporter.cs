@@ -76,7 +76,7 @@ public sealed class TensorBoardExporter : ExperimentExporter
     public string RunDirectory(int runId) => System.IO.Path.Combine(Directory, $"run-{runId}");
 
     /// <inheritdoc />
-    protected override bool Takes(ExperimentEvent e) => e is RunChanged;
+    protected override bool Takes(ExperimentEvent e) => e is RunChanged or ChunkRecorded;
 
     /// <summary>Unsubscribes, writes what is queued, and closes the files.</summary>
     public override async ValueTask DisposeAsync()
@@ -98,37 +98,58 @@ public sealed class TensorBoardExporter : ExperimentExporter
             while (reader.TryRead(out var item))
             {
                 if (item is TaskCompletionSource flush) flushes.Add(flush);
-                else changed |= Take(((RunChanged)item).Run);
+                else changed |= item switch
+                {
+                    RunChanged e => Take(e.Run),
+                    ChunkRecorded chunk => Take(chunk),
+                    _ => false,
+                };
             }
             if (changed) Commit();
             foreach (var flush in flushes) flush.TrySetResult();
         }
     }
 
+    /// <summary>Writes the minibatches of a chunk a run trained; true when something was written.</summary>
+    private bool Take(ChunkRecorded chunk) => Write(chunk.RunId, (run, now) =>
+    {
+        var update = run.Tracker.Observe(chunk, (long)(now * 1000));
+        if (update.IsEmpty) return false;
+        var writer = run.Writer ??= new TensorBoardEventWriter(RunDirectory(chunk.RunId), now);
+        foreach (var metric in update.Metrics) writer.WriteScalar(metric.Key, metric.Value, metric.Step, now);
+        return true;
+    });
+
     /// <summary>Writes what is new in a run's state; true when something was written.</summary>
-    private bool Take(RunState state)
+    private bool Take(RunState state) => Write(state.RunId, (run, now) =>
+    {
+        var update = run.Tracker.Observe(state, (long)(now * 1000));
+        if (run.HParamsWritten && update.IsEmpty) return false;
+        var writer = run.Writer ??= new TensorBoardEventWriter(RunDirectory(state.RunId), now);
+        if (!run.HParamsWritten)
+        {
+            writer.WriteSessionStart(SecretMask.Mask(state.Config).Leaves(), experimentName, now);
+            run.HParamsWritten = true;
+        }
+        foreach (var metric in update.Metrics) writer.WriteScalar(metric.Key, metric.Value, metric.Step, now);
+        if (update.Status is not null && state.IsEnded) writer.WriteSessionEnd(SessionStatus(state.Status), now);
+        return true;
+    });
+
+    /// <summary>Runs <paramref name="write"/> on run <paramref name="runId"/>'s export; a failure stops the export, with a warning.</summary>
+    private bool Write(int runId, Func<RunExport, double, bool> write)
     {
         if (failed) return false;
         try
         {
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
-            if (!runs.TryGetValue(state.RunId, out var run)) runs[state.RunId] = run = new RunExport(new MlflowRunTracker(state.RunId));
-            var update = run.Tracker.Observe(state, (long)(now * 1000));
-            if (run.HParamsWritten && update.IsEmpty) return false;
-            var writer = run.Writer ??= new TensorBoardEventWriter(RunDirectory(state.RunId), now);
-            if (!run.HParamsWritten)
-            {
-                writer.WriteSessionStart(SecretMask.Mask(state.Config).Leaves(), experimentName, now);
-                run.HParamsWritten = true;
-            }
-            foreach (var metric in update.Metrics) writer.WriteScalar(metric.Key, metric.Value, metric.Step, now);
-            if (update.Status is not null && state.IsEnded) writer.WriteSessionEnd(SessionStatus(state.Status), now);
-            return true;
+            if (!runs.TryGetValue(runId, out var run)) runs[runId] = run = new RunExport(new MlflowRunTracker(runId));
+            return write(run, now);
         }
         catch (Exception e) // a full disk, a folder it may not write, or a bug: never the fit's failure, never the loop's end
         {
             failed = true;
-            log($"warning: tensorboard: writing the event files of run {state.RunId} under {Directory} failed: {e.Message}; " +
+            log($"warning: tensorboard: writing the event files of run {runId} under {Directory} failed: {e.Message}; " +
                 "the export stopped, the experiment's CSV files hold every metric");
             return false;
         }

@@ -55,13 +55,43 @@ public class EventSchemaTests
     [Fact]
     public void A_run_state_snapshot_reads_back_to_an_equal_state()
     {
-        var state = new RunState(2, Cfg).Apply(new RunStarted(3, true))
+        var state = RunSnapshot.Of(new RunState(2, Cfg).Apply(new RunStarted(3, true)))
             .Apply(new ChunkCompleted(0, 0, 0.9, [], new CheckpointRef(2, 0, 0)))
             .Apply(new RunEnded(RunStatus.Stopped, EndReason.Cancelled, null));
-        var back = JournalSerializer.FromJson<RunState>(JournalSerializer.ToJson(state));
+        var back = JournalSerializer.FromJson<RunSnapshot>(JournalSerializer.ToJson(state));
         Assert.Equal(JournalSerializer.ToJson(state), JournalSerializer.ToJson(back));
-        Assert.Equal((RunStatus.Stopped, 1, new CheckpointRef(2, 0, 0)), (back.Status, back.ChunksDone, back.LastCheckpoint));
-        Assert.Equal(Cfg, back.Config);
+        Assert.Equal((RunStatus.Stopped, 1, new CheckpointRef(2, 0, 0)), (back.Run.Status, back.Run.ChunksDone, back.Run.LastCheckpoint));
+        Assert.Equal(Cfg, back.Run.Config);
+    }
+
+    /// <summary>
+    /// A snapshot, a checkpoint header and a restore event as the release before the lean run state wrote them (the
+    /// epoch's records among the state's fields): they read into the state and its records, and write back the same.
+    /// </summary>
+    [Fact]
+    public void A_run_state_written_with_its_epochs_records_among_its_fields_reads_into_the_state_and_its_records()
+    {
+        const string v1 = """{"RunId":2,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"Status":"Ongoing","ChunksPerEpoch":3,"HasValidation":true,"EpochsDone":1,"ChunksDone":1,"ValidationDone":false,"TrainClosed":false,"ValidationClosed":false,"Converged":false,"ChunkMetrics":[{"loss":0.5},{"loss":0.4},{"loss":0.3},{"loss":0.25}],"ResumedByUser":false,"LastTrainLoss":0.25,"TrainRecords":[{"RunId":2,"Mode":"Train","Epoch":1,"Chunk":0,"Step":0,"Examples":16,"Loss":0.25,"Named":{"top1_accuracy":{"Correct":12,"Count":16}},"Values":{"Numbers":{},"Objects":{}}}],"ValidationRecords":[],"LastCheckpoint":{"RunId":2,"Epoch":1,"Chunk":0},"TrainHistory":[{"loss":0.4}],"ValidationHistory":[{"loss":0.45}]}""";
+
+        var snapshot = JournalSerializer.FromJson<RunSnapshot>(v1);
+        Assert.Equal((2, 1, 1, new CheckpointRef(2, 1, 0)), (snapshot.Run.RunId, snapshot.Run.EpochsDone, snapshot.Run.ChunksDone, snapshot.Run.LastCheckpoint));
+        var record = Assert.Single(snapshot.Records.TrainRecords);
+        Assert.Equal((1, 0, 0.25, new NamedCount(12, 16)), (record.Epoch, record.Chunk, record.Loss, record.Named["top1_accuracy"]));
+        Assert.Empty(snapshot.Records.ValidationRecords);
+        Assert.Equal(v1, JournalSerializer.ToJson(snapshot));
+        Assert.Equal(typeof(RunSnapshot), EventSchema.TypeOf("run-state.v1"));
+
+        var restored = JournalSerializer.FromJson<RestoredFromCheckpoint>($$"""{"State":{{v1}},"Reason":"test"}""");
+        Assert.Same(restored.State.Records, EpochRecords.Empty.Apply(restored));
+        Assert.Equal(1, new RunState(2, Cfg).Apply(restored).ChunksDone);
+    }
+
+    [Fact]
+    public void A_run_state_without_a_last_loss_or_checkpoint_keeps_its_records_before_its_histories()
+    {
+        var snapshot = RunSnapshot.Of(new RunState(1, Cfg).Apply(new RunStarted(1, false)));
+        Assert.Equal("""{"RunId":1,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"Status":"Ongoing","ChunksPerEpoch":1,"HasValidation":false,"EpochsDone":0,"ChunksDone":0,"ValidationDone":false,"TrainClosed":false,"ValidationClosed":false,"Converged":false,"ChunkMetrics":[],"ResumedByUser":false,"TrainRecords":[],"ValidationRecords":[],"TrainHistory":[],"ValidationHistory":[]}""",
+            JournalSerializer.ToJson(snapshot));
     }
 
     // ---- interactive control ----
@@ -117,13 +147,13 @@ public class EventSchemaTests
     {
         var parent = new RunState(1, Cfg).Apply(new RunStarted(2, false))
             .Apply(new ChunkCompleted(0, 0, 0.9, [], new CheckpointRef(1, 0, 0)));
-        var e = new RunWarmStarted(1, parent.WarmCloneAs(3, Cfg, new CheckpointRef(3, 0, 0)));
+        var e = new RunWarmStarted(1, RunSnapshot.Of(parent.WarmCloneAs(3, Cfg, new CheckpointRef(3, 0, 0))));
 
         var back = Pinned(e, """{"ParentRunId":1,"State":{"RunId":3,"Config":{"hidden":8,"lr":0.5,"epochs":2,"batch_size":16},"Status":"Ongoing","ChunksPerEpoch":2,"HasValidation":false,"EpochsDone":0,"ChunksDone":1,"ValidationDone":false,"TrainClosed":false,"ValidationClosed":false,"Converged":false,"ChunkMetrics":[{}],"ResumedByUser":false,"LastTrainLoss":0.9,"TrainRecords":[],"ValidationRecords":[],"LastCheckpoint":{"RunId":3,"Epoch":0,"Chunk":0},"TrainHistory":[],"ValidationHistory":[]}}""");
 
         Assert.Equal(1, back.ParentRunId);
-        Assert.Equal((3, RunStatus.Ongoing, 1, new CheckpointRef(3, 0, 0)), (back.State.RunId, back.State.Status, back.State.ChunksDone, back.State.LastCheckpoint));
-        Assert.Equal(Cfg, back.State.Config);
+        Assert.Equal((3, RunStatus.Ongoing, 1, new CheckpointRef(3, 0, 0)), (back.State.Run.RunId, back.State.Run.Status, back.State.Run.ChunksDone, back.State.Run.LastCheckpoint));
+        Assert.Equal(Cfg, back.State.Run.Config);
     }
 
     [Fact]

@@ -8,7 +8,26 @@ using RapidFire.Spec.Metrics;
 
 namespace RapidFire.Host.Tests.Export;
 
-/// <summary>The states a run goes through, as the runtime publishes them (one per journaled batch of events).</summary>
+/// <summary>
+/// One journaled batch of a run's events as the runtime publishes it: the chunk it trained, if any (its minibatch
+/// records), then the run's state after it.
+/// </summary>
+internal sealed record ScriptedStep(RunState State, ChunkRecorded? Chunk = null)
+{
+    /// <summary>The events the exporters are given for this step.</summary>
+    public IEnumerable<ExperimentEvent> Events(bool recovered = false) =>
+        Chunk is null ? [new RunChanged(State, recovered)] : [Chunk, new RunChanged(State, recovered)];
+
+    /// <summary>What <paramref name="tracker"/> makes of this step: the chunk's metrics, then the state's.</summary>
+    public MlflowRunUpdate ObservedBy(MlflowRunTracker tracker, long timestamp)
+    {
+        var metrics = Chunk is null ? [] : tracker.Observe(Chunk, timestamp).Metrics;
+        var update = tracker.Observe(State, timestamp);
+        return update with { Metrics = [.. metrics, .. update.Metrics] };
+    }
+}
+
+/// <summary>The steps a run goes through, as the runtime publishes them (one per journaled batch of events).</summary>
 internal static class ScriptedRun
 {
     public static MinibatchRecord Minibatch(int runId, int epoch, int chunk, int step) =>
@@ -26,38 +45,38 @@ internal static class ScriptedRun
     /// <paramref name="perChunk"/> minibatches with validation, ending as <paramref name="end"/> after
     /// <paramref name="endAfterEpochs"/> epochs (default: all).
     /// </summary>
-    public static List<RunState> States(int runId, Config config, int epochs, int chunks, int perChunk, RunStatus end = RunStatus.Completed,
+    public static List<ScriptedStep> States(int runId, Config config, int epochs, int chunks, int perChunk, RunStatus end = RunStatus.Completed,
         int? endAfterEpochs = null)
     {
         var state = new RunState(runId, config);
-        var states = new List<RunState> { state };
+        var states = new List<ScriptedStep> { new(state) };
         state = state with { Status = RunStatus.Ongoing, ChunksPerEpoch = chunks, HasValidation = true };
-        states.Add(state);
+        states.Add(new(state));
         for (var epoch = 0; epoch < (endAfterEpochs ?? epochs); epoch++)
         {
             for (var chunk = 0; chunk < chunks; chunk++)
             {
-                var records = Enumerable.Range(chunk * perChunk, perChunk).Select(step => Minibatch(runId, epoch, chunk, step));
-                state = state with { ChunksDone = chunk + 1, TrainRecords = [.. state.TrainRecords, .. records] };
-                states.Add(state);
+                var records = Enumerable.Range(chunk * perChunk, perChunk).Select(step => Minibatch(runId, epoch, chunk, step)).ToList();
+                state = state with { ChunksDone = chunk + 1 };
+                states.Add(new(state, new ChunkRecorded(runId, epoch, chunk, records)));
             }
             state = state with { TrainClosed = true, TrainHistory = [.. state.TrainHistory, new Dictionary<string, double> { ["loss"] = 0.5 / (epoch + 1), ["top1_accuracy"] = 0.5 + epoch / 10.0 }] };
-            states.Add(state);
+            states.Add(new(state));
             state = state with { ValidationDone = true };
-            states.Add(state);
+            states.Add(new(state));
             state = state with
             {
                 ValidationHistory = [.. state.ValidationHistory, new Dictionary<string, double> { ["loss"] = 0.6 / (epoch + 1), ["top1_accuracy"] = 0.4 + epoch / 10.0 }],
-                EpochsDone = epoch + 1, ChunksDone = 0, TrainClosed = false, ValidationDone = false, TrainRecords = [],
+                EpochsDone = epoch + 1, ChunksDone = 0, TrainClosed = false, ValidationDone = false,
             };
-            states.Add(state);
+            states.Add(new(state));
         }
-        states.Add(state with
+        states.Add(new(state with
         {
             Status = end,
             EndedBy = end switch { RunStatus.Completed => EndReason.Epochs, RunStatus.Failed => EndReason.Failure, _ => EndReason.User },
             Failure = end == RunStatus.Failed ? new RunFailure("ComputeForward", "shape mismatch") : null,
-        });
+        }));
         return states;
     }
 }
@@ -86,9 +105,9 @@ public sealed class MlflowExporterTests : IAsyncLifetime
     private MlflowExporter Exporter(MlflowOptions? options = null, string name = "exp") =>
         new(options ?? Options, name, log.Enqueue, Path.Combine(folder, MlflowExporter.StateFileName));
 
-    private static void Feed(MlflowExporter exporter, IEnumerable<RunState> states, bool recovered = false)
+    private static void Feed(MlflowExporter exporter, IEnumerable<ScriptedStep> states, bool recovered = false)
     {
-        foreach (var state in states) exporter.Observe(new RunChanged(state, recovered));
+        foreach (var e in states.SelectMany(s => s.Events(recovered))) exporter.Observe(e);
     }
 
     [Fact]
@@ -142,7 +161,7 @@ public sealed class MlflowExporterTests : IAsyncLifetime
         var epochs = new List<long>();
         foreach (var state in states.Take(8).Concat(states.Skip(4).Take(4)).Concat(states.Skip(8)))
         {
-            var update = tracker.Observe(state, 1000);
+            var update = state.ObservedBy(tracker, 1000);
             steps.AddRange(update.Metrics.Where(m => m.Key == "minibatch_loss").Select(m => m.Step));
             epochs.AddRange(update.Metrics.Where(m => m.Key == "val_loss").Select(m => m.Step));
         }
@@ -156,10 +175,10 @@ public sealed class MlflowExporterTests : IAsyncLifetime
     {
         var states = ScriptedRun.States(1, ScriptedRun.Knobs(0.01), epochs: 3, chunks: 2, perChunk: 3);
         var tracker = new MlflowRunTracker(1);
-        var midEpoch2 = states.Single(s => s.EpochsDone == 1 && s.ChunksDone == 1);
-        Assert.DoesNotContain(tracker.Observe(midEpoch2, 1).Metrics, m => m.Key.StartsWith("minibatch_", StringComparison.Ordinal));
-        var endOfEpoch2 = states.Single(s => s.EpochsDone == 1 && s.ChunksDone == 2 && !s.TrainClosed);
-        Assert.Equal([7L, 8, 9, 10, 11, 12], tracker.Observe(endOfEpoch2, 2).Metrics.Where(m => m.Key == "minibatch_loss").Select(m => m.Step));
+        var midEpoch2 = states.Single(s => s.State.EpochsDone == 1 && s.State.ChunksDone == 1);
+        Assert.DoesNotContain(midEpoch2.ObservedBy(tracker, 1).Metrics, m => m.Key.StartsWith("minibatch_", StringComparison.Ordinal));
+        var endOfEpoch2 = states.Single(s => s.State.EpochsDone == 1 && s.State.ChunksDone == 2 && !s.State.TrainClosed);
+        Assert.Equal([7L, 8, 9, 10, 11, 12], endOfEpoch2.ObservedBy(tracker, 2).Metrics.Where(m => m.Key == "minibatch_loss").Select(m => m.Step));
     }
 
     [Fact]
@@ -210,7 +229,7 @@ public sealed class MlflowExporterTests : IAsyncLifetime
     public async Task A_resumed_fit_logs_into_the_same_MLflow_runs_and_nothing_twice()
     {
         var states = ScriptedRun.States(1, ScriptedRun.Knobs(0.01), epochs: 2, chunks: 2, perChunk: 3);
-        var crash = states.FindIndex(s => s.EpochsDone == 1 && s.ChunksDone == 1);
+        var crash = states.FindIndex(s => s.State.EpochsDone == 1 && s.State.ChunksDone == 1);
         await using (var first = Exporter())
         {
             Feed(first, states.Take(crash + 1));
@@ -221,7 +240,7 @@ public sealed class MlflowExporterTests : IAsyncLifetime
         // The resumed fit: the run recovered where it was, a chunk lost in the crash trained again, then the rest.
         await using (var second = Exporter())
         {
-            second.Observe(new RunChanged(states[crash - 1], Recovered: true));
+            second.Observe(new RunChanged(states[crash - 1].State, Recovered: true));
             Feed(second, states.Skip(crash));
             await second.FlushAsync();
         }
@@ -238,7 +257,7 @@ public sealed class MlflowExporterTests : IAsyncLifetime
     public async Task A_stopped_run_that_is_resumed_is_running_again_then_finished()
     {
         var states = ScriptedRun.States(1, ScriptedRun.Knobs(0.01), epochs: 2, chunks: 1, perChunk: 2);
-        var stopped = states[3] with { Status = RunStatus.Stopped, EndedBy = EndReason.User };
+        var stopped = new ScriptedStep(states[3].State with { Status = RunStatus.Stopped, EndedBy = EndReason.User });
         await using (var exporter = Exporter())
         {
             Feed(exporter, states.Take(4).Append(stopped).Concat(states.Skip(4)));
