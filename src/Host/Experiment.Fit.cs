@@ -44,9 +44,10 @@ public sealed partial class Experiment
     private Task<FitResult> StartFit(SpecSource spec, ConfigGroup configs, IReadOnlyList<Config> runs, DataHandle data, RuntimeSettings settings,
         CancellationToken cancellation)
     {
-        var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs, configs.Pruning);
+        var start = new ExperimentProtocol.StartFit(spec.Reference(Path), data.ToJson(Path), Path, settings, runs, configs.Pruning, configs.Pbt);
         files.Log($"fit of {runs.Count} runs started ({start.Spec.Name}, devices {settings.Devices}, {settings.Chunks} chunks per epoch" +
-                  (configs.Pruning is { } rule ? $", pruning by {rule.Name} on {rule.Metric}" : "") + ")");
+                  (configs.Pruning is { } rule ? $", pruning by {rule.Name} on {rule.Metric}" : "") +
+                  (configs.Pbt is { } pbt ? $", pbt on {pbt.Metric} every {pbt.PerturbationInterval} {(pbt.Resource == PruningResource.Chunks ? "chunks" : "epochs")}" : "") + ")");
         return Operate(start, cancellation);
     }
 

@@ -97,7 +97,7 @@ public sealed class ExperimentFiles
         }
     }
 
-    /// <summary>The IC log: one row per IC operation (time, op id, run, operation, arguments, status, outcome, new run).</summary>
+    /// <summary>The IC log: one row per IC operation (time, op id, run, operation, arguments, status, outcome, new run, and who asked when it was automatic).</summary>
     public string ControlLogFile => Path.Combine(directory, "ic-log.csv");
 
     /// <summary>Takes an IC operation's record as it now stands and rewrites <c>ic-log.csv</c>.</summary>
@@ -117,6 +117,7 @@ public sealed class ExperimentFiles
                 ["outcome"] = c.Outcome,
                 ["new_run_id"] = c.NewRunId is { } id ? Text(id) : "",
                 ["resolved_utc"] = c.ResolvedUtc?.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture) ?? "",
+                ["origin"] = c.Op.Origin ?? "",
             }).ToList()));
         }
     }

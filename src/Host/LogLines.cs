@@ -22,7 +22,7 @@ public static class LogLines
         Warning warning => $"warning: {warning.Message}",
         RunChanged { Recovered: true, Run: var run } => $"run {run.RunId} recovered: {run.Status}, {run.ChunksTrained} chunks trained ({run.Where})",
         ControlLogged { Record: var record } => record.Status == ControlStatus.Pending
-            ? $"ic op {record.OpId}: {record.Op} requested"
+            ? $"ic op {record.OpId}: {record.Op} requested{(record.Op.Origin is { } origin ? $" (automatic: {origin})" : "")}"
             : $"ic op {record.OpId}: {record.Op} -> {record.Status.ToString().ToLowerInvariant()}: {record.Outcome}",
         RunPrunedBy pruned => $"run {pruned.RunId} pruned: {pruned.Reason}",
         ClusterNotice notice => $"cluster: {notice.Message}",

@@ -24,6 +24,18 @@ public enum ControlKind
 /// </summary>
 public sealed record ControlOp(ControlKind Kind, int RunId, IReadOnlyDictionary<string, string>? Changes = null, bool Warm = false)
 {
+    /// <summary>
+    /// Why an automatic operation was asked for, by whom (<c>pbt at epoch 2: run 3 ... replaced by a warm clone of run
+    /// 1</c>); null for a user's. The IC log shows it.
+    /// </summary>
+    public string? Origin { get; init; }
+
+    /// <summary>
+    /// For PBT's warm clone: the run it replaces, stopped (ended by <c>pbt</c>) once the clone is accepted; so a refused
+    /// clone leaves it training, and a resumed fit that carries out the clone stops it too.
+    /// </summary>
+    public int? Replaces { get; init; }
+
     /// <summary>A stop of <paramref name="runId"/>.</summary>
     public static ControlOp Stop(int runId) => new(ControlKind.Stop, runId);
 

@@ -167,7 +167,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
                 $"experiment '{name}' has an interrupted fit (fit {interrupted.Definition.FitId}); resume it before starting another")));
             return;
         }
-        var definition = new FitDefinition(state.NextFitId, start.Spec, start.DataHandleJson, start.DataDirectory, start.Settings, start.Pruning);
+        var definition = new FitDefinition(state.NextFitId, start.Spec, start.DataHandleJson, start.DataDirectory, start.Settings, start.Pruning, start.Pbt);
         var runs = start.Configs.Select((cfg, i) => new RunDefinition(state.NextRunId + i, cfg)).ToList();
         if (!TryPrepare(definition, out var prepared)) return;
 
@@ -272,7 +272,7 @@ public sealed class ExperimentActor : ReceivePersistentActor
             .Select(c => new ApplyControl(c.OpId, c.Op, runs.FirstOrDefault(r => r.RunId == c.NewRunId)))
             .ToList();
         Context.System.EventStream.Publish(new FitDefined(new FitManifest(prepared.Definition, runs)));
-        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning, resumeCancelled, rebuilt, fresh));
+        fitActor.Tell(new RunFit(runs, unresolved, prepared.Definition.Pruning, resumeCancelled, rebuilt, fresh, prepared.Definition.Pbt));
         Become(Fitting);
     }
 

@@ -40,5 +40,6 @@ public sealed record ControlResolved(int OpId, DateTime ResolvedUtc, ControlStat
 /// <param name="DataDirectory">The folder the data handle's paths are relative to.</param>
 /// <param name="Settings">The runtime settings of the fit.</param>
 /// <param name="Pruning">The config group's pruning rule, if it has one.</param>
+/// <param name="Pbt">The config group's Population Based Training, if it has one (resample options filled in).</param>
 public sealed record FitDefinition(int FitId, SpecReference Spec, string DataHandleJson, string DataDirectory, RuntimeSettings Settings,
-    Spec.Configs.PruningRule? Pruning = null);
+    Spec.Configs.PruningRule? Pruning = null, Spec.Configs.PbtSettings? Pbt = null);

@@ -27,7 +27,7 @@ public static class ExperimentProtocol
     /// <see cref="FitProtocol.FitCompleted"/> when it ends, or a <see cref="Akka.Actor.Status.Failure"/> when it cannot start.
     /// </summary>
     public sealed record StartFit(SpecReference Spec, string DataHandleJson, string DataDirectory, RuntimeSettings Settings,
-        IReadOnlyList<Config> Configs, Spec.Configs.PruningRule? Pruning = null);
+        IReadOnlyList<Config> Configs, Spec.Configs.PruningRule? Pruning = null, Spec.Configs.PbtSettings? Pbt = null);
 
     /// <summary>Continue the fit a crash interrupted; answered like <see cref="StartFit"/>, or with <see cref="NothingToResume"/>.</summary>
     public sealed record ResumeFit;

@@ -106,6 +106,11 @@ public sealed class FitActor : ReceiveActor
             Decide(new FitInput.Accept(apply));
         });
         Receive<ControlCarriedOut>(done => Decide(new FitInput.CarriedOut(done)));
+        // the answers to the operations the fit asked for itself (PBT's clones): only a refusal matters
+        Receive<ControlOutcome>(outcome =>
+        {
+            if (outcome.Status == ControlStatus.Rejected) Decide(new FitInput.Refused(outcome));
+        });
         Receive<GetStatus>(_ => Sender.Tell(Status(fitting: true)));
         Receive<RunFit>(_ => Sender.Tell(new Status.Failure(new InvalidOperationException("a fit is already in progress"))));
         Receive<Cluster.WorkerProtocol.FitJoined>(joined =>
@@ -151,6 +156,7 @@ public sealed class FitActor : ReceiveActor
         fit = new FitState([], services.Settings.UsesLocality)
         {
             Pruning = start.Pruning,
+            Pbt = start.Pbt,
             MinWorkers = minWorkers,
             TrainRows = services.Partition(Mode.Train).RowCount,
             Chunks = services.Settings.Chunks,
@@ -219,6 +225,9 @@ public sealed class FitActor : ReceiveActor
                     break;
                 case FitEffect.CopyWarmState copy:
                     Execute(fit.Decide(CopyWarmState(copy)));
+                    break;
+                case FitEffect.RequestControl request:
+                    Context.Parent.Tell(new RequestControl(request.Op));
                     break;
                 case FitEffect.Complete complete:
                     End(complete.Interrupted);

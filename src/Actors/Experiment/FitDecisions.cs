@@ -50,6 +50,9 @@ public abstract record FitInput
 
     /// <summary>A durable write failed for want of space.</summary>
     public sealed record OutOfSpace(StorageFull Full) : FitInput;
+
+    /// <summary>The experiment refused an operation the fit asked for itself (<see cref="FitEffect.RequestControl"/>).</summary>
+    public sealed record Refused(ControlOutcome Outcome) : FitInput;
 }
 
 /// <summary>What the FitActor does for a decision of <see cref="FitState.Decide"/>, in order.</summary>
@@ -88,6 +91,12 @@ public abstract record FitEffect
 
     /// <summary>The fit is over (<paramref name="Interrupted"/>: why it stopped before its runs ended): answer it and stop its actors.</summary>
     public sealed record Complete(string? Interrupted) : FitEffect;
+
+    /// <summary>
+    /// Ask the experiment for an automatic IC operation (<see cref="ControlOp.Origin"/> says why): it is checked, journaled
+    /// in the IC log and comes back as an <see cref="ApplyControl"/>, as a user's does.
+    /// </summary>
+    public sealed record RequestControl(ControlOp Op) : FitEffect;
 }
 
 /// <summary>A new fit state and what to do for it.</summary>

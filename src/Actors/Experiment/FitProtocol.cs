@@ -20,7 +20,7 @@ public static class FitProtocol
     /// </summary>
     public sealed record RunFit(IReadOnlyList<RunDefinition> Runs, IReadOnlyList<ApplyControl>? Unresolved = null,
         Spec.Configs.PruningRule? Pruning = null, bool ResumeCancelled = false, IReadOnlyDictionary<int, RunSnapshot>? Rebuilt = null,
-        bool Fresh = false);
+        bool Fresh = false, Spec.Configs.PbtSettings? Pbt = null);
 
     /// <summary>
     /// May IC operation <paramref name="OpId"/> be carried out? Answered with <see cref="ControlChecked"/>; nothing

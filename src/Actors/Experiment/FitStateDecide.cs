@@ -24,6 +24,18 @@ public sealed partial record FitState
     /// <summary>The rule that stops runs falling behind (see <see cref="Pruner"/>), or null.</summary>
     public PruningRule? Pruning { get; init; }
 
+    /// <summary>The Population Based Training that steers the runs (see <see cref="PbtPolicy"/>), or null.</summary>
+    public PbtSettings? Pbt { get; init; }
+
+    /// <summary>The PBT points decided in this fit (a resumed fit also counts those where a run was replaced).</summary>
+    public ImmutableHashSet<int> PbtPoints { get; init; } = [];
+
+    /// <summary>PBT's exploits whose warm clone is asked for and not yet accepted: their parents wait at the point.</summary>
+    public ImmutableList<PbtExploit> PbtAwaiting { get; init; } = [];
+
+    /// <summary>The runs PBT replaced: held until their stop is journaled.</summary>
+    public ImmutableHashSet<int> PbtReplaced { get; init; } = [];
+
     /// <summary>The runs the pruning rule has stopped (each is stopped once).</summary>
     public ImmutableHashSet<int> Pruned { get; init; } = [];
 
@@ -65,6 +77,7 @@ public sealed partial record FitState
             FitInput.Joined joined => WorkerJoined(joined, fx).Advance(fx),
             FitInput.Left left => WorkerLeft(left.Worker, fx).Advance(fx),
             FitInput.OutOfSpace full => Interrupt(full.Full, fx),
+            FitInput.Refused refused => RefusedExploit(refused.Outcome, fx).Prune(fx).Advance(fx),
             _ => throw new ArgumentException($"the fit does not take {input.GetType().Name}", nameof(input)),
         };
         return new FitDecision(next, fx);
@@ -162,6 +175,14 @@ public sealed partial record FitState
     {
         var runId = apply.Op.RunId;
         var fit = Queue(new PendingControl(apply.OpId, apply.Op, apply.NewRun));
+        if (apply.Op.Origin is { } origin) fit = fit with { PbtAwaiting = fit.PbtAwaiting.RemoveAll(x => x.Reason == origin) };
+        if (apply.Op.Replaces is { } replaced && !fit.PbtReplaced.Contains(replaced) && fit.Runs.TryGetValue(replaced, out var loser) && !loser.IsEnded)
+        {
+            // the clone that replaces it is accepted: it stops now, at its point, where PBT held it
+            fx.Add(new Fx.TellRun(replaced, new StopRun(PbtSettings.EndedBy)));
+            fx.Add(new Fx.Publish(new RunPruned(replaced, apply.Op.Origin ?? $"pbt: replaced by run {apply.NewRun?.RunId}")));
+            fit = fit with { PbtReplaced = fit.PbtReplaced.Add(replaced) };
+        }
         if (!fit.AtBoundary(runId))
         {
             var where = fit.Runs.TryGetValue(runId, out var run) && run.Status != RunStatus.New ? $" (it is training {run.Where})" : " (it is starting)";
@@ -243,16 +264,64 @@ public sealed partial record FitState
     /// </summary>
     private FitState Prune(List<Fx> fx)
     {
-        if (Pruning is null || Cancelling) return this;
-        var decision = Pruner.Decide(Pruning, Runs.Values);
-        var pruned = Pruned;
-        foreach (var stop in decision.Stops.Where(s => !pruned.Contains(s.RunId)))
+        if ((Pruning is null && Pbt is null) || Cancelling) return this;
+        var fit = this;
+        var held = new List<int>();
+        if (Pruning is not null)
         {
-            pruned = pruned.Add(stop.RunId);
-            fx.Add(new Fx.TellRun(stop.RunId, new StopRun(Pruning.EndedBy)));
-            fx.Add(new Fx.Publish(new RunPruned(stop.RunId, stop.Reason)));
+            var decision = Pruner.Decide(Pruning, Runs.Values);
+            var pruned = Pruned;
+            foreach (var stop in decision.Stops.Where(s => !pruned.Contains(s.RunId)))
+            {
+                pruned = pruned.Add(stop.RunId);
+                fx.Add(new Fx.TellRun(stop.RunId, new StopRun(Pruning.EndedBy)));
+                fx.Add(new Fx.Publish(new RunPruned(stop.RunId, stop.Reason)));
+            }
+            fit = fit with { Pruned = pruned };
+            held.AddRange([.. decision.Held, .. decision.Stops.Select(s => s.RunId)]);
         }
-        return this with { Pruned = pruned, Held = [.. decision.Held, .. decision.Stops.Select(s => s.RunId)] };
+        if (Pbt is not null) fit = fit.Exploit(Pbt, held, fx);
+        return fit with { Held = [.. held] };
+    }
+
+    /// <summary>
+    /// Asks PBT about the runs: at a point the whole population reached, the warm clone of a parent that replaces each
+    /// run PBT drops is asked for as an automatic IC operation, and the run is stopped (ended by pbt) once the clone is
+    /// accepted (<see cref="AcceptOp"/>); runs waiting at the point, parents and runs waiting for a clone, and runs
+    /// being stopped are held.
+    /// </summary>
+    private FitState Exploit(PbtSettings pbt, List<int> held, List<Fx> fx)
+    {
+        // a run whose stop for PBT is not journaled yet counts as replaced where it stands (its point is decided)
+        var runs = Runs.Values.Select(r => PbtReplaced.Contains(r.RunId) && !r.IsEnded ? r with { Status = RunStatus.Stopped, EndedBy = PbtSettings.EndedBy } : r);
+        var decision = PbtPolicy.Decide(pbt, runs, PbtPoints);
+        var fit = this;
+        if (decision.Point is { } point)
+        {
+            fit = fit with { PbtPoints = fit.PbtPoints.Add(point) };
+            foreach (var exploit in decision.Exploits)
+            {
+                fx.Add(new Fx.RequestControl(ControlOp.CloneOf(exploit.Parent, exploit.Changes, warm: true) with
+                {
+                    Origin = exploit.Reason,
+                    Replaces = exploit.Replaced,
+                }));
+                fit = fit with { PbtAwaiting = fit.PbtAwaiting.Add(exploit) };
+            }
+        }
+        held.AddRange(decision.Held);
+        held.AddRange(fit.PbtAwaiting.SelectMany(x => new[] { x.Parent, x.Replaced }));
+        held.AddRange(fit.PbtReplaced.Where(id => !fit.Runs[id].IsEnded));
+        return fit;
+    }
+
+    /// <summary>The experiment refused a clone PBT asked for: its parent goes on, and the refusal is told.</summary>
+    private FitState RefusedExploit(ControlOutcome outcome, List<Fx> fx)
+    {
+        if (outcome.Op.Origin is not { } origin) return this;
+        fx.Add(new Fx.Publish(new RunWarning(outcome.Op.RunId, $"run {outcome.Op.RunId}: the warm clone that PBT asked for was refused, " +
+            $"so run {outcome.Op.Replaces} goes on: {outcome.Message}")));
+        return this with { PbtAwaiting = PbtAwaiting.RemoveAll(x => x.Reason == origin) };
     }
 
     private FitState WorkerJoined(FitInput.Joined joined, List<Fx> fx)

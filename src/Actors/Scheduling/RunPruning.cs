@@ -19,10 +19,16 @@ public static partial class Pruner
         return Decide(rule, snapshots, Math.Max(1, bound));
     }
 
-    private static List<double> Values(PruningRule rule, RunState run)
+    private static List<double> Values(PruningRule rule, RunState run) => Values(run, rule.Resource, rule.Metric);
+
+    /// <summary>
+    /// <paramref name="run"/>'s <paramref name="metric"/> after each unit: each epoch's (validation when it validates,
+    /// else train) or each chunk's (train); NaN where the metric is missing. Pruning and PBT rank runs by it.
+    /// </summary>
+    internal static List<double> Values(RunState run, PruningResource resource, string metric)
     {
-        var history = rule.Resource == PruningResource.Chunks ? run.ChunkMetrics
+        var history = resource == PruningResource.Chunks ? run.ChunkMetrics
             : run.HasValidation ? run.ValidationHistory : run.TrainHistory;
-        return history.Select(h => h.TryGetValue(rule.Metric, out var value) ? value : double.NaN).ToList();
+        return history.Select(h => h.TryGetValue(metric, out var value) ? value : double.NaN).ToList();
     }
 }

@@ -109,12 +109,13 @@ public sealed record OutcomeView(int OpId, string Operation, int RunId, ControlS
 /// <param name="Outcome">What came of it, for the user.</param>
 /// <param name="NewRunId">For a clone: the new run's id.</param>
 /// <param name="ResolvedUtc">When it took effect, was dropped or was refused; null while pending.</param>
+/// <param name="Origin">For an automatic operation (PBT's warm clones), who asked for it and why; null for a user's.</param>
 public sealed record ControlLogEntry(int OpId, DateTime RequestedUtc, string Operation, int RunId, string Arguments, ControlStatus Status,
-    string Outcome, int? NewRunId, DateTime? ResolvedUtc)
+    string Outcome, int? NewRunId, DateTime? ResolvedUtc, string? Origin = null)
 {
     /// <summary>The view of <paramref name="record"/>.</summary>
     public static ControlLogEntry Of(ControlRecord record) => new(record.OpId, record.RequestedUtc, record.Op.Name, record.Op.RunId,
-        record.Op.Arguments, record.Status, record.Outcome, record.NewRunId, record.ResolvedUtc);
+        record.Op.Arguments, record.Status, record.Outcome, record.NewRunId, record.ResolvedUtc, record.Op.Origin);
 }
 
 /// <summary>The body of an error answer (400, 404, 409 without an outcome, 413, 500).</summary>

@@ -143,7 +143,8 @@ public static class RunsCommand
                 foreach (var entry in log)
                     table.AddRow(new Text(entry.RequestedUtc.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)), new Text(Int(entry.OpId)),
                         new Text(Int(entry.RunId)), new Text(entry.Operation), new Text(entry.Arguments),
-                        new Text($"{Outcome(entry)}{(entry.NewRunId is { } id ? $" (new run {Int(id)})" : "")}"));
+                        new Text($"{Outcome(entry)}{(entry.NewRunId is { } id ? $" (new run {Int(id)})" : "")}" +
+                                 (entry.Origin is { } origin ? $"; automatic: {origin}" : "")));
                 console.Write(table);
                 return RapidFireCli.Ok;
             }
@@ -163,11 +164,12 @@ public static class RunsCommand
         var entries = new List<ControlLogEntry>();
         if (!File.Exists(file)) return entries;
         using var reader = Sep.Reader(o => o with { Unescape = true }).FromFile(file);
+        var hasOrigin = reader.Header.ColNames.Contains("origin"); // written since PBT
         foreach (var row in reader)
             entries.Add(new ControlLogEntry(row["op_id"].Parse<int>(), Time(row["requested_utc"].ToString()) ?? default, row["operation"].ToString(),
                 row["run_id"].Parse<int>(), row["arguments"].ToString(), Enum.Parse<ControlStatus>(row["status"].ToString(), ignoreCase: true),
                 row["outcome"].ToString(), row["new_run_id"].ToString() is { Length: > 0 } id ? int.Parse(id, CultureInfo.InvariantCulture) : null,
-                Time(row["resolved_utc"].ToString())));
+                Time(row["resolved_utc"].ToString()), hasOrigin && row["origin"].ToString() is { Length: > 0 } origin ? origin : null));
         return entries;
     }
 

@@ -538,8 +538,9 @@
     const entries = [...state.icLog.values()].sort((a, b) => b.op_id - a.op_id); // newest first
     $('ic-log').tBodies[0].replaceChildren(...entries.map(e => el('tr', { className: `status-${e.status}` },
       el('td', {}, String(e.op_id)), el('td', { title: e.requested_utc }, time(e.requested_utc)), el('td', {}, String(e.run_id)),
-      el('td', {}, e.operation), el('td', {}, e.arguments), el('td', {}, e.status),
-      el('td', {}, e.outcome + (e.new_run_id && !e.outcome.includes(`run ${e.new_run_id}`) ? ` (new run ${e.new_run_id})` : '')))));
+      el('td', {}, e.operation + (e.origin ? ' (automatic)' : '')), el('td', { title: e.origin || '' }, e.arguments), el('td', {}, e.status),
+      el('td', {}, e.outcome + (e.new_run_id && !e.outcome.includes(`run ${e.new_run_id}`) ? ` (new run ${e.new_run_id})` : '') +
+        (e.origin ? `; ${e.origin}` : '')))));
   }
 
   function renderWarnings() {

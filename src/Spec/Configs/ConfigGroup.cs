@@ -31,6 +31,12 @@ public abstract class ConfigGroup
     public PruningRule? Pruning { get; private set; }
 
     /// <summary>
+    /// The Population Based Training that steers this group's runs (<c>"search": "pbt"</c>, see <see cref="PbtSearch"/>),
+    /// or <see langword="null"/>.
+    /// </summary>
+    public virtual PbtSettings? Pbt => null;
+
+    /// <summary>
     /// A copy of this group judged by <paramref name="rule"/> (<see langword="null"/>: no pruning); this group is
     /// unchanged. The rule's faults are reported by <see cref="Validate"/> at <c>pruning.*</c>.
     /// </summary>
@@ -74,7 +80,9 @@ public abstract class ConfigGroup
     ///   "named_metrics": ["top1_accuracy", "top3_accuracy"] }
     /// </code>
     /// <list type="bullet">
-    /// <item><c>"search"</c>: <c>"grid"</c> (the default), <c>"random"</c> or <c>"list"</c>.
+    /// <item><c>"search"</c>: <c>"grid"</c> (the default), <c>"random"</c>, <c>"list"</c> or <c>"pbt"</c>
+    /// (Population Based Training: the grid is the initial population, steered by the top-level <c>"pbt"</c> block, with
+    /// an optional <c>"seed"</c>; see <see cref="PbtSearch"/> and <see cref="PbtSettings"/>).
     /// <c>"grid"</c> expands every combination of the List knobs, the first knob in document order varying slowest
     /// (the example gives 2 × 2 × 2 = 8 configs). <c>"random"</c> also takes <c>"samples"</c> (required, a whole
     /// number &gt;= 1: how many configs to draw) and <c>"seed"</c> (optional, a whole number, default 0): the same

@@ -8,11 +8,12 @@ internal static class ConfigJson
 {
     private const string SearchKey = "search", SamplesKey = "samples", SeedKey = "seed", ConfigsKey = "configs";
     private const string RangeKey = "range", LogKey = "log", DtypeKey = "dtype", StepKey = "step", ValueKey = "value";
-    private const string Grid = "grid", Random = "random", List = "list";
+    private const string Grid = "grid", Random = "random", List = "list", Pbt = "pbt";
 
     private static readonly string[] TemplateKeys = [SearchKey, TemplateTree.UserKnobsKey, TemplateTree.TrainKey, Config.NamedMetricsKey];
     private static readonly string[] RandomKeys = [.. TemplateKeys, SamplesKey, SeedKey];
     private static readonly string[] ListKeys = [SearchKey, ConfigsKey];
+    private static readonly string[] PbtKeys = [.. TemplateKeys, SeedKey, PbtSettings.JsonKey];
     private static readonly string[] TrainKeys =
         [Config.EpochsKey, Config.BatchSizeKey, Config.AccumulateGradBatchesKey, Config.MaxGradNormKey, Config.OptimizerKey, Config.LrSchedulerKey];
     private static readonly string[] RangeKeys = [RangeKey, LogKey, DtypeKey, StepKey];
@@ -73,15 +74,15 @@ internal static class ConfigJson
         var search = Grid;
         if (props.TryGetValue(SearchKey, out var s))
         {
-            if (s.ValueKind == JsonValueKind.String && s.GetString() is Grid or Random or List) search = s.GetString()!;
+            if (s.ValueKind == JsonValueKind.String && s.GetString() is Grid or Random or List or Pbt) search = s.GetString()!;
             else
             {
-                errors.Add(KnobPath.Join(path, SearchKey), $"must be \"grid\", \"random\" or \"list\", got {s.GetRawText()}");
+                errors.Add(KnobPath.Join(path, SearchKey), $"must be \"grid\", \"random\", \"list\" or \"pbt\", got {s.GetRawText()}");
                 return new InvalidGroup();
             }
         }
 
-        var allowed = search switch { Random => RandomKeys, List => ListKeys, _ => TemplateKeys };
+        var allowed = search switch { Random => RandomKeys, List => ListKeys, Pbt => PbtKeys, _ => TemplateKeys };
         string[] expected = path.Length == 0 ? [.. allowed, PruningRule.JsonKey] : allowed;
         foreach (var key in props.Keys.Where(k => !allowed.Contains(k) && k != PruningRule.JsonKey))
             errors.Add(KnobPath.Join(path, key), UnknownTopLevelKey(key, search, expected));
@@ -106,6 +107,20 @@ internal static class ConfigJson
 
         var template = ReadTemplate(props, path, errors);
         if (search == Grid) return new GridSearch(template);
+        if (search == Pbt)
+        {
+            if (path.Length > 0) errors.Add(KnobPath.Join(path, SearchKey), "\"pbt\" steers all the runs of a fit: it applies only to the whole group, at the top level");
+            var pbtSeed = ReadInt(props, SeedKey, path, errors) ?? RandomSearch.DefaultSeed;
+            if (!props.TryGetValue(PbtSettings.JsonKey, out var block))
+            {
+                errors.Add(KnobPath.Join(path, PbtSettings.JsonKey), "is missing: \"search\": \"pbt\" needs its settings, such as {\"perturbation_interval\": 1, " +
+                    "\"quantile\": 0.25, \"metric\": \"top1_accuracy\", \"mode\": \"max\", \"mutations\": {\"optimizer.args.lr\": {\"factors\": [0.8, 1.2]}}}");
+                return new InvalidGroup();
+            }
+            return PbtSettings.Read(block, KnobPath.Join(path, PbtSettings.JsonKey), pbtSeed, errors) is { } settings
+                ? new PbtSearch(template, settings)
+                : new InvalidGroup();
+        }
         var samples = ReadInt(props, SamplesKey, path, errors) ?? 1;
         if (!props.ContainsKey(SamplesKey))
             errors.Add(KnobPath.Join(path, SamplesKey), "is missing: random search needs the number of configs to draw");
@@ -119,7 +134,9 @@ internal static class ConfigJson
 
     private static string UnknownTopLevelKey(string key, string search, string[] allowed) => key switch
     {
-        SamplesKey or SeedKey => $"applies only to \"search\": \"random\" (this config is a {search} search)",
+        SamplesKey => $"applies only to \"search\": \"random\" (this config is a {search} search)",
+        SeedKey => $"applies only to \"search\": \"random\" or \"pbt\" (this config is a {search} search)",
+        PbtSettings.JsonKey => "applies only to \"search\": \"pbt\"",
         ConfigsKey => "applies only to \"search\": \"list\"",
         _ when search == List && TemplateKeys.Contains(key) =>
             "a config list takes only \"configs\": put whole config objects inside it",
@@ -327,7 +344,7 @@ internal static class ConfigJson
     }
 
     public static void WriteTemplate(Utf8JsonWriter w, string search, ConfigTemplate template, RandomSearch? random,
-        PruningRule? pruning)
+        PruningRule? pruning, Action<Utf8JsonWriter>? more = null)
     {
         var errors = new ErrorSink();
         var root = TemplateTree.Build(template, errors);
@@ -360,6 +377,7 @@ internal static class ConfigJson
             w.WriteEndObject();
         }
         WritePruning(w, pruning);
+        more?.Invoke(w);
         w.WriteEndObject();
     }
 

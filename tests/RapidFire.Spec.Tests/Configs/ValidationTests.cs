@@ -235,7 +235,7 @@ public class ValidationTests
     [Fact]
     public void Unknown_search_kind_is_rejected()
     {
-        Single(JsonErrors(WithTrain(ValidTrain, """, "search": "bayes" """)), "search", "must be \"grid\", \"random\" or \"list\"");
+        Single(JsonErrors(WithTrain(ValidTrain, """, "search": "bayes" """)), "search", "must be \"grid\", \"random\", \"list\" or \"pbt\"");
     }
 
     [Fact]
