@@ -3,15 +3,22 @@
 #
 #   bash bench/gpu-run.sh pack     here (with the .NET SDK): publishes the rapidfire CLI self-contained for linux-x64
 #                                  with NO libtorch of its own (TorchBackendPackage=none) into
-#                                  bench/gpu-run/rapidfire-linux-x64.tar.xz (about 50 MB, ignored by git: carry it)
+#                                  bench/gpu-run/rapidfire-linux-x64.tar.xz (about 50 MB, ignored by git: carry it),
+#                                  with TorchSharp 0.107's native source (src/Native, from TORCHSHARP_SRC: a clone of
+#                                  dotnet/TorchSharp at 0.107.0; the tool library's `fetch` brings one) for the fallback
 #   bash bench/gpu-run.sh run      there, in one call: unpacks it, points RAPIDFIRE_LIBTORCH_DIR at the machine's torch/lib,
-#                                  runs `rapidfire info`, `rapidfire fit --devices $DEVICES` of examples/mnist (4 configs,
+#                                  runs `rapidfire info` (when TorchSharp's libLibTorchSharp.so does not bind to that
+#                                  libtorch, it rebuilds it from the packed source against the machine's torch headers
+#                                  and libraries with CMake and ninja, then runs it again),
+#                                  `rapidfire fit --devices $DEVICES` of examples/mnist (4 configs,
 #                                  hyperparallel), the same 4 configs one after another inside rapidfire (one fit each),
 #                                  and bench/gpu-run/lightning_mnist.py (the same 4 one after another, as a Lightning user
 #                                  runs them), sampling nvidia-smi; writes $OUT/gpu-run.md (figures) and the logs.
 #
 # Settings (environment): DEVICES (default cuda:0), EPOCHS (default 3), PYTHON (default /opt/torch/.venv/bin/python3,
-# else python3), RAPIDFIRE_LIBTORCH_DIR (default: PYTHON's torch/lib), OUT (default bench/gpu-run/out).
+# else python3), RAPIDFIRE_LIBTORCH_DIR (default: PYTHON's torch/lib), OUT (default bench/gpu-run/out),
+# NATIVE_BUILD=1 (rebuild the native layer even when it binds), TORCH_ROOT (the torch install whose headers and
+# TorchConfig.cmake the rebuild uses; default: the parent of RAPIDFIRE_LIBTORCH_DIR, torch/ of a PyTorch install).
 # A CPU dry run here: DEVICES=cpu PYTHON=/usr/bin/python3 RAPIDFIRE_LIBTORCH_DIR=<a CPU libtorch lib folder> bench/gpu-run.sh run
 # Every step's first error goes to gpu-run.md; the later steps still run.
 set -uo pipefail
@@ -29,8 +36,46 @@ pack() {
   # what a run never needs: the debugger's and tracing's runtime parts, the standalone GCs
   rm -f "$pub"/{createdump,libmscordaccore.so,libmscordbi.so,libcoreclrtraceptprovider.so,libclrgc.so,libclrgcexp.so}
   if ls "$pub" | grep -qE '^lib(torch|c10)'; then echo "gpu-run: the publish holds a libtorch; it must not" >&2; exit 1; fi
+  # TorchSharp's native layer, for a libtorch it does not bind to (run rebuilds it there)
+  local src=${TORCHSHARP_SRC:-/work/.mirror/dotnet+TorchSharp/repo}
+  if git -C "$src" rev-parse -q --verify HEAD: > /dev/null 2>&1; then
+    local version
+    version=$(git -C "$src" show HEAD:build/BranchInfo.props | sed -n 's:.*<MinorVersion>\(.*\)</MinorVersion>.*:\1:p')
+    [[ $version == 107 ]] || { echo "gpu-run: $src is TorchSharp 0.$version, not 0.107 (the managed TorchSharp.dll's)" >&2; exit 1; }
+    mkdir -p "$pub/torchsharp-native"
+    git -C "$src" archive HEAD src/Native | tar -C "$pub/torchsharp-native" -xf - --strip-components=2
+    git -C "$src" rev-parse HEAD > "$pub/torchsharp-native/COMMIT"
+  else
+    echo "gpu-run: no TorchSharp source at $src (set TORCHSHARP_SRC): the archive has no native fallback" >&2
+  fi
   tar -C "$build" -cf - rapidfire | xz -T0 -9 > "$archive"
   echo "packed: $archive ($(du -h "$archive" | cut -f1); unpacked $(du -sh "$pub" | cut -f1), no libtorch)"
+}
+
+# Rebuilds libLibTorchSharp.so from the archive's TorchSharp source against the torch install at $1 (its headers and
+# share/cmake/Torch), into the unpacked publish, where TorchNative loads it from; the build stays for the rest of the call.
+native_build() {
+  local root=$1 src=$work/rapidfire/torchsharp-native build=$work/native-build start
+  [[ -f $src/CMakeLists.txt ]] || { note "- FAILED: native rebuild: the archive holds no TorchSharp source (pack with TORCHSHARP_SRC)"; return 1; }
+  local config
+  config=$(find "$root" -name TorchConfig.cmake 2> /dev/null | head -1)
+  [[ -n $config ]] || { note "- FAILED: native rebuild: no TorchConfig.cmake under $root (set TORCH_ROOT to a torch install)"; return 1; }
+  # another libtorch's headers warn where 2.10's did not: warnings stay warnings
+  sed -i 's/add_definitions(-Werror)/# -Werror dropped by bench\/gpu-run.sh/' "$src/CMakeLists.txt"
+  local generator=()
+  command -v ninja > /dev/null && generator=(-G Ninja)
+  start=$(date +%s)
+  if cmake -S "$src" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DLIBTORCH_PATH="$root" -DTorch_DIR="$(dirname "$config")" > "$out/native-build.log" 2>&1 &&
+     cmake --build "$build" --target LibTorchSharp -j "$(nproc)" >> "$out/native-build.log" 2>&1; then
+    local built target
+    built=$(find "$build" -name libLibTorchSharp.so | head -1)
+    target=$(find "$work/rapidfire" -name libLibTorchSharp.so -not -path "$build/*" | head -1)
+    cp "$built" "${target:-$work/rapidfire/libLibTorchSharp.so}"
+    note "- native layer rebuilt against $root in $(( $(date +%s) - start )) s (TorchSharp $(cat "$src/COMMIT" 2> /dev/null | cut -c1-8))"
+  else
+    note "- FAILED: native rebuild after $(( $(date +%s) - start )) s: $(grep -m1 -E 'error|Error' "$out/native-build.log" || tail -1 "$out/native-build.log")"
+    return 1
+  fi
 }
 
 run() {
@@ -52,7 +97,15 @@ run() {
   export DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=${DOTNET_SYSTEM_GLOBALIZATION_INVARIANT:-1}
   export RAPIDFIRE_LIBTORCH_DIR=${RAPIDFIRE_LIBTORCH_DIR:-$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)}
   note "- libtorch: $RAPIDFIRE_LIBTORCH_DIR ($("$python" -c 'import torch; print("torch", torch.__version__)' 2>&1 | tail -1))"
-  if "$rf" info > "$out/info.log" 2>&1; then sed 's/^/    /' "$out/info.log" >> "$report"; else fail "rapidfire info" "$out/info.log"; fi
+  : > "$out/info.log"
+  if [[ ${NATIVE_BUILD:-0} == 1 ]] || ! "$rf" info > "$out/info.log" 2>&1; then
+    if [[ ${NATIVE_BUILD:-0} == 1 ]] || grep -qiE "does not bind|undefined symbol" "$out/info.log"; then
+      note "- TorchSharp's native layer $([[ ${NATIVE_BUILD:-0} == 1 ]] && echo "is rebuilt (NATIVE_BUILD=1)" || echo "does not bind to this libtorch: rebuilding it")"
+      native_build "${TORCH_ROOT:-$(dirname "$RAPIDFIRE_LIBTORCH_DIR")}" # the layer it leaves (rebuilt, or the packed one) is then tried
+      "$rf" info > "$out/info.log" 2>&1
+    fi
+  fi
+  if [[ -s $out/info.log ]] && ! grep -qiE "^error" "$out/info.log"; then sed 's/^/    /' "$out/info.log" >> "$report"; else fail "rapidfire info" "$out/info.log"; fi
 
   local smi=""
   if command -v nvidia-smi > /dev/null; then

@@ -122,8 +122,9 @@ public static class TorchNative
                 $"libtorch there (another libtorch version than TorchSharp's?): {e.Message}", e);
         }
         var source = libtorch is { } l ? $"libtorch from {l.Directory} ({l.Source}); " : "";
-        return patch
+        return patch && layer != torchSharp
             ? $"{source}system libstdc++ lacks {MissingVersion}; loaded patched copy {layer}"
+            : patch ? $"{source}TorchSharp's layer {layer} (it does not ask for {MissingVersion})"
             : $"{source}TorchSharp's layer {layer}";
     }
 
@@ -180,10 +181,9 @@ public static class TorchNative
         var target = Path.Combine(dir, TorchSharpLibrary);
         if (File.Exists(target)) return target;
 
-        if (!ElfVersionPatcher.MarkVersionWeak(bytes, MissingVersion))
-            throw new InvalidOperationException(
-                $"{original} does not require {MissingVersion}, yet the system libstdc++ lacks it: " +
-                "this TorchSharp build is not the one the native fix was written for.");
+        // A layer built on this machine (bench/gpu-run.sh rebuilds it against the machine's libtorch) asks only for what its
+        // libstdc++ has: nothing to patch.
+        if (!ElfVersionPatcher.MarkVersionWeak(bytes, MissingVersion)) return original;
         Directory.CreateDirectory(dir);
         // Several processes may start at once (test hosts): write to a unique temporary name, then rename.
         var temp = Path.Combine(dir, $"{TorchSharpLibrary}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
