@@ -48,6 +48,15 @@ public class PbtPolicyTests
     }
 
     [Fact]
+    public void Nothing_is_decided_while_a_run_has_not_started_or_recovered_yet()
+    {
+        var decision = PbtPolicy.Decide(Settings(quantile: 0.5),
+            [Run(1, Cfg(0.1), 0.5), Run(2, Cfg(0.2), 0.4), Run(3, Cfg(0.3), 0.9), new RunState(4, Cfg(0.4))], new HashSet<int>());
+        Assert.Equal((null, 0), (decision.Point, decision.Exploits.Count));
+        Assert.Equal(new HashSet<int> { 1, 2, 3 }, decision.Held);
+    }
+
+    [Fact]
     public void Once_all_reached_it_the_worst_quantile_is_replaced_by_clones_of_the_best_with_mutated_knobs()
     {
         var runs = new[] { Run(1, Cfg(0.1), 0.5), Run(2, Cfg(0.2), 0.4), Run(3, Cfg(0.3), double.NaN), Run(4, Cfg(0.4), 0.9) };

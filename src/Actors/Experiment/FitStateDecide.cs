@@ -292,8 +292,11 @@ public sealed partial record FitState
     /// </summary>
     private FitState Exploit(PbtSettings pbt, List<int> held, List<Fx> fx)
     {
-        // a run whose stop for PBT is not journaled yet counts as replaced where it stands (its point is decided)
-        var runs = Runs.Values.Select(r => PbtReplaced.Contains(r.RunId) && !r.IsEnded ? r with { Status = RunStatus.Stopped, EndedBy = PbtSettings.EndedBy } : r);
+        // a run whose stop for PBT is not journaled yet counts as replaced where it stands (its point is decided); one not
+        // recovered yet stands nowhere known, so nothing is decided until it has reported
+        var runs = Runs.Values.Select(r => PbtReplaced.Contains(r.RunId) && r is { IsEnded: false, Status: not RunStatus.New }
+            ? r with { Status = RunStatus.Stopped, EndedBy = PbtSettings.EndedBy }
+            : r);
         var decision = PbtPolicy.Decide(pbt, runs, PbtPoints);
         var fit = this;
         if (decision.Point is { } point)

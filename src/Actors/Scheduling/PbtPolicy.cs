@@ -30,7 +30,8 @@ public sealed record PbtDecision(int? Point, IReadOnlyList<PbtExploit> Exploits,
 /// <remarks>
 /// <para><b>Points.</b> Every <see cref="PbtSettings.PerturbationInterval"/> units (epochs, or chunks over the fit)
 /// below the runs' bound. It is synchronous: an active run standing at the next point is held there until no active
-/// run is below it, so that the decision does not depend on which run was faster.</para>
+/// run is below it and every run has started (a resumed fit's runs report one by one), so that the decision does not
+/// depend on which run was faster.</para>
 /// <para><b>Decision.</b> The n active runs at the point are ranked by their metric there (NaN is worst, equal values
 /// rank the lower run id first); with k = ⌊n·quantile⌋, each of the k worst is replaced by a warm clone of one of the
 /// k best, drawn uniformly, with each mutated knob drawn as its mutation says. The draws come from a generator seeded
@@ -43,7 +44,10 @@ public static class PbtPolicy
     /// <summary>The decision over <paramref name="runs"/>, <paramref name="decided"/> being the points already decided.</summary>
     public static PbtDecision Decide(PbtSettings pbt, IEnumerable<RunState> runs, IReadOnlySet<int> decided)
     {
-        var started = runs.Where(r => r.Status != RunStatus.New).ToList();
+        var all = runs.ToList();
+        // a run not started yet (or, in a resumed fit, not recovered yet) may stand below any point: nothing is decided
+        var unknown = all.Any(r => r.Status == RunStatus.New);
+        var started = all.Where(r => r.Status != RunStatus.New).ToList();
         var values = started.ToDictionary(r => r.RunId, r => Pruner.Values(r, pbt.Resource, pbt.Metric));
         var active = started.Where(r => !r.IsEnded).ToList();
         if (active.Count == 0) return PbtDecision.None;
@@ -53,7 +57,7 @@ public static class PbtPolicy
         {
             if (done.Contains(point) || active.All(r => values[r.RunId].Count > point)) continue;
             var at = active.Where(r => values[r.RunId].Count == point).Select(r => r.RunId).ToList();
-            if (active.Any(r => values[r.RunId].Count < point)) return new PbtDecision(null, [], at.ToHashSet());
+            if (unknown || active.Any(r => values[r.RunId].Count < point)) return new PbtDecision(null, [], at.ToHashSet());
             return new PbtDecision(point, Exploits(pbt, point, at, values, started.ToDictionary(r => r.RunId, r => r.Config)), new HashSet<int>());
         }
         return PbtDecision.None;
