@@ -15,6 +15,35 @@ TorchNative.EnsureLoaded();
 //   prep HANDLE.json K EPOCHS                                              RowPrep's CPU seconds for K configs vs 1
 //   steady SPEC HANDLE CONFIG [THREADS] [persistent]                       a fit's steady epochs: device busy vs waiting
 //   step TRAIN.csv CONFIG | rowprep TRAIN.csv | open TRAIN.csv | startup SPEC HANDLE CONFIG   probes of one cost each
+//   pbt-policy [RUNS] [CALLS]                                              PbtPolicy.Decide's time per call over RUNS runs (issue 18)
+if (args.FirstOrDefault() == "pbt-policy")
+{
+    // a population mid-fit: RUNS runs (8 of the grid, the rest clones) with 2 epochs of validation history, deciding point 3
+    var runs = int.Parse(args.ElementAtOrDefault(1) ?? "13", CultureInfo.InvariantCulture);
+    var calls = int.Parse(args.ElementAtOrDefault(2) ?? "20000", CultureInfo.InvariantCulture);
+    var settings = new RapidFire.Spec.Configs.PbtSettings("top1_accuracy", RapidFire.Spec.Configs.MetricGoal.Max)
+    {
+        Mutations = new Dictionary<string, RapidFire.Spec.Configs.PbtMutation>
+        {
+            ["optimizer.args.lr"] = new(RapidFire.Spec.Configs.PbtMutationKind.Factors, [0.5, 2.0]),
+            ["dropout"] = new(RapidFire.Spec.Configs.PbtMutationKind.Resample, Options: ["0.0", "0.2"]),
+        },
+    };
+    var population = Enumerable.Range(1, runs).Select(id => new RapidFire.Actors.Runs.RunState(id, RapidFire.Spec.Config.FromJson(
+        """{"model_type":"mlp","hidden":128,"dropout":0.2,"epochs":4,"batch_size":64,"optimizer":{"name":"Adam","args":{"lr":""" +
+        (0.0001 * id).ToString("R", CultureInfo.InvariantCulture) + "}}}"))
+    {
+        Status = RapidFire.Actors.Runs.RunStatus.Ongoing, ChunksPerEpoch = 4, HasValidation = true, EpochsDone = 2,
+        ValidationHistory = [new Dictionary<string, double> { ["top1_accuracy"] = 0.5 + id * 0.01 }, new Dictionary<string, double> { ["top1_accuracy"] = 0.6 + id * 0.01 }],
+    }).ToList();
+    var decided = new HashSet<int> { 1 };
+    RapidFire.Actors.Scheduling.PbtPolicy.Decide(settings, population, decided);
+    var clock = Stopwatch.StartNew();
+    var exploits = 0;
+    for (var i = 0; i < calls; i++) exploits += RapidFire.Actors.Scheduling.PbtPolicy.Decide(settings, population, decided).Exploits.Count;
+    Console.WriteLine($"PbtPolicy.Decide over {runs} runs: {clock.Elapsed.TotalMilliseconds * 1000 / calls:0.0} µs per call ({exploits / calls} exploits each)");
+    return;
+}
 if (args.FirstOrDefault() == "insitu-data")
 {
     var pngs = args.Length > 5 ? args[5] : Path.Combine(Bench.FindRepo(), "..", "shared", "data", "mnist-10k");
