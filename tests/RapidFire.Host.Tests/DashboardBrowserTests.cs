@@ -237,6 +237,9 @@ public sealed class DashboardBrowserTests : IDisposable
         await Expect(clone).ToContainTextAsync("64");
         await Expect(page.GetByTestId("ic-log").Locator("tbody tr")).ToHaveCountAsync(2);
         await Expect(page.GetByTestId("ic-log")).ToContainTextAsync("optimizer.args.lr=0.002");
+        // the runs table gains a parent column once a run has one: the clone's, from the IC log
+        await Expect(page.GetByTestId("run-parent-3")).ToHaveTextAsync("2");
+        await Expect(page.GetByTestId("run-parent-1")).ToHaveTextAsync("");
 
         // The clone trains and gets its own line; then the page as a person sees it.
         await WaitFor(page, "() => window.rapidfire.charts.train.plot?.series.length === 4 && (window.rapidfire.state.metrics.get(3)?.train.size ?? 0) > 0");

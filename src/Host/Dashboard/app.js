@@ -209,7 +209,7 @@
     },
     minibatch(p) { addMinibatch(p.run_id, p); dirty('charts'); },
     epoch(p) { addEpoch(p.run_id, p); dirty('charts'); },
-    ic(e) { state.icLog.set(e.op_id, e); dirty('ic'); },
+    ic(e) { state.icLog.set(e.op_id, e); dirty('ic'); if (e.new_run_id) dirty('runs'); }, // a clone's parent column
     log(e) {
       state.log.push(e.line);
       if (state.log.length > MAX_LOG) state.log.splice(0, state.log.length - MAX_LOG);
@@ -322,10 +322,28 @@
       { key: 'progress', title: 'progress', sort: progress, text: r => `${r.progress}|${progress(r)}`,
         build: (td, r) => td.append(r.progress, el('span', { className: 'progress' },
           el('span', { style: `width:${Math.round(100 * Math.min(1, progress(r)))}%` }))) },
+      ...(runs.some(r => parentOf(r.run_id)) ? [{ key: 'parent', title: 'parent', sort: r => parentOf(r.run_id)?.run_id ?? null,
+        text: r => parentText(parentOf(r.run_id)), build: (td, r) => {
+          const op = parentOf(r.run_id);
+          td.dataset.testid = `run-parent-${r.run_id}`; td.title = op?.origin ?? ''; td.textContent = parentText(op);
+        } }] : []),
       ...knobColumns(runs).map(k => ({ key: `knob:${k}`, title: knobTitle(k), sort: r => r.knobs[k] ?? null, text: r => knobText(r.knobs[k]) })),
       { key: 'train_loss', title: 'train loss', numeric: true, sort: r => num(r.train_loss), text: r => fmt(r.train_loss) },
       ...validation.map(k => ({ key: `val:${k}`, title: `val ${k}`, numeric: true, sort: r => num(r.validation?.[k]), text: r => fmt(r.validation?.[k]) })),
     ];
+  }
+
+  /** The IC operation that created run `runId` (a clone, by a user or by PBT), from the IC log; null for a run of the group. */
+  function parentOf(runId) {
+    for (const e of state.icLog.values()) if (e.new_run_id === runId && e.status === 'applied') return e;
+    return null;
+  }
+
+  /** A clone's parent as the runs table shows it: `4 (warm, pbt)`. */
+  function parentText(op) {
+    if (!op) return '';
+    const how = [op.operation === 'clone-warm' ? 'warm' : null, op.origin ? op.origin.split(' ')[0] : null].filter(Boolean);
+    return how.length ? `${op.run_id} (${how.join(', ')})` : String(op.run_id);
   }
 
   function compare(a, b) {
