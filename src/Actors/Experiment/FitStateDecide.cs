@@ -175,13 +175,16 @@ public sealed partial record FitState
     {
         var runId = apply.Op.RunId;
         var fit = Queue(new PendingControl(apply.OpId, apply.Op, apply.NewRun));
-        if (apply.Op.Origin is { } origin) fit = fit with { PbtAwaiting = fit.PbtAwaiting.RemoveAll(x => x.Reason == origin) };
-        if (apply.Op.Replaces is { } replaced && !fit.PbtReplaced.Contains(replaced) && fit.Runs.TryGetValue(replaced, out var loser) && !loser.IsEnded)
+        if (apply.Op.Replaces is { } replaced)
         {
-            // the clone that replaces it is accepted: it stops now, at its point, where PBT held it
-            fx.Add(new Fx.TellRun(replaced, new StopRun(PbtSettings.EndedBy)));
-            fx.Add(new Fx.Publish(new RunPruned(replaced, apply.Op.Origin ?? $"pbt: replaced by run {apply.NewRun?.RunId}")));
-            fit = fit with { PbtReplaced = fit.PbtReplaced.Add(replaced) };
+            fit = fit with { PbtAwaiting = fit.PbtAwaiting.RemoveAll(x => x.Replaced == replaced) };
+            if (!fit.PbtReplaced.Contains(replaced) && fit.Runs.TryGetValue(replaced, out var loser) && !loser.IsEnded)
+            {
+                // the clone that replaces it is accepted: it stops now, at its point, where PBT held it
+                fx.Add(new Fx.TellRun(replaced, new StopRun(PbtSettings.EndedBy)));
+                fx.Add(new Fx.Publish(new RunPruned(replaced, apply.Op.Origin ?? "")));
+                fit = fit with { PbtReplaced = fit.PbtReplaced.Add(replaced) };
+            }
         }
         if (!fit.AtBoundary(runId))
         {
@@ -321,10 +324,10 @@ public sealed partial record FitState
     /// <summary>The experiment refused a clone PBT asked for: its parent goes on, and the refusal is told.</summary>
     private FitState RefusedExploit(ControlOutcome outcome, List<Fx> fx)
     {
-        if (outcome.Op.Origin is not { } origin) return this;
+        if (outcome.Op.Replaces is not { } replaced) return this;
         fx.Add(new Fx.Publish(new RunWarning(outcome.Op.RunId, $"run {outcome.Op.RunId}: the warm clone that PBT asked for was refused, " +
-            $"so run {outcome.Op.Replaces} goes on: {outcome.Message}")));
-        return this with { PbtAwaiting = PbtAwaiting.RemoveAll(x => x.Reason == origin) };
+            $"so run {replaced} goes on: {outcome.Message}")));
+        return this with { PbtAwaiting = PbtAwaiting.RemoveAll(x => x.Replaced == replaced) };
     }
 
     private FitState WorkerJoined(FitInput.Joined joined, List<Fx> fx)

@@ -244,8 +244,10 @@ public sealed class PbtSearch(ConfigTemplate template, PbtSettings pbt) : Config
     /// <summary>The settings as given (a resample's options not filled in).</summary>
     public PbtSettings Given { get; } = pbt ?? throw new ArgumentNullException(nameof(pbt));
 
-    /// <summary>The settings the fit runs with: <see cref="Given"/> with each resample's options taken from the population.</summary>
-    public PbtSettings Settings => Given.ResolvedOver(ExpandValid().ToList());
+    /// <summary>The settings the fit runs with: <see cref="Given"/> with each resample's options taken from the population (computed once).</summary>
+    public PbtSettings Settings => settings ??= Given.ResolvedOver(ExpandValid().ToList());
+
+    private PbtSettings? settings;
 
     /// <inheritdoc />
     public override PbtSettings? Pbt => Settings;
